@@ -1,0 +1,1 @@
+"""clipcite assistant layer."""

@@ -1,0 +1,323 @@
+"""The ingestion job: many files, incremental, isolated, with progress and a summary.
+
+Extraction runs in worker processes: a decoder that crashes or hangs on a hostile file takes
+down only its worker, which is replaced, and the file is reported as failed. Only this process
+writes to the index, one recording at a time, each as a single visible switch.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import queue as queue_mod
+import time
+from collections import deque
+from collections.abc import Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from ingestion.extract import Extraction, ExtractOptions, Models, extract
+from ingestion.files import content_hash, discover, media_id_for, title_from_path
+from ingestion.media import MediaError
+from ingestion.writer import write_recording
+from retrieval.catalog import FAILED, Recording
+from retrieval.index import Index
+
+INDEXED = "indexed"
+UNCHANGED = "unchanged"
+REMOVED = "removed"
+
+
+@dataclass
+class BatchOptions:
+    extract: ExtractOptions = field(default_factory=ExtractOptions)
+    tags: list[str] | None = None  # None: keep what the catalog has
+    groups: list[str] | None = None
+    workers: int = 1
+    prune: bool = False
+    file_timeout: float | None = None  # None: 120 s plus three times the recording's length
+
+
+@dataclass
+class Outcome:
+    path: str
+    status: str  # indexed | unchanged | failed | removed
+    reason: str = ""
+    media_id: str = ""
+    duration: float | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+class Reporter(Protocol):
+    def batch_started(self, files: Sequence[Path]) -> None: ...
+
+    def file_started(self, path: Path) -> None: ...
+
+    def file_progress(self, path: Path, stage: str, fraction: float) -> None: ...
+
+    def file_finished(self, outcome: Outcome) -> None: ...
+
+
+class SilentReporter:
+    def batch_started(self, files: Sequence[Path]) -> None: ...
+
+    def file_started(self, path: Path) -> None: ...
+
+    def file_progress(self, path: Path, stage: str, fraction: float) -> None: ...
+
+    def file_finished(self, outcome: Outcome) -> None: ...
+
+
+# -- worker process side ---------------------------------------------------------------------
+_models: Models | None = None
+_events: Any = None
+
+
+def _init_worker(options: ExtractOptions, events: Any) -> None:
+    global _models, _events
+    _models, _events = Models(options), events
+
+
+def _work(path: str, title: str) -> Extraction:
+    assert _models is not None
+
+    def progress(stage: str, fraction: float) -> None:
+        _events.put(("progress", path, stage, fraction))
+
+    def probed(duration: float) -> None:
+        _events.put(("duration", path, duration))
+
+    return extract(Path(path), title, _models.options, _models, progress, on_probe=probed)
+
+
+# -- this process ----------------------------------------------------------------------------
+@dataclass
+class _Job:
+    path: Path
+    rec: Recording
+    solo: bool = False  # after a worker crash, run alone so the culprit is known
+    started: float = 0.0
+    duration: float | None = None
+
+
+class _Pool:
+    """A process pool that can be killed and replaced when a worker hangs or dies."""
+
+    def __init__(self, options: ExtractOptions, workers: int) -> None:
+        self._options, self._workers = options, workers
+        self._ctx = multiprocessing.get_context("forkserver")
+        self.events = self._ctx.Queue()
+        self._executor = self._new()
+
+    def _new(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(max_workers=self._workers, mp_context=self._ctx,
+                                   initializer=_init_worker, initargs=(self._options, self.events))
+
+    def submit(self, job: _Job) -> Future:
+        return self._executor.submit(_work, str(job.path), job.rec.title)
+
+    def restart(self) -> None:
+        processes = list(getattr(self._executor, "_processes", {}).values())
+        for proc in processes:
+            if proc.is_alive():
+                proc.kill()
+        self._executor.shutdown(wait=True, cancel_futures=True)
+        self._executor = self._new()
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, MediaError):
+        return str(exc)
+    text = " ".join(str(exc).split())[:200]
+    return f"unexpected error ({type(exc).__name__}: {text})" if text else type(exc).__name__
+
+
+def _stat_job(path: Path, index: Index, options: BatchOptions) -> tuple[_Job | None, Outcome | None]:
+    """Decide what to do with one file: skip it (unchanged), fail it now, or extract it."""
+    media_id = media_id_for(path)
+    existing = index.catalog.get(media_id)
+    title = existing.title if existing else title_from_path(path)
+    try:
+        st = path.stat()
+    except OSError as e:
+        reason = "file not found" if isinstance(e, FileNotFoundError) else f"cannot read: {e.strerror}"
+        index.catalog.record_failure(media_id, str(path), title, reason)
+        return None, Outcome(str(path), FAILED, reason, media_id)
+    if existing and existing.size == st.st_size and existing.mtime == st.st_mtime:
+        return None, _unchanged(index, existing, options)
+    try:
+        digest = content_hash(path)
+    except OSError as e:
+        reason = f"cannot read the file: {e.strerror.lower() if e.strerror else e}"
+        index.catalog.record_failure(media_id, str(path), title, reason, st.st_size, st.st_mtime)
+        return None, Outcome(str(path), FAILED, reason, media_id)
+    if existing and existing.content_hash == digest:
+        index.catalog.touch(media_id, st.st_size, st.st_mtime)
+        return None, _unchanged(index, existing, options)
+    rec = Recording(
+        media_id=media_id, path=str(path), title=title, status="pending", size=st.st_size,
+        mtime=st.st_mtime, content_hash=digest,
+        tags=options.tags if options.tags is not None else (existing.tags if existing else []),
+        groups=(options.groups if options.groups is not None
+                else (existing.groups if existing else [])),
+        recorded_at=st.st_mtime,
+    )
+    return _Job(path=path, rec=rec), None
+
+
+def _unchanged(index: Index, rec: Recording, options: BatchOptions) -> Outcome:
+    tags = options.tags if options.tags is not None else rec.tags
+    groups = options.groups if options.groups is not None else rec.groups
+    if (tags, groups) != (rec.tags, rec.groups):
+        index.set_access(rec, tags, groups)
+    reason = f"failed before: {rec.error}" if rec.status == FAILED and rec.error else ""
+    return Outcome(rec.path, UNCHANGED, reason, rec.media_id, rec.duration, rec.counts)
+
+
+def _finish(index: Index, job: _Job, extraction: Extraction) -> Outcome:
+    rec = job.rec
+    rec.duration = extraction.duration
+    if extraction.title_tag:
+        rec.title = extraction.title_tag
+    if extraction.created_at:
+        rec.recorded_at = extraction.created_at
+    write_recording(index, rec, extraction)
+    return Outcome(rec.path, INDEXED, "; ".join(extraction.notes), rec.media_id,
+                   extraction.duration, rec.counts, time.monotonic() - job.started)
+
+
+def _fail(index: Index, job: _Job, reason: str) -> Outcome:
+    rec = job.rec
+    index.catalog.record_failure(rec.media_id, rec.path, rec.title, reason, rec.size, rec.mtime,
+                                 rec.content_hash)
+    return Outcome(rec.path, FAILED, reason, rec.media_id, job.duration,
+                   seconds=time.monotonic() - job.started)
+
+
+def _time_limit(job: _Job, options: BatchOptions) -> float:
+    if options.file_timeout is not None:
+        return options.file_timeout
+    return 120.0 + 3.0 * (job.duration or 600.0)
+
+
+def run_batch(paths: Sequence[Path], index: Index, options: BatchOptions,
+              reporter: Reporter | None = None) -> list[Outcome]:
+    """Ingest files and folders; returns one outcome per file (and per pruned recording)."""
+    reporter = reporter or SilentReporter()
+    index.collect_garbage()  # segments left by a writer that was killed
+    files, missing = discover([Path(p) for p in paths])
+    outcomes: list[Outcome] = [Outcome(str(p), FAILED, "file or folder not found") for p in missing]
+    reporter.batch_started(files)
+    todo: deque[_Job] = deque()
+    for path in files:
+        job, outcome = _stat_job(path, index, options)
+        if outcome is not None:
+            reporter.file_started(path)
+            reporter.file_finished(outcome)
+            outcomes.append(outcome)
+        elif job is not None:
+            todo.append(job)
+    if todo:
+        outcomes.extend(_extract_all(todo, index, options, reporter))
+    if options.prune:
+        outcomes.extend(prune(index))
+    return outcomes
+
+
+def _extract_all(todo: deque[_Job], index: Index, options: BatchOptions,
+                 reporter: Reporter) -> list[Outcome]:
+    outcomes: list[Outcome] = []
+    workers = max(1, options.workers)
+    pool = _Pool(options.extract, workers)
+    inflight: dict[Future, _Job] = {}
+    by_path: dict[str, _Job] = {}
+
+    def done(job: _Job, outcome: Outcome) -> None:
+        by_path.pop(str(job.path), None)
+        outcomes.append(outcome)
+        reporter.file_finished(outcome)
+
+    try:
+        while todo or inflight:
+            while todo and len(inflight) < workers:
+                if todo[0].solo and inflight:
+                    break
+                job = todo.popleft()
+                job.started = time.monotonic()
+                by_path[str(job.path)] = job
+                reporter.file_started(job.path)
+                inflight[pool.submit(job)] = job
+                if job.solo:
+                    break
+            finished, _ = wait(list(inflight), timeout=0.2, return_when=FIRST_COMPLETED)
+            _drain(pool.events, by_path, reporter)
+            crashed = False
+            running = len(inflight)
+            for fut in finished:
+                job = inflight.pop(fut)
+                exc = fut.exception()
+                if exc is None:
+                    try:
+                        done(job, _finish(index, job, fut.result()))
+                    except Exception as e:  # noqa: BLE001 - the batch must go on
+                        done(job, _fail(index, job, f"could not write to the index: {_reason(e)}"))
+                elif isinstance(exc, BrokenProcessPool):
+                    crashed = True
+                    if job.solo or running == 1:
+                        done(job, _fail(index, job, "the media decoder crashed on this file"))
+                    else:
+                        job.solo = True
+                        todo.appendleft(job)
+                else:
+                    done(job, _fail(index, job, _reason(exc)))
+            now = time.monotonic()
+            late = [f for f, j in inflight.items() if now - j.started > _time_limit(j, options)]
+            if crashed or late:
+                for fut, job in list(inflight.items()):
+                    if fut in late:
+                        limit = _time_limit(job, options)
+                        done(job, _fail(index, job, f"gave up after {limit:.0f} s (file too slow "
+                                                    "to decode, or damaged)"))
+                    else:
+                        job.solo = job.solo or crashed  # the culprit is among them: one at a time
+                        todo.appendleft(job)  # not known to be its fault: run it again
+                inflight.clear()
+                pool.restart()
+    finally:
+        pool.close()
+    return outcomes
+
+
+def _drain(events: Any, by_path: dict[str, _Job], reporter: Reporter) -> None:
+    while True:
+        try:
+            event = events.get_nowait()
+        except (queue_mod.Empty, OSError, EOFError):
+            return
+        job = by_path.get(event[1])
+        if job is None:
+            continue
+        if event[0] == "duration":
+            job.duration = event[2]
+        else:
+            reporter.file_progress(job.path, event[2], event[3])
+
+
+def prune(index: Index) -> list[Outcome]:
+    """Forget recordings whose files are gone."""
+    outcomes = []
+    for rec in index.catalog.all():
+        if not os.path.exists(rec.path):
+            gen = index.catalog.remove(rec.media_id)
+            if gen:
+                index.delete_generation(gen)
+                index.catalog.forget_garbage(gen)
+            outcomes.append(Outcome(rec.path, REMOVED, "file is gone", rec.media_id))
+    return outcomes

@@ -1,0 +1,200 @@
+"""Everything done to one recording before it is written: decode, look, listen, embed.
+
+This runs in a worker process. It reads the file and returns plain data (segments and their
+vectors); it never touches the index, so a crash here cannot damage what is already indexed.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ingestion.asr import AsrOptions, Transcriber, load_transcriber
+from ingestion.media import SAMPLE_RATE, MediaError, decode_audio, probe, sample_frames
+from ingestion.ocr import read_text, tesseract_version
+from ingestion.segments import segment_words
+from ingestion.visual import VisualResult, extract_keyframes
+from retrieval.clip import ClipEncoder, load_clip
+from retrieval.encoders import TextEncoder, load_text_encoder
+from retrieval.schema import FRAMES, SLIDES, TRANSCRIPT, Segment
+
+MIN_DURATION = 0.5  # seconds; shorter clips hold no word Whisper can read
+
+# Share of a file's work per stage, for one progress bar per file.
+_WEIGHTS = {"decode": 0.05, "visual": 0.25, "speech": 0.6, "embed": 0.1}
+
+Progress = Callable[[str, float], None]  # (stage, fraction of the whole file done)
+
+
+@dataclass
+class ExtractOptions:
+    asr: AsrOptions = field(default_factory=AsrOptions)
+    language: str | None = "en"
+    text_model: str = "multilingual-e5-small"
+    clip_model: str = "ViT-B-32"
+    clip_weights: str | None = None
+    ocr: bool = True
+    ocr_lang: str = "eng"
+    frame_interval: float = 2.0
+    threads: int = 0
+    cache_dir: Path = Path(".cache")
+
+
+@dataclass
+class Extraction:
+    duration: float
+    title_tag: str | None
+    created_at: float | None
+    segments: dict[str, list[Segment]]
+    vectors: dict[str, np.ndarray]
+    models: dict[str, str]
+    notes: list[str]
+    timings: dict[str, float]
+
+
+class Models:
+    """Models loaded once per worker process and reused for every file it handles."""
+
+    def __init__(self, options: ExtractOptions) -> None:
+        self.options = options
+        self._transcriber: Transcriber | None = None
+        self._text: TextEncoder | None = None
+        self._clip: ClipEncoder | None | bool = False  # False: not tried yet
+
+    @property
+    def transcriber(self) -> Transcriber:
+        if self._transcriber is None:
+            self._transcriber = load_transcriber(self.options.asr, self.options.cache_dir)
+        return self._transcriber
+
+    @property
+    def text(self) -> TextEncoder:
+        if self._text is None:
+            self._text = load_text_encoder(self.options.text_model, self.options.threads or None)
+        return self._text
+
+    @property
+    def clip(self) -> ClipEncoder | None:
+        if self._clip is False:
+            self._clip = load_clip(self.options.clip_model, self.options.clip_weights,
+                                   self.options.threads)
+        return self._clip  # type: ignore[return-value]
+
+
+def _vocabulary_hint(title: str, slides: list[Segment], limit: int = 200) -> str:
+    """Words the recording shows, as a prompt: Whisper then spells rare terms right."""
+    words: list[str] = []
+    seen: set[str] = set()
+    for seg in slides:
+        for w in re.findall(r"[A-Za-z][A-Za-z0-9'\-]{3,}", seg.text):
+            if w.lower() not in seen:
+                seen.add(w.lower())
+                words.append(w)
+    hint = title.strip()
+    if words:
+        hint = f"{hint}. {', '.join(words)}" if hint else ", ".join(words)
+    return hint[:limit]
+
+
+def extract(path: Path, title: str, options: ExtractOptions, models: Models,
+            progress: Progress | None = None,
+            on_probe: Callable[[float], None] | None = None) -> Extraction:
+    """Read one recording into segments and vectors. Raises MediaError with a plain reason."""
+    report = progress or (lambda stage, fraction: None)
+    timings: dict[str, float] = {}
+    notes: list[str] = []
+    t0 = time.perf_counter()
+    info = probe(path)
+    if on_probe is not None:
+        on_probe(info.duration)
+    if info.duration and info.duration < MIN_DURATION:
+        raise MediaError(f"too short to index ({info.duration:.2f} s)")
+
+    visual = VisualResult()
+    done = 0.0
+    if info.has_video:
+        visual, timings["visual"] = _look(path, info.duration, options, models, report)
+        done += _WEIGHTS["visual"]
+    slides = visual.slide_segments()
+
+    words = []
+    if info.has_audio:
+        t = time.perf_counter()
+        audio, warning = decode_audio(path)
+        timings["decode"] = time.perf_counter() - t
+        if warning:
+            notes.append(warning)
+        done += _WEIGHTS["decode"]
+        report("decode", done)
+        duration = len(audio) / SAMPLE_RATE
+        if duration < MIN_DURATION and not slides:
+            raise MediaError(f"too short to index ({duration:.2f} s of sound)")
+        t = time.perf_counter()
+        base = done
+
+        def on_speech(seconds: float) -> None:
+            report("speech", base + _WEIGHTS["speech"] * min(1.0, seconds / max(duration, 1e-6)))
+
+        transcript = models.transcriber.transcribe(
+            audio, language=options.language, initial_prompt=_vocabulary_hint(title, slides),
+            on_progress=on_speech)
+        words = transcript.words
+        timings["speech"] = time.perf_counter() - t
+        done += _WEIGHTS["speech"]
+        report("speech", done)
+    else:
+        notes.append("no audio track: only on-screen content indexed")
+
+    segments = {TRANSCRIPT: segment_words(words), SLIDES: slides}
+    if not segments[TRANSCRIPT] and not slides and not visual.frame_segments():
+        if info.has_audio:
+            raise MediaError("no speech or on-screen text found (silence or music only)")
+        raise MediaError("no audio track and no on-screen text found")
+    if info.has_audio and not segments[TRANSCRIPT]:
+        notes.append("no speech found")
+
+    t = time.perf_counter()
+    vectors = {m: models.text.embed_passages([s.text for s in segs])
+               for m, segs in segments.items()}
+    frame_pairs = visual.frame_segments()
+    segments[FRAMES] = [seg for seg, _ in frame_pairs]
+    vectors[FRAMES] = np.asarray([vec for _, vec in frame_pairs], dtype=np.float32)
+    timings["embed"] = time.perf_counter() - t
+    report("embed", 1.0)
+    timings["total"] = time.perf_counter() - t0
+
+    model_names = {TRANSCRIPT: models.text.name, SLIDES: models.text.name}
+    if info.has_audio:
+        model_names["speech"] = models.transcriber.name
+    if info.has_video and options.ocr:
+        model_names["ocr"] = f"tesseract {tesseract_version()}"
+    if frame_pairs and models.clip is not None:
+        model_names[FRAMES] = models.clip.name
+    return Extraction(duration=info.duration, title_tag=info.title, created_at=info.created_at,
+                      segments=segments, vectors=vectors, models=model_names, notes=notes,
+                      timings=timings)
+
+
+def _look(path: Path, duration: float, options: ExtractOptions, models: Models,
+          report: Progress) -> tuple[VisualResult, float]:
+    t = time.perf_counter()
+
+    def on_time(seconds: float) -> None:
+        report("visual", _WEIGHTS["visual"] * min(1.0, seconds / max(duration, 1e-6)))
+
+    ocr = None
+    if options.ocr:
+        tesseract_version()  # fail with the install hint before decoding anything
+        lang = options.ocr_lang
+        ocr = lambda image: read_text(image, lang=lang)  # noqa: E731
+    clip = models.clip
+    result = extract_keyframes(
+        sample_frames(path, interval=options.frame_interval, on_time=on_time),
+        duration=duration, read_text=ocr,
+        embed_images=clip.embed_images if clip is not None else None)
+    return result, time.perf_counter() - t

@@ -1,0 +1,171 @@
+"""Reading recordings through PyAV (bundled FFmpeg libraries; no ffmpeg binary needed)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+from PIL import Image
+
+SAMPLE_RATE = 16000
+MEDIA_EXTENSIONS = frozenset({
+    ".mp4", ".mkv", ".webm", ".mov", ".avi", ".mp3", ".wav", ".m4a", ".flac", ".ogg",
+})
+
+
+class MediaError(Exception):
+    """A recording that cannot be read; the message is a one-line reason for people."""
+
+
+@dataclass
+class MediaInfo:
+    path: Path
+    duration: float
+    has_audio: bool
+    has_video: bool
+    width: int = 0
+    height: int = 0
+    fps: float = 0.0
+    title: str | None = None
+    created_at: float | None = None
+
+
+def _open(path: Path) -> av.container.InputContainer:
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise MediaError("file not found") from None
+    except PermissionError:
+        raise MediaError("cannot read the file: permission denied") from None
+    if size == 0:
+        raise MediaError("empty file (0 bytes)")
+    if not os.access(path, os.R_OK):
+        raise MediaError("cannot read the file: permission denied")
+    try:
+        return av.open(str(path), mode="r", metadata_errors="ignore")
+    except PermissionError:
+        raise MediaError("cannot read the file: permission denied") from None
+    except av.error.InvalidDataError:
+        raise MediaError("not a readable audio or video file (unknown or corrupt format)") from None
+    except av.error.FFmpegError as e:
+        raise MediaError(f"cannot open as media: {_ffmpeg_reason(e)}") from None
+
+
+def _ffmpeg_reason(e: Exception) -> str:
+    text = getattr(e, "strerror", None) or str(e)
+    return " ".join(str(text).split())[:200]
+
+
+def _parse_creation_time(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        when = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.timezone.utc)
+    return when.timestamp()
+
+
+def probe(path: Path) -> MediaInfo:
+    """Duration, streams and container tags. Raises MediaError with a readable reason."""
+    with _open(path) as container:
+        audio = container.streams.audio[0] if container.streams.audio else None
+        video = next((s for s in container.streams.video
+                      if not (s.disposition & av.stream.Disposition.attached_pic)), None)
+        if audio is None and video is None:
+            raise MediaError("no audio or video stream in the file")
+        duration = _duration(container, audio, video)
+        meta = {k.lower(): v for k, v in (container.metadata or {}).items()}
+        info = MediaInfo(
+            path=path, duration=duration, has_audio=audio is not None,
+            has_video=video is not None, title=(meta.get("title") or "").strip() or None,
+            created_at=_parse_creation_time(meta.get("creation_time")),
+        )
+        if video is not None:
+            info.width = video.codec_context.width or 0
+            info.height = video.codec_context.height or 0
+            rate = video.average_rate or video.guessed_rate
+            info.fps = float(rate) if rate else 0.0
+        return info
+
+
+def _duration(container, audio, video) -> float:
+    if container.duration is not None and container.duration > 0:
+        return container.duration / av.time_base
+    best = 0.0
+    for stream in (audio, video):
+        if stream is not None and stream.duration and stream.time_base:
+            best = max(best, float(stream.duration * stream.time_base))
+    return best
+
+
+def decode_audio(path: Path, sample_rate: int = SAMPLE_RATE) -> tuple[np.ndarray, str | None]:
+    """The first audio track as mono float32 at `sample_rate`.
+
+    Returns (samples, warning). A stream that breaks part-way (a truncated file) keeps what
+    decoded before the break and says so in the warning, so that half a recording is still
+    searchable rather than lost.
+    """
+    chunks: list[np.ndarray] = []
+    warning = None
+    with _open(path) as container:
+        if not container.streams.audio:
+            raise MediaError("no audio track")
+        stream = container.streams.audio[0]
+        stream.thread_type = "AUTO"
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+        try:
+            for frame in container.decode(stream):
+                for out in resampler.resample(frame):
+                    chunks.append(out.to_ndarray().reshape(-1))
+            for out in resampler.resample(None):
+                chunks.append(out.to_ndarray().reshape(-1))
+        except av.error.FFmpegError as e:
+            if not chunks:
+                raise MediaError(f"audio cannot be decoded: {_ffmpeg_reason(e)}") from None
+            done = sum(len(c) for c in chunks) / sample_rate
+            warning = f"audio decoding stopped at {done:.1f} s (file damaged or truncated)"
+    if not chunks:
+        return np.zeros(0, dtype=np.float32), warning
+    return np.concatenate(chunks).astype(np.float32, copy=False), warning
+
+
+def sample_frames(path: Path, interval: float = 2.0, max_width: int = 1280,
+                  on_time: Callable[[float], None] | None = None,
+                  ) -> Iterator[tuple[float, Image.Image]]:
+    """Yield (time, RGB image) about every `interval` seconds of the first video stream.
+
+    Every frame is decoded (seeking costs about as much with sparse keyframes), but only the
+    sampled ones are converted to images, which is where the time would go.
+    """
+    with _open(path) as container:
+        video = next((s for s in container.streams.video
+                      if not (s.disposition & av.stream.Disposition.attached_pic)), None)
+        if video is None:
+            return
+        video.thread_type = "AUTO"
+        next_t = 0.0
+        try:
+            for frame in container.decode(video):
+                if frame.time is None:
+                    continue
+                t = float(frame.time)
+                if t + 1e-6 < next_t:
+                    continue
+                next_t = t + interval
+                width = min(frame.width, max_width)
+                height = int(round(frame.height * width / frame.width / 2)) * 2
+                image = frame.to_image(width=width, height=max(height, 2))
+                if on_time is not None:
+                    on_time(t)
+                yield t, image
+        except av.error.FFmpegError:
+            # A damaged tail: keep the frames already yielded (decode_audio reports the damage).
+            return

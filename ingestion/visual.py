@@ -1,0 +1,98 @@
+"""Keyframes, slide text and frame embeddings from a video stream.
+
+Frames are sampled every couple of seconds; a frame becomes a keyframe only when its
+perceptual hash moves away from the last keyframe's, so a slide shown for five minutes is read
+once. Each keyframe is handled as it arrives (OCR, CLIP) and its picture dropped, so memory
+stays flat however long the video is.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import imagehash
+from PIL import Image
+
+from retrieval.schema import FRAMES, SLIDES, Segment
+
+# Hamming distance between 64-bit perceptual hashes that counts as a new picture. Slide
+# changes move 15-30 bits; compression noise and a moving cursor move 0-4.
+HASH_THRESHOLD = 8
+SAME_TEXT_RATIO = 0.9
+
+
+@dataclass
+class Keyframe:
+    start: float
+    end: float
+    text: str
+    embedding: list[float] | None = None
+
+
+@dataclass
+class VisualResult:
+    keyframes: list[Keyframe] = field(default_factory=list)
+    frames_sampled: int = 0
+
+    def slide_segments(self) -> list[Segment]:
+        """One segment per distinct slide text, valid until the text changes."""
+        out: list[Segment] = []
+        for kf in self.keyframes:
+            if not kf.text:
+                continue
+            if out and out[-1].end >= kf.start - 1e-6 and _same_text(out[-1].text, kf.text):
+                out[-1].end = kf.end
+                continue
+            out.append(Segment(modality=SLIDES, start=kf.start, end=kf.end, text=kf.text))
+        return out
+
+    def frame_segments(self) -> list[tuple[Segment, list[float]]]:
+        return [(Segment(modality=FRAMES, start=kf.start, end=kf.end, text=kf.text),
+                 kf.embedding) for kf in self.keyframes if kf.embedding is not None]
+
+
+def _same_text(a: str, b: str) -> bool:
+    return a == b or difflib.SequenceMatcher(None, a, b, autojunk=False).ratio() >= SAME_TEXT_RATIO
+
+
+def extract_keyframes(
+    frames: Iterable[tuple[float, Image.Image]],
+    duration: float,
+    read_text: Callable[[Image.Image], str] | None,
+    embed_images: Callable[[list[Image.Image]], list[list[float]]] | None,
+    threshold: int = HASH_THRESHOLD,
+    embed_batch: int = 8,
+) -> VisualResult:
+    """Walk sampled frames, keep the ones that change, and read and embed each of them."""
+    result = VisualResult()
+    last_hash: imagehash.ImageHash | None = None
+    pending: list[tuple[Keyframe, Image.Image]] = []
+
+    def embed_pending() -> None:
+        if embed_images is not None and pending:
+            vectors = embed_images([img for _, img in pending])
+            for (kf, _), vec in zip(pending, vectors):
+                kf.embedding = vec
+        pending.clear()
+
+    for t, image in frames:
+        result.frames_sampled += 1
+        h = imagehash.phash(image)
+        if last_hash is not None and h - last_hash < threshold:
+            continue
+        last_hash = h
+        if result.keyframes:
+            result.keyframes[-1].end = t
+        text = read_text(image) if read_text is not None else ""
+        kf = Keyframe(start=t, end=duration, text=text)
+        result.keyframes.append(kf)
+        if embed_images is not None:
+            pending.append((kf, image.copy()))
+            if len(pending) >= embed_batch:
+                embed_pending()
+    embed_pending()
+    if result.keyframes:
+        result.keyframes[-1].end = max(duration, result.keyframes[-1].start)
+    return result

@@ -1,0 +1,49 @@
+"""Writing one extracted recording into the index so that search never sees a half state."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from ingestion.extract import Extraction
+from retrieval.catalog import Recording
+from retrieval.index import Index
+from retrieval.schema import FRAMES, RecordingInfo, segment_id, segment_metadata
+
+
+def write_recording(index: Index, rec: Recording, extraction: Extraction) -> Recording:
+    """Add the new generation's segments, then switch the catalog to it in one transaction.
+
+    Until the switch, search filters the new segments out (their gen is not visible); after
+    it, the old generation is invisible and deleted. A crash in between leaves garbage that the
+    next run collects, never a mix.
+    """
+    for modality, name in extraction.models.items():
+        if modality in extraction.segments and extraction.segments[modality]:
+            index.check_encoder(modality, name)
+    gen = uuid.uuid4().hex[:12]
+    index.catalog.begin_generation(gen)
+    info = RecordingInfo(media_id=rec.media_id, path=rec.path, title=rec.title,
+                         recorded_at=rec.recorded_at or 0.0, tags=rec.tags, groups=rec.groups)
+    counts: dict[str, int] = {}
+    for modality, segments in extraction.segments.items():
+        counts[modality] = len(segments)
+        if not segments:
+            continue
+        index.add(
+            modality,
+            ids=[segment_id(rec.media_id, gen, modality, i) for i in range(len(segments))],
+            embeddings=extraction.vectors[modality],
+            documents=[s.text for s in segments],
+            metadatas=[segment_metadata(info, s, gen) for s in segments],
+        )
+    rec.gen = gen
+    rec.counts = counts
+    rec.models = {k: v for k, v in extraction.models.items()
+                  if k != FRAMES or counts.get(FRAMES)}
+    rec.ingested_at = time.time()
+    retired = index.catalog.commit_generation(rec)
+    if retired:
+        index.delete_generation(retired)
+        index.catalog.forget_garbage(retired)
+    return rec

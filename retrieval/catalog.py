@@ -1,0 +1,231 @@
+"""The catalog of recordings: one SQLite file beside the Chroma index.
+
+The catalog is the source of truth for what search may see. Each recording points at one
+*generation* (`gen`) of segments; segments of any other generation are invisible to search,
+whatever state Chroma is in. A write therefore goes: note the new gen as garbage-if-I-die,
+write its segments, then switch the recording to it in one transaction. A crash at any point
+leaves either the old generation or the new one visible, never a mix.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+INDEXED = "indexed"
+FAILED = "failed"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS recordings (
+    media_id     TEXT PRIMARY KEY,
+    path         TEXT NOT NULL UNIQUE,
+    title        TEXT NOT NULL,
+    size         INTEGER,
+    mtime        REAL,
+    content_hash TEXT,
+    duration     REAL,
+    recorded_at  REAL,
+    tags         TEXT NOT NULL DEFAULT '[]',
+    groups_      TEXT NOT NULL DEFAULT '[]',
+    status       TEXT NOT NULL,
+    error        TEXT,
+    gen          TEXT,
+    models       TEXT NOT NULL DEFAULT '{}',
+    counts       TEXT NOT NULL DEFAULT '{}',
+    ingested_at  REAL
+);
+CREATE TABLE IF NOT EXISTS garbage (
+    gen        TEXT PRIMARY KEY,
+    pid        INTEGER NOT NULL,
+    retired    INTEGER NOT NULL,  -- 1: replaced or removed; 0: being written by pid
+    created_at REAL NOT NULL
+);
+"""
+
+
+@dataclass
+class Recording:
+    media_id: str
+    path: str
+    title: str
+    status: str
+    size: int | None = None
+    mtime: float | None = None
+    content_hash: str | None = None
+    duration: float | None = None
+    recorded_at: float | None = None
+    tags: list[str] = field(default_factory=list)
+    groups: list[str] = field(default_factory=list)
+    error: str | None = None
+    gen: str | None = None
+    models: dict[str, str] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    ingested_at: float | None = None
+
+    @property
+    def searchable(self) -> bool:
+        return self.gen is not None
+
+    def visible_to(self, groups: frozenset[str] | None) -> bool:
+        """None means an unrestricted caller; a recording with no groups is visible to all."""
+        if groups is None or not self.groups:
+            return True
+        return bool(groups.intersection(self.groups))
+
+
+def _row_to_recording(row: sqlite3.Row) -> Recording:
+    return Recording(
+        media_id=row["media_id"], path=row["path"], title=row["title"], status=row["status"],
+        size=row["size"], mtime=row["mtime"], content_hash=row["content_hash"],
+        duration=row["duration"], recorded_at=row["recorded_at"],
+        tags=json.loads(row["tags"]), groups=json.loads(row["groups_"]), error=row["error"],
+        gen=row["gen"], models=json.loads(row["models"]), counts=json.loads(row["counts"]),
+        ingested_at=row["ingested_at"],
+    )
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Catalog:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._db = sqlite3.connect(str(path), timeout=30.0, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # -- reading -------------------------------------------------------------------------
+    def get(self, media_id: str) -> Recording | None:
+        row = self._db.execute("SELECT * FROM recordings WHERE media_id=?", (media_id,)).fetchone()
+        return _row_to_recording(row) if row else None
+
+    def by_path(self, path: str) -> Recording | None:
+        row = self._db.execute("SELECT * FROM recordings WHERE path=?", (path,)).fetchone()
+        return _row_to_recording(row) if row else None
+
+    def all(self) -> list[Recording]:
+        rows = self._db.execute("SELECT * FROM recordings ORDER BY title, path").fetchall()
+        return [_row_to_recording(r) for r in rows]
+
+    def visible(self, groups: frozenset[str] | None = None) -> list[Recording]:
+        """Searchable recordings the caller may see."""
+        return [r for r in self.all() if r.searchable and r.visible_to(groups)]
+
+    # -- writing -------------------------------------------------------------------------
+    def record_failure(self, media_id: str, path: str, title: str, error: str,
+                       size: int | None = None, mtime: float | None = None,
+                       content_hash: str | None = None) -> None:
+        """Note a failed attempt. A recording that was indexed before keeps its segments."""
+        with self._tx() as db:
+            if db.execute("SELECT 1 FROM recordings WHERE media_id=?", (media_id,)).fetchone():
+                db.execute(
+                    "UPDATE recordings SET status=?, error=?, size=?, mtime=?, content_hash=?"
+                    " WHERE media_id=?",
+                    (FAILED, error, size, mtime, content_hash, media_id),
+                )
+            else:
+                db.execute(
+                    "INSERT INTO recordings (media_id, path, title, status, error, size, mtime,"
+                    " content_hash, ingested_at) VALUES (?,?,?,?,?,?,?,?,?)",
+                    (media_id, path, title, FAILED, error, size, mtime, content_hash, time.time()),
+                )
+
+    def touch(self, media_id: str, size: int, mtime: float) -> None:
+        """The file's stat changed but its content did not: remember the new stat."""
+        self._db.execute("UPDATE recordings SET size=?, mtime=? WHERE media_id=?",
+                         (size, mtime, media_id))
+
+    def update_access(self, media_id: str, tags: list[str], groups: list[str]) -> None:
+        self._db.execute("UPDATE recordings SET tags=?, groups_=? WHERE media_id=?",
+                         (json.dumps(tags), json.dumps(groups), media_id))
+
+    def begin_generation(self, gen: str) -> None:
+        """Before writing segments of `gen`: if this process dies, they are garbage."""
+        self._add_garbage(self._db, gen, retired=False)
+
+    def commit_generation(self, rec: Recording) -> str | None:
+        """Make `rec.gen` the visible generation of the recording; returns the retired gen."""
+        assert rec.gen is not None
+        with self._tx() as db:
+            row = db.execute("SELECT gen FROM recordings WHERE media_id=?",
+                             (rec.media_id,)).fetchone()
+            old = row["gen"] if row else None
+            db.execute("DELETE FROM recordings WHERE media_id=? OR path=?",
+                       (rec.media_id, rec.path))
+            db.execute(
+                "INSERT INTO recordings (media_id, path, title, size, mtime, content_hash,"
+                " duration, recorded_at, tags, groups_, status, error, gen, models, counts,"
+                " ingested_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (rec.media_id, rec.path, rec.title, rec.size, rec.mtime, rec.content_hash,
+                 rec.duration, rec.recorded_at, json.dumps(rec.tags), json.dumps(rec.groups),
+                 INDEXED, None, rec.gen, json.dumps(rec.models), json.dumps(rec.counts),
+                 rec.ingested_at or time.time()),
+            )
+            db.execute("DELETE FROM garbage WHERE gen=?", (rec.gen,))
+            if old and old != rec.gen:
+                self._add_garbage(db, old, retired=True)
+        return old if old != rec.gen else None
+
+    def remove(self, media_id: str) -> str | None:
+        """Forget a recording; its generation becomes garbage. Returns that gen."""
+        with self._tx() as db:
+            row = db.execute("SELECT gen FROM recordings WHERE media_id=?",
+                             (media_id,)).fetchone()
+            if row is None:
+                return None
+            db.execute("DELETE FROM recordings WHERE media_id=?", (media_id,))
+            if row["gen"]:
+                self._add_garbage(db, row["gen"], retired=True)
+            return row["gen"]
+
+    @staticmethod
+    def _add_garbage(db: sqlite3.Connection, gen: str, retired: bool) -> None:
+        db.execute("INSERT OR REPLACE INTO garbage (gen, pid, retired, created_at)"
+                   " VALUES (?,?,?,?)", (gen, os.getpid(), int(retired), time.time()))
+
+    def collectable_garbage(self) -> list[str]:
+        """Retired generations, and generations whose writer died before committing them."""
+        rows = self._db.execute("SELECT gen, pid, retired FROM garbage").fetchall()
+        return [r["gen"] for r in rows if r["retired"] or not _pid_alive(r["pid"])]
+
+    def forget_garbage(self, gen: str) -> None:
+        self._db.execute("DELETE FROM garbage WHERE gen=?", (gen,))
+
+    def garbage(self) -> list[str]:
+        return [r["gen"] for r in self._db.execute("SELECT gen FROM garbage").fetchall()]
+
+    def stats(self) -> dict[str, Any]:
+        recs = self.all()
+        return {"recordings": len(recs),
+                "indexed": sum(r.status == INDEXED for r in recs),
+                "failed": sum(r.status == FAILED for r in recs)}

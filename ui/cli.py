@@ -1,0 +1,210 @@
+"""`clipcite`: the command line over the ingestion job and the search tools."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+# Before any model library loads: busy-waiting thread pools collapse on 2 shared cores, and
+# nothing may phone home.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+
+from rich.console import Console  # noqa: E402
+
+from ui.settings import Settings  # noqa: E402
+
+
+def _split_list(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _fmt_time(seconds: float) -> str:
+    seconds = int(round(seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = Settings.load()
+    return settings.with_overrides(
+        index_dir=Path(args.index).expanduser() if getattr(args, "index", None) else None,
+        asr_model=getattr(args, "asr_model", None),
+        asr_backend=getattr(args, "asr_backend", None),
+        language=getattr(args, "language", None),
+        clip_weights=getattr(args, "clip_weights", None),
+        clip_model=getattr(args, "clip_model", None),
+        workers=getattr(args, "workers", None),
+        file_timeout=getattr(args, "file_timeout", None),
+        ocr=False if getattr(args, "no_ocr", False) else None,
+    )
+
+
+def _open_index(settings: Settings):
+    from retrieval.index import Index
+
+    return Index(settings.index_dir)
+
+
+# -- commands ---------------------------------------------------------------------------------
+def cmd_ingest(args: argparse.Namespace, console: Console) -> int:
+    from ingestion.batch import BatchOptions, run_batch
+    from ui.progress import RichReporter, summary_table
+
+    settings = _settings(args)
+    index = _open_index(settings)
+    if not settings.clip_weights:
+        console.print("[dim]CLIP frame search is off: no CLIP weights configured "
+                      "(set clip_weights to a file or a pretrained tag to enable it).[/]")
+    options = BatchOptions(
+        extract=settings.extract_options(), tags=_split_list(args.tags),
+        groups=_split_list(args.groups), workers=settings.workers, prune=args.prune,
+        file_timeout=settings.file_timeout,
+    )
+    started = time.monotonic()
+    with RichReporter(console) as reporter:
+        outcomes = run_batch([Path(p) for p in args.paths], index, options, reporter)
+    console.print(summary_table(outcomes))
+    counts = {s: sum(o.status == s for o in outcomes)
+              for s in ("indexed", "unchanged", "failed", "removed")}
+    console.print(", ".join(f"{n} {s}" for s, n in counts.items() if n) or "nothing to do",
+                  f"in {time.monotonic() - started:.1f} s; index: {settings.index_dir}")
+    return 1 if counts["failed"] and not (counts["indexed"] or counts["unchanged"]) else 0
+
+
+def cmd_status(args: argparse.Namespace, console: Console) -> int:
+    from rich.table import Table
+
+    settings = _settings(args)
+    index = _open_index(settings)
+    recs = index.catalog.all()
+    if args.json:
+        print(json.dumps([{
+            "media_id": r.media_id, "path": r.path, "title": r.title, "status": r.status,
+            "error": r.error, "duration": r.duration, "counts": r.counts, "models": r.models,
+            "tags": r.tags, "groups": r.groups, "content_hash": r.content_hash,
+            "ingested_at": r.ingested_at, "searchable": r.searchable,
+        } for r in recs], indent=2))
+        return 0
+    table = Table(title=f"Recordings in {settings.index_dir}")
+    for col in ("title", "status", "length", "segments", "groups", "file / reason"):
+        table.add_column(col, overflow="fold")
+    for r in recs:
+        segs = ", ".join(f"{n} {m}" for m, n in r.counts.items() if n) or "-"
+        note = r.error if r.status == "failed" else r.path
+        table.add_row(r.title, r.status, _fmt_time(r.duration) if r.duration else "-", segs,
+                      ", ".join(r.groups) or "everyone", note or "")
+    console.print(table)
+    return 0
+
+
+def cmd_search(args: argparse.Namespace, console: Console) -> int:
+    from retrieval.clip import load_clip
+    from retrieval.encoders import load_text_encoder
+    from retrieval.search import Searcher, search
+
+    settings = _settings(args)
+    index = _open_index(settings)
+    searcher = Searcher(index=index, text=load_text_encoder(settings.text_model),
+                        clip=load_clip(settings.clip_model, settings.clip_weights))
+    moments = search(searcher, args.query, k=args.k)
+    if args.json:
+        print(json.dumps({"query": args.query, "results": [m.to_json() for m in moments]},
+                         ensure_ascii=False, indent=2))
+        return 0
+    if not moments:
+        console.print("No matching moments." if index.catalog.visible() else
+                      "The index is empty: add recordings with `clipcite ingest PATH`.")
+        return 0
+    for i, m in enumerate(moments, 1):
+        who = f" · {m.speaker}" if m.speaker else ""
+        console.print(f"[bold]{i}. {m.title}[/] · {_fmt_time(m.start)}–{_fmt_time(m.end)}"
+                      f" [dim]({m.modality}{who}, {m.path})[/]")
+        console.print(f"   {' '.join(m.text.split())[:300]}", markup=False, highlight=False)
+    return 0
+
+
+def cmd_models(args: argparse.Namespace, console: Console) -> int:
+    from ingestion.models import base_path, tiny_en_path
+    from ingestion.ocr import OcrUnavailable, tesseract_version
+    from retrieval.encoders import load_text_encoder
+
+    settings = _settings(args)
+    console.print(f"speech  tiny.en (packaged): {tiny_en_path()}")
+    console.print(f"speech  base (assembled, sha256 checked): {base_path(settings.cache_dir)}")
+    enc = load_text_encoder(settings.text_model)
+    console.print(f"text    {enc.name}: {enc.dim}-d, bundled")
+    try:
+        console.print(f"ocr     tesseract {tesseract_version()}")
+    except OcrUnavailable as e:
+        console.print(f"ocr     [red]{e}[/]")
+    console.print("clip    " + (settings.clip_weights or "off (no weights configured)"))
+    return 0
+
+
+# -- parser -----------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="clipcite", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def with_index(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--index", help="index directory (default: the user data dir)")
+        return p
+
+    p = with_index(sub.add_parser("ingest", help="add recordings (files or folders) to the index"))
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--tags", help="comma-separated tags for these recordings")
+    p.add_argument("--groups", help="comma-separated access groups (default: everyone)")
+    p.add_argument("--workers", type=int, help="files processed in parallel (default 1)")
+    p.add_argument("--prune", action="store_true", help="forget recordings whose files are gone")
+    p.add_argument("--asr-model", help="tiny.en (default), base, a model folder or a hub name")
+    p.add_argument("--asr-backend", choices=["faster-whisper", "openai-whisper"])
+    p.add_argument("--language", help="spoken language code, or 'auto'")
+    p.add_argument("--clip-weights", help="CLIP weights file or pretrained tag (enables frames)")
+    p.add_argument("--clip-model", help="open_clip architecture name or config JSON path")
+    p.add_argument("--no-ocr", action="store_true", help="do not read on-screen text")
+    p.add_argument("--file-timeout", type=float, help="seconds before giving up on one file")
+    p.set_defaults(func=cmd_ingest)
+
+    p = with_index(sub.add_parser("status", help="list recordings in the index"))
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
+
+    p = with_index(sub.add_parser("search", help="find moments that match a question"))
+    p.add_argument("query")
+    p.add_argument("--k", type=int, default=10, help="how many moments (default 10)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("models", help="check and prepare the packaged models")
+    p.set_defaults(func=cmd_models)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    console = Console(stderr=getattr(args, "json", False))
+    try:
+        return int(args.func(args, console) or 0)
+    except KeyboardInterrupt:
+        console.print("[yellow]Stopped. Recordings finished so far are indexed; run again to "
+                      "continue.[/]")
+        return 130
+    except Exception as e:  # noqa: BLE001 - people see a sentence, not a traceback
+        if os.environ.get("CLIPCITE_DEBUG"):
+            raise
+        console.print(f"[red]Error:[/] {e}", markup=True)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

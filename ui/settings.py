@@ -1,0 +1,109 @@
+"""The one settings object, read at the entry points (CLI, web app) and passed down.
+
+Precedence: command-line flags > environment (CLIPCITE_*) > settings file > defaults.
+The settings file is TOML at `$CLIPCITE_CONFIG` or `<user config dir>/clipcite/settings.toml`,
+with the same keys as the fields below (e.g. `asr_model = "base"`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from ingestion.asr import AsrOptions
+from ingestion.extract import ExtractOptions
+
+APP = "clipcite"
+
+
+def _default_index() -> Path:
+    return Path(platformdirs.user_data_dir(APP)) / "index"
+
+
+def _default_cache() -> Path:
+    return Path(platformdirs.user_cache_dir(APP))
+
+
+@dataclass
+class Settings:
+    index_dir: Path = field(default_factory=_default_index)
+    cache_dir: Path = field(default_factory=_default_cache)
+    # Speech: "tiny.en" and "base" ship in packages; a folder or checkpoint path, or a hub name.
+    asr_backend: str = "faster-whisper"
+    asr_model: str = "tiny.en"
+    language: str | None = None  # None: "en" for English-only models, else auto-detect
+    compute_type: str = "int8"
+    beam_size: int = 5
+    text_model: str = "multilingual-e5-small"
+    # CLIP is off until weights are named: a local file, or a pretrained tag (downloads).
+    clip_model: str = "ViT-B-32"
+    clip_weights: str | None = None
+    ocr: bool = True
+    ocr_lang: str = "eng"
+    frame_interval: float = 2.0
+    threads: int = 0  # 0: all cores
+    workers: int = 1
+    file_timeout: float | None = None
+
+    @property
+    def effective_language(self) -> str | None:
+        if self.language:
+            return None if self.language == "auto" else self.language
+        return "en" if self.asr_model.endswith(".en") else None
+
+    def extract_options(self) -> ExtractOptions:
+        return ExtractOptions(
+            asr=AsrOptions(backend=self.asr_backend, model=self.asr_model,
+                           compute_type=self.compute_type, beam_size=self.beam_size,
+                           threads=self.threads),
+            language=self.effective_language, text_model=self.text_model,
+            clip_model=self.clip_model, clip_weights=self.clip_weights, ocr=self.ocr,
+            ocr_lang=self.ocr_lang, frame_interval=self.frame_interval, threads=self.threads,
+            cache_dir=self.cache_dir,
+        )
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        """A copy with the given fields changed; None means "not given" and changes nothing."""
+        given = {k: v for k, v in changes.items() if v is not None}
+        return dataclasses.replace(self, **given)
+
+    @classmethod
+    def load(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        config = Path(env.get("CLIPCITE_CONFIG") or
+                      Path(platformdirs.user_config_dir(APP)) / "settings.toml")
+        if config.is_file():
+            with open(config, "rb") as f:
+                values.update(tomllib.load(f))
+        for f in dataclasses.fields(cls):
+            key = "CLIPCITE_" + f.name.upper().removesuffix("_DIR")
+            if key in env and env[key] != "":
+                values[f.name] = env[key]
+        unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown settings in {config}: {', '.join(sorted(unknown))}")
+        return cls(**{k: _coerce(cls, k, v) for k, v in values.items()})
+
+
+def _coerce(cls: type, name: str, value: Any) -> Any:
+    """Environment values are strings; give each field its declared type."""
+    kind = {f.name: f.type for f in dataclasses.fields(cls)}[name]
+    if not isinstance(value, str):
+        return Path(value) if "Path" in str(kind) else value
+    if "Path" in str(kind):
+        return Path(value).expanduser()
+    if "bool" in str(kind):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    if "float" in str(kind):
+        return float(value)
+    if "int" in str(kind):
+        return int(value)
+    return value
