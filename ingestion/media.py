@@ -51,9 +51,28 @@ def _open(path: Path) -> av.container.InputContainer:
     except PermissionError:
         raise MediaError("cannot read the file: permission denied") from None
     except av.error.InvalidDataError:
+        kind = _sniff(path)
+        if kind:
+            raise MediaError(f"truncated or corrupt {kind} file (its header is there, the rest "
+                             "cannot be read)") from None
         raise MediaError("not a readable audio or video file (unknown or corrupt format)") from None
     except av.error.FFmpegError as e:
         raise MediaError(f"cannot open as media: {_ffmpeg_reason(e)}") from None
+
+
+_MAGIC = (  # (offset, bytes, kind): enough to tell "damaged media" from "not media at all"
+    (4, b"ftyp", "MP4/MOV"), (0, b"\x1aE\xdf\xa3", "MKV/WebM"), (0, b"RIFF", "WAV/AVI"),
+    (0, b"fLaC", "FLAC"), (0, b"OggS", "Ogg"), (0, b"ID3", "MP3"),
+)
+
+
+def _sniff(path: Path) -> str | None:
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError:
+        return None
+    return next((kind for off, magic, kind in _MAGIC if head[off:off + len(magic)] == magic), None)
 
 
 def _ffmpeg_reason(e: Exception) -> str:

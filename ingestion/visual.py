@@ -1,8 +1,7 @@
 """Keyframes, slide text and frame embeddings from a video stream.
 
-Frames are sampled every couple of seconds; a frame becomes a keyframe only when its
-perceptual hash moves away from the last keyframe's, so a slide shown for five minutes is read
-once. Each keyframe is handled as it arrives (OCR, CLIP) and its picture dropped, so memory
+Frames are sampled every couple of seconds; a frame becomes a keyframe only when it looks
+different from the last keyframe, so a slide shown for five minutes is read once. Each keyframe is handled as it arrives (OCR, CLIP) and its picture dropped, so memory
 stays flat however long the video is.
 """
 
@@ -12,14 +11,18 @@ import difflib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-import imagehash
+import numpy as np
 from PIL import Image
 
 from retrieval.schema import FRAMES, SLIDES, Segment
 
-# Hamming distance between 64-bit perceptual hashes that counts as a new picture. Slide
-# changes move 15-30 bits; compression noise and a moving cursor move 0-4.
-HASH_THRESHOLD = 8
+# A new picture: more than CHANGED_FRACTION of a 320x180 grey thumbnail's pixels moved by more
+# than PIXEL_DELTA levels. Perceptual hashes (pHash) missed slides that share a template and
+# differ only in their text; a changed line of text moves 2-4% of the pixels, compression noise
+# none, and a moving mouse pointer under 0.1%.
+THUMB_SIZE = (320, 180)
+PIXEL_DELTA = 32
+CHANGED_FRACTION = 0.005
 SAME_TEXT_RATIO = 0.9
 
 
@@ -57,17 +60,24 @@ def _same_text(a: str, b: str) -> bool:
     return a == b or difflib.SequenceMatcher(None, a, b, autojunk=False).ratio() >= SAME_TEXT_RATIO
 
 
+def thumbnail(image: Image.Image) -> np.ndarray:
+    return np.asarray(image.convert("L").resize(THUMB_SIZE, Image.BILINEAR), dtype=np.int16)
+
+
+def changed(a: np.ndarray, b: np.ndarray, fraction: float = CHANGED_FRACTION) -> bool:
+    return float((np.abs(a - b) > PIXEL_DELTA).mean()) > fraction
+
+
 def extract_keyframes(
     frames: Iterable[tuple[float, Image.Image]],
     duration: float,
     read_text: Callable[[Image.Image], str] | None,
     embed_images: Callable[[list[Image.Image]], list[list[float]]] | None,
-    threshold: int = HASH_THRESHOLD,
     embed_batch: int = 8,
 ) -> VisualResult:
     """Walk sampled frames, keep the ones that change, and read and embed each of them."""
     result = VisualResult()
-    last_hash: imagehash.ImageHash | None = None
+    last: np.ndarray | None = None
     pending: list[tuple[Keyframe, Image.Image]] = []
 
     def embed_pending() -> None:
@@ -79,10 +89,10 @@ def extract_keyframes(
 
     for t, image in frames:
         result.frames_sampled += 1
-        h = imagehash.phash(image)
-        if last_hash is not None and h - last_hash < threshold:
+        thumb = thumbnail(image)
+        if last is not None and not changed(last, thumb):
             continue
-        last_hash = h
+        last = thumb
         if result.keyframes:
             result.keyframes[-1].end = t
         text = read_text(image) if read_text is not None else ""
