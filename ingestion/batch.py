@@ -193,10 +193,15 @@ def _finish(index: Index, job: _Job, extraction: Extraction) -> Outcome:
                    extraction.duration, rec.counts, time.monotonic() - job.started)
 
 
-def _fail(index: Index, job: _Job, reason: str) -> Outcome:
+def _fail(index: Index, job: _Job, reason: str, transient: bool = False) -> Outcome:
+    """Record a failure. A transient one (time limit, crash, write error) forgets the content
+    hash, so the next run tries the file again; a media error is final until the file changes."""
     rec = job.rec
-    index.catalog.record_failure(rec.media_id, rec.path, rec.title, reason, rec.size, rec.mtime,
-                                 rec.content_hash)
+    if transient:
+        index.catalog.record_failure(rec.media_id, rec.path, rec.title, reason)
+    else:
+        index.catalog.record_failure(rec.media_id, rec.path, rec.title, reason, rec.size,
+                                     rec.mtime, rec.content_hash)
     return Outcome(rec.path, FAILED, reason, rec.media_id, job.duration,
                    seconds=time.monotonic() - job.started)
 
@@ -267,16 +272,19 @@ def _extract_all(todo: deque[_Job], index: Index, options: BatchOptions,
                     try:
                         done(job, _finish(index, job, fut.result()))
                     except Exception as e:  # noqa: BLE001 - the batch must go on
-                        done(job, _fail(index, job, f"could not write to the index: {_reason(e)}"))
+                        done(job, _fail(index, job, f"could not write to the index: {_reason(e)}",
+                                        transient=True))
                 elif isinstance(exc, BrokenProcessPool):
                     crashed = True
                     if job.solo or running == 1:
-                        done(job, _fail(index, job, "the media decoder crashed on this file"))
+                        done(job, _fail(index, job, "the media decoder crashed on this file",
+                                        transient=True))
                     else:
                         job.solo = True
                         todo.appendleft(job)
                 else:
-                    done(job, _fail(index, job, _reason(exc)))
+                    done(job, _fail(index, job, _reason(exc),
+                                    transient=not isinstance(exc, MediaError)))
             now = time.monotonic()
             late = [f for f, j in inflight.items() if now - j.started > _time_limit(j, options)]
             if crashed or late:
@@ -284,7 +292,7 @@ def _extract_all(todo: deque[_Job], index: Index, options: BatchOptions,
                     if fut in late:
                         limit = _time_limit(job, options)
                         done(job, _fail(index, job, f"gave up after {limit:.0f} s (file too slow "
-                                                    "to decode, or damaged)"))
+                                                    "to decode, or damaged)", transient=True))
                     else:
                         job.solo = job.solo or crashed  # the culprit is among them: one at a time
                         todo.appendleft(job)  # not known to be its fault: run it again

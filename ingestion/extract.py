@@ -118,7 +118,9 @@ def extract(path: Path, title: str, options: ExtractOptions, models: Models,
     visual = VisualResult()
     done = 0.0
     if info.has_video:
-        visual, timings["visual"] = _look(path, info.duration, options, models, report)
+        visual, seconds = _look(path, info.duration, options, models, report)
+        timings["ocr"], timings["clip"] = visual.ocr_seconds, visual.clip_seconds
+        timings["frames"] = seconds - visual.ocr_seconds - visual.clip_seconds
         done += _WEIGHTS["visual"]
     slides = visual.slide_segments()
 

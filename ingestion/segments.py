@@ -16,6 +16,9 @@ MAX_SECONDS = 30.0
 PAUSE_SECONDS = 0.7
 MIN_WORDS = 3
 MAX_SENTENCES = 4
+# Nobody speaks 10 words a second: a run that fast is Whisper writing text into a sliver of
+# audio (a hallucinated "Thank you." at the end of a clip), not speech.
+MAX_WORDS_PER_SECOND = 10.0
 _SENTENCE_END = (".", "?", "!", "…")
 _CLAUSE_END = (",", ";", ":", "—", "-")
 
@@ -36,6 +39,11 @@ def _to_segment(words: list[Word]) -> Segment:
     text = " ".join(w.text.strip() for w in words if w.text.strip())
     return Segment(modality=TRANSCRIPT, start=words[0].start, end=words[-1].end,
                    text=text, speaker=words[0].speaker)
+
+
+def _implausible(words: list[Word]) -> bool:
+    duration = max(words[-1].end - words[0].start, 1e-3)
+    return len(words) >= 2 and len(words) / duration > MAX_WORDS_PER_SECOND
 
 
 def _best_split(words: list[Word]) -> int:
@@ -59,7 +67,7 @@ def segment_words(words: list[Word], max_seconds: float = MAX_SECONDS,
 
     def flush() -> None:
         nonlocal current, sentences
-        if current:
+        if current and not _implausible(current):
             segments.append(_to_segment(current))
         current, sentences = [], 0
 

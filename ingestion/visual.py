@@ -8,6 +8,7 @@ stays flat however long the video is.
 from __future__ import annotations
 
 import difflib
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -38,6 +39,8 @@ class Keyframe:
 class VisualResult:
     keyframes: list[Keyframe] = field(default_factory=list)
     frames_sampled: int = 0
+    ocr_seconds: float = 0.0
+    clip_seconds: float = 0.0
 
     def slide_segments(self) -> list[Segment]:
         """One segment per distinct slide text, valid until the text changes."""
@@ -82,7 +85,9 @@ def extract_keyframes(
 
     def embed_pending() -> None:
         if embed_images is not None and pending:
+            t0 = time.perf_counter()
             vectors = embed_images([img for _, img in pending])
+            result.clip_seconds += time.perf_counter() - t0
             for (kf, _), vec in zip(pending, vectors):
                 kf.embedding = vec
         pending.clear()
@@ -95,7 +100,9 @@ def extract_keyframes(
         last = thumb
         if result.keyframes:
             result.keyframes[-1].end = t
+        t0 = time.perf_counter()
         text = read_text(image) if read_text is not None else ""
+        result.ocr_seconds += time.perf_counter() - t0
         kf = Keyframe(start=t, end=duration, text=text)
         result.keyframes.append(kf)
         if embed_images is not None:

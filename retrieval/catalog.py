@@ -111,6 +111,11 @@ class Catalog:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
 
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The catalog's database, shared with the keyword index that lives in it."""
+        return self._db
+
     def close(self) -> None:
         self._db.close()
 

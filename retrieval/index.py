@@ -2,7 +2,8 @@
 
 Layout of an index directory:
     chroma/            Chroma PersistentClient data (collections transcript, slides, frames)
-    catalog.sqlite3    recordings, their visible generation, and garbage to collect
+    catalog.sqlite3    recordings, their visible generation, garbage to collect, and the
+                       keyword (FTS5/BM25) index of transcript and slide text
     index.json         which encoders built the collections (searching with others is refused)
 """
 
@@ -17,7 +18,8 @@ from typing import Any
 import numpy as np
 
 from retrieval.catalog import Catalog, Recording
-from retrieval.schema import MODALITIES
+from retrieval.keyword import KeywordIndex
+from retrieval.schema import MODALITIES, TEXT_MODALITIES
 
 CATALOG_FILE = "catalog.sqlite3"
 MANIFEST_FILE = "index.json"
@@ -46,6 +48,7 @@ class Index:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.catalog = Catalog(self.directory / CATALOG_FILE)
+        self.keywords = KeywordIndex(self.catalog.connection)
         self._client = chromadb.PersistentClient(
             path=str(self.directory / "chroma"),
             settings=Settings(anonymized_telemetry=False, allow_reset=False),
@@ -90,10 +93,13 @@ class Index:
             col.add(ids=list(ids[i:i + step]), embeddings=np.asarray(embeddings[i:i + step]),
                     documents=list(documents[i:i + step]),
                     metadatas=list(metadatas[i:i + step]))
+        if modality in TEXT_MODALITIES:
+            self.keywords.add(ids, [m["gen"] for m in metadatas], modality, documents)
 
     def delete_generation(self, gen: str) -> None:
         for modality in MODALITIES:
             self.collection(modality).delete(where={"gen": gen})
+        self.keywords.delete_generation(gen)
 
     def collect_garbage(self) -> int:
         """Delete segments of crashed writers and replaced recordings; returns how many gens."""
@@ -131,6 +137,26 @@ class Index:
         return [Hit(id=i, modality=modality, text=d or "", metadata=m, distance=float(dist))
                 for i, d, m, dist in zip(res["ids"][0], res["documents"][0],
                                          res["metadatas"][0], res["distances"][0])]
+
+    def by_ids(self, modality: str, ids: Sequence[str]) -> dict[str, Hit]:
+        if not ids:
+            return {}
+        res = self.collection(modality).get(ids=list(ids), include=["documents", "metadatas"])
+        return {i: Hit(id=i, modality=modality, text=d or "", metadata=m, distance=0.0)
+                for i, d, m in zip(res["ids"], res["documents"], res["metadatas"])}
+
+    def keyword_query(self, modality: str, query: str, k: int,
+                      gens: Sequence[str]) -> list[Hit]:
+        """BM25 matches among the given generations, best first, as Hits."""
+        scored = self.keywords.search(query, modality, gens, k)
+        found = self.by_ids(modality, [i for i, _ in scored])
+        hits = []
+        for seg_id, score in scored:
+            if seg_id in found:  # a row whose vector write was cut short is skipped
+                hit = found[seg_id]
+                hit.distance = -score
+                hits.append(hit)
+        return hits
 
     def segments(self, modality: str, gens: Sequence[str],
                  where: dict[str, Any] | None = None) -> list[Hit]:

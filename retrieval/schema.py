@@ -83,6 +83,9 @@ class Moment:
     modality: str
     text: str
     speaker: str | None = None
+    # Every hit merged into the moment: {modality, start, end, text, speaker}. Not part of the
+    # search JSON contract; the assistant and UI use it to show slides beside speech.
+    evidence: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         """The stable search-result contract (see README, "Search JSON")."""

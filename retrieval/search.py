@@ -1,22 +1,37 @@
-"""Moment search across the collections.
+"""Hybrid, multi-modal moment search.
 
-Each collection is searched on its own (transcript and slides by text embedding, frames by
-CLIP when enabled); the ranked lists are fused by reciprocal rank fusion, which needs no score
-calibration between collections whose distances mean different things.
+For every phrasing of the question, each text collection is searched twice (BM25 keywords and
+e5 meaning) and frames once (CLIP, when enabled); all ranked lists are fused by reciprocal rank
+fusion (k=60) with per-list weights. The best hits are then merged into *moments*: hits of one
+recording that touch or overlap become one short stretch, carrying the best evidence of each
+modality. Merging is limited to the top of the list and to short spans: merging far down a
+dense ranking, or letting a slide that stays up for minutes absorb speech hits, swells moments
+until they cite nothing (measured: Hit@1 fell from 0.78 to 0.41).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from retrieval.catalog import Recording
 from retrieval.clip import ClipEncoder
 from retrieval.encoders import TextEncoder
+from retrieval.filters import Filters, visible_recordings
 from retrieval.index import Hit, Index
-from retrieval.schema import FRAMES, SLIDES, TRANSCRIPT, Moment
+from retrieval.schema import FRAMES, SLIDES, TEXT_MODALITIES, TRANSCRIPT, Moment
 
 RRF_K = 60
+MAX_MOMENT_SECONDS = 20.0
+TOUCH_SECONDS = 1.0
+# A touching hit extends a moment only when it scores close to the moment's best hit; a weaker
+# neighbour is kept as evidence but does not stretch what the citation points at.
+STRONG_NEIGHBOUR = 0.75
+DEFAULT_WEIGHTS = {
+    (TRANSCRIPT, "dense"): 1.0, (TRANSCRIPT, "keyword"): 1.0,
+    (SLIDES, "dense"): 1.0, (SLIDES, "keyword"): 1.0,
+    (FRAMES, "dense"): 0.5,
+}
 
 
 @dataclass
@@ -27,14 +42,24 @@ class Searcher:
     text: TextEncoder
     clip: ClipEncoder | None = None
 
-    def dense(self, modality: str, query: str, k: int, gens: Sequence[str]) -> list[Hit]:
+    def dense(self, modality: str, query: str, k: int, gens: Sequence[str],
+              where: dict | None = None) -> list[Hit]:
         if modality == FRAMES:
             if self.clip is None:
                 return []
             vector = self.clip.embed_texts([query])[0]
         else:
             vector = self.text.embed_queries([query])[0]
-        return self.index.query(modality, vector, k, gens)
+        return self.index.query(modality, vector, k, gens, where)
+
+    def keyword(self, modality: str, query: str, k: int, gens: Sequence[str],
+                speaker: str | None = None) -> list[Hit]:
+        if modality not in TEXT_MODALITIES:
+            return []
+        hits = self.index.keyword_query(modality, query, k * (4 if speaker else 1), gens)
+        if speaker:
+            hits = [h for h in hits if (h.metadata.get("speaker") or "") == speaker]
+        return hits[:k]
 
 
 def rrf(ranked_lists: Sequence[Sequence[Hit]], k: int = RRF_K,
@@ -51,27 +76,128 @@ def rrf(ranked_lists: Sequence[Sequence[Hit]], k: int = RRF_K,
     return [(first[i], scores[i]) for i in order]
 
 
-def to_moment(hit: Hit, score: float, recordings: dict[str, Recording]) -> Moment:
-    meta = hit.metadata
-    rec = recordings.get(meta["media_id"])
-    return Moment(
-        media_id=meta["media_id"],
-        path=rec.path if rec else meta["path"],
-        title=rec.title if rec else meta["title"],
-        start=float(meta["start"]), end=float(meta["end"]), score=round(score, 6),
-        modality=hit.modality, text=hit.text, speaker=meta.get("speaker") or None,
-    )
+# -- moments ------------------------------------------------------------------------------------
+@dataclass
+class _Draft:
+    media_id: str
+    start: float
+    end: float
+    score: float
+    best: Hit
+    hits: list[Hit] = field(default_factory=list)
+
+    def span(self) -> float:
+        return self.end - self.start
 
 
-def search(searcher: Searcher, query: str, k: int = 10,
-           groups: frozenset[str] | None = None) -> list[Moment]:
-    """The k best moments for a query among the recordings the caller may see."""
-    query = " ".join(query.split())
-    if not query:
+def _span(hit: Hit) -> tuple[float, float]:
+    return float(hit.metadata["start"]), float(hit.metadata["end"])
+
+
+def _absorb(draft: _Draft, hit: Hit, score: float) -> bool:
+    """Join a hit to a moment of the same recording that it touches; False if it is apart."""
+    if hit.metadata["media_id"] != draft.media_id:
+        return False
+    start, end = _span(hit)
+    if start > draft.end + TOUCH_SECONDS or end < draft.start - TOUCH_SECONDS:
+        return False
+    draft.hits.append(hit)
+    if end - start > MAX_MOMENT_SECONDS:
+        return True  # a long span (a slide up for minutes) is evidence, never the extent
+    if draft.span() > MAX_MOMENT_SECONDS:
+        if start >= draft.start and end <= draft.end:
+            draft.start, draft.end = start, end  # a short hit inside a long slide: cite it
+        return True
+    new_start, new_end = min(draft.start, start), max(draft.end, end)
+    if score >= STRONG_NEIGHBOUR * draft.score and new_end - new_start <= MAX_MOMENT_SECONDS:
+        draft.start, draft.end = new_start, new_end
+    return True
+
+
+def _evidence_text(draft: _Draft) -> str:
+    """The primary modality's texts inside the moment, in time order, without repeats."""
+    modality = draft.best.modality
+    inside = [h for h in draft.hits if h.modality == modality
+              and _span(h)[1] > draft.start and _span(h)[0] < draft.end]
+    parts = sorted(inside or [draft.best], key=lambda h: float(h.metadata["start"]))
+    seen: list[str] = []
+    for h in parts:
+        if h.text and h.text not in seen:
+            seen.append(h.text)
+    return " ".join(seen) if modality == TRANSCRIPT else "\n".join(seen)
+
+
+def to_moments(fused: Sequence[tuple[Hit, float]], k: int,
+               recordings: dict[str, Recording]) -> list[Moment]:
+    """Merge the top of a fused list into at most k moments, best first."""
+    drafts: list[_Draft] = []
+    for hit, score in fused[: max(k * 3, 10)]:
+        if any(_absorb(d, hit, score) for d in drafts):
+            continue
+        start, end = _span(hit)
+        drafts.append(_Draft(hit.metadata["media_id"], start, end, score, hit, [hit]))
+        if len(drafts) >= k * 2:
+            break
+    drafts.sort(key=lambda d: d.score, reverse=True)
+    moments = []
+    for d in drafts[:k]:
+        rec = recordings.get(d.media_id)
+        speakers = {h.metadata.get("speaker") for h in d.hits if h.modality == TRANSCRIPT}
+        speakers.discard("")
+        speakers.discard(None)
+        moments.append(Moment(
+            media_id=d.media_id, path=rec.path if rec else d.best.metadata["path"],
+            title=rec.title if rec else d.best.metadata["title"], start=d.start, end=d.end,
+            score=round(d.score, 6), modality=d.best.modality, text=_evidence_text(d),
+            speaker=speakers.pop() if len(speakers) == 1 else None,
+            evidence=[{"modality": h.modality, "start": _span(h)[0], "end": _span(h)[1],
+                       "text": h.text, "speaker": h.metadata.get("speaker") or None}
+                      for h in sorted(d.hits, key=lambda h: _span(h)[0])],
+        ))
+    return moments
+
+
+# -- the search ---------------------------------------------------------------------------------
+def ranked_lists(searcher: Searcher, queries: Sequence[str], modalities: Sequence[str],
+                 depth: int, gens: Sequence[str], speaker: str | None,
+                 methods: Sequence[str] = ("dense", "keyword"),
+                 weights: dict[tuple[str, str], float] | None = None,
+                 ) -> tuple[list[list[Hit]], list[float]]:
+    weights = weights or DEFAULT_WEIGHTS
+    where = {"speaker": speaker} if speaker else None
+    lists: list[list[Hit]] = []
+    list_weights: list[float] = []
+    for query in queries:
+        for modality in modalities:
+            for method in methods:
+                if (modality, method) not in weights:
+                    continue
+                if method == "dense":
+                    hits = searcher.dense(modality, query, depth, gens, where)
+                else:
+                    hits = searcher.keyword(modality, query, depth, gens, speaker)
+                if hits:
+                    lists.append(hits)
+                    list_weights.append(weights[(modality, method)])
+    return lists, list_weights
+
+
+def search(searcher: Searcher, query: str | Sequence[str], k: int = 10,
+           filters: Filters | None = None,
+           modalities: Sequence[str] = (TRANSCRIPT, SLIDES, FRAMES),
+           methods: Sequence[str] = ("dense", "keyword"),
+           weights: dict[tuple[str, str], float] | None = None) -> list[Moment]:
+    """The k best moments for a question (or several phrasings of it) that the caller may see."""
+    queries = [" ".join(q.split()) for q in ([query] if isinstance(query, str) else query)]
+    queries = list(dict.fromkeys(q for q in queries if q))
+    if not queries or k <= 0:
         return []
-    recordings = {r.media_id: r for r in searcher.index.catalog.visible(groups)}
+    filters = filters or Filters()
+    recordings = {r.media_id: r for r in visible_recordings(searcher.index, filters)}
     gens = [r.gen for r in recordings.values() if r.gen]
-    depth = max(k * 3, 20)
-    lists = [searcher.dense(m, query, depth, gens) for m in (TRANSCRIPT, SLIDES, FRAMES)]
-    fused = rrf([hits for hits in lists if hits])
-    return [to_moment(hit, score, recordings) for hit, score in fused[:k]]
+    if not gens:
+        return []
+    depth = max(k * 4, 20)
+    lists, list_weights = ranked_lists(searcher, queries, modalities, depth, gens,
+                                       filters.speaker, methods, weights)
+    return to_moments(rrf(lists, weights=list_weights), k, recordings)

@@ -17,7 +17,7 @@ import pytest
 from ingestion.batch import BatchOptions, run_batch
 from retrieval.encoders import load_text_encoder
 from retrieval.index import Index
-from retrieval.schema import MODALITIES, TRANSCRIPT
+from retrieval.schema import MODALITIES, TEXT_MODALITIES, TRANSCRIPT
 from retrieval.search import Searcher, search
 from tests.conftest import CLI, REPO, copy_media
 
@@ -32,6 +32,9 @@ def consistent(index: Index) -> None:
         assert len(got["ids"]) == len(set(got["ids"]))
         for gen, rec in recs.items():
             assert gens.count(gen) == rec.counts.get(modality, 0), (modality, rec.path)
+    for gen, rec in recs.items():  # the keyword index holds the same text segments
+        assert index.keywords.count(gen) == sum(rec.counts.get(m, 0) for m in TEXT_MODALITIES)
+    assert index.keywords.count() == sum(index.keywords.count(g) for g in recs)
 
 
 @pytest.fixture()
@@ -178,3 +181,29 @@ def test_cli_search_json_contract(library: Path, tmp_path: Path, run_cli):
     status = json.loads(run_cli("status", "--json", "--index", index_dir).stdout)
     assert {s["status"] for s in status} == {"indexed"}
     assert all(s["tags"] == ["calls", "2024"] for s in status)
+
+
+def test_slow_file_is_given_up_and_the_batch_goes_on(library: Path, tmp_path: Path,
+                                                     extract_options):
+    index = Index(tmp_path / "index")
+    opts = BatchOptions(extract=extract_options, file_timeout=0.5)
+    outcomes = {Path(o.path).name: o for o in run_batch([library], index, opts)}
+    assert all(o.status == "failed" and "gave up after" in o.reason for o in outcomes.values())
+    opts = BatchOptions(extract=extract_options)  # a later run with time enough completes
+    assert {o.status for o in run_batch([library], index, opts)} == {"indexed"}
+    consistent(index)
+
+
+def test_two_workers_build_the_same_index_as_one(library: Path, media: Path, tmp_path: Path,
+                                                 extract_options):
+    copy_media(media / "dev00.wav", library)
+    one, two = Index(tmp_path / "one"), Index(tmp_path / "two")
+    run_batch([library], one, BatchOptions(extract=extract_options, workers=1))
+    run_batch([library], two, BatchOptions(extract=extract_options, workers=2))
+
+    def content(index: Index) -> list[tuple]:
+        return sorted((h.metadata["path"], m, round(h.metadata["start"], 2), h.text)
+                      for m in MODALITIES for h in index.segments(m, [r.gen for r in
+                                                                     index.catalog.all()]))
+
+    assert content(one) == content(two) and len(content(one)) > 10

@@ -43,6 +43,13 @@ def test_never_longer_than_max_even_without_punctuation():
     assert sum(len(s.text.split()) for s in segs) == 200  # no word lost or repeated
 
 
+def test_impossibly_fast_runs_are_dropped_as_hallucinations():
+    segs = segment_words(words([(0, .4, " We"), (.4, .8, " agreed"), (.8, 1.2, " today."),
+                                (29.85, 29.86, " Thank"), (29.86, 29.87, " you"),
+                                (29.87, 29.88, " very"), (29.88, 29.89, " much.")]))
+    assert [s.text for s in segs] == ["We agreed today."]
+
+
 def _stm(path: Path) -> list[tuple[float, float, str]]:
     rows = []
     for line in path.read_text().splitlines():

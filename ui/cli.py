@@ -107,22 +107,53 @@ def cmd_status(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
-def cmd_search(args: argparse.Namespace, console: Console) -> int:
+def _parse_date(value: str | None, end_of_day: bool = False) -> float | None:
+    """YYYY-MM-DD (local time) to Unix seconds; `--before 2024-03-31` includes that day."""
+    if not value:
+        return None
+    import datetime as dt
+
+    try:
+        day = dt.datetime.strptime(value, "%Y-%m-%d")
+    except ValueError:
+        raise ValueError(f"dates are written YYYY-MM-DD, not {value!r}") from None
+    return (day + dt.timedelta(days=1 if end_of_day else 0)).timestamp()
+
+
+def search_filters(args: argparse.Namespace):
+    from retrieval.filters import Filters
+
+    groups = _split_list(args.groups)
+    return Filters(
+        groups=frozenset(groups) if groups is not None else None,
+        recordings=tuple(args.recording or ()), title=args.title,
+        after=_parse_date(args.after), before=_parse_date(args.before, end_of_day=True),
+        tags=tuple(_split_list(args.tags) or ()), speaker=args.speaker,
+    )
+
+
+def open_searcher(settings: Settings):
     from retrieval.clip import load_clip
     from retrieval.encoders import load_text_encoder
-    from retrieval.search import Searcher, search
+    from retrieval.search import Searcher
+
+    return Searcher(index=_open_index(settings), text=load_text_encoder(settings.text_model),
+                    clip=load_clip(settings.clip_model, settings.clip_weights))
+
+
+def cmd_search(args: argparse.Namespace, console: Console) -> int:
+    from retrieval.search import search
 
     settings = _settings(args)
-    index = _open_index(settings)
-    searcher = Searcher(index=index, text=load_text_encoder(settings.text_model),
-                        clip=load_clip(settings.clip_model, settings.clip_weights))
-    moments = search(searcher, args.query, k=args.k)
+    searcher = open_searcher(settings)
+    queries = [args.query, *(args.also or [])]
+    moments = search(searcher, queries, k=args.k, filters=search_filters(args))
     if args.json:
         print(json.dumps({"query": args.query, "results": [m.to_json() for m in moments]},
                          ensure_ascii=False, indent=2))
         return 0
     if not moments:
-        console.print("No matching moments." if index.catalog.visible() else
+        console.print("No matching moments." if searcher.index.catalog.visible() else
                       "The index is empty: add recordings with `clipcite ingest PATH`.")
         return 0
     for i, m in enumerate(moments, 1):
@@ -152,6 +183,17 @@ def cmd_models(args: argparse.Namespace, console: Console) -> int:
 
 
 # -- parser -----------------------------------------------------------------------------------
+def add_filter_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--recording", action="append",
+                   help="only this recording (media id, path or title); repeatable")
+    p.add_argument("--title", help="only recordings whose title contains this")
+    p.add_argument("--after", help="recorded on or after YYYY-MM-DD")
+    p.add_argument("--before", help="recorded on or before YYYY-MM-DD")
+    p.add_argument("--tags", help="only recordings with any of these tags (comma-separated)")
+    p.add_argument("--speaker", help="only what this speaker said")
+    p.add_argument("--groups", help="search as a member of these access groups")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="clipcite", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -183,6 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("query")
     p.add_argument("--k", type=int, default=10, help="how many moments (default 10)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--also", action="append", metavar="PHRASING",
+                   help="another phrasing of the same question (fused with the first)")
+    add_filter_arguments(p)
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("models", help="check and prepare the packaged models")

@@ -1,0 +1,1 @@
+"""Evaluation data for clipcite: generated test media with exact ground truth, and query sets."""

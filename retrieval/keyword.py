@@ -1,0 +1,92 @@
+"""Keyword search (BM25) over transcript and slide text, with SQLite FTS5.
+
+FTS5 lives in the catalog's database file: it persists beside the Chroma index, updates
+incrementally as recordings are written and deleted (no rebuild), and ranks with BM25. Rows
+carry their generation, so the same visibility rule as the vector search applies: only the
+generations the catalog points at are ever returned.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Sequence
+
+_SCHEMA = """
+CREATE VIRTUAL TABLE IF NOT EXISTS segment_text USING fts5(
+    text, seg_id UNINDEXED, gen UNINDEXED, modality UNINDEXED,
+    tokenize = "porter unicode61 remove_diacritics 2"
+);
+"""
+
+# Words that carry no topic; dropping them keeps OR-queries from matching every segment.
+STOPWORDS = frozenset("""
+a about above after again all am an and any are as at be because been before being below
+between both but by can could did do does doing down during each few for from further had has
+have having he her here hers him his how i if in into is it its itself just me more most my no
+nor not now of off on once only or other our out over own same she should so some such than
+that the their them then there these they this those through to too under until up very was
+we were what when where which while who whom why will with would you your yours did said say
+tell told does anyone someone something anything thing things please show find talk talked
+""".split())
+
+_TOKEN = re.compile(r"[\w][\w@.\-']*[\w]|\w", re.UNICODE)
+
+
+def match_expression(query: str) -> str | None:
+    """An FTS5 OR-query of the query's content words; None when nothing is left to match.
+
+    Every term is a quoted string, so user text can never be read as FTS5 syntax. A term such
+    as "security@northwind.example" or "B-214" becomes a phrase of its parts, matched in order.
+    """
+    terms: list[str] = []
+    for token in _TOKEN.findall(query.lower()):
+        token = token.strip(".'-")
+        if not token or token in STOPWORDS:
+            continue
+        quoted = '"' + token.replace('"', '""') + '"'
+        if quoted not in terms:
+            terms.append(quoted)
+    return " OR ".join(terms) if terms else None
+
+
+class KeywordIndex:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+        self._db.executescript(_SCHEMA)
+
+    def add(self, ids: Sequence[str], gens: Sequence[str], modality: str,
+            texts: Sequence[str]) -> None:
+        # One transaction: the connection autocommits, and a commit per row is 100x slower.
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.executemany(
+                "INSERT INTO segment_text (text, seg_id, gen, modality) VALUES (?,?,?,?)",
+                [(t, i, g, modality) for i, g, t in zip(ids, gens, texts)])
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def delete_generation(self, gen: str) -> None:
+        self._db.execute("DELETE FROM segment_text WHERE gen = ?", (gen,))
+
+    def count(self, gen: str | None = None) -> int:
+        if gen is None:
+            return self._db.execute("SELECT count(*) FROM segment_text").fetchone()[0]
+        return self._db.execute("SELECT count(*) FROM segment_text WHERE gen = ?",
+                                (gen,)).fetchone()[0]
+
+    def search(self, query: str, modality: str, gens: Sequence[str],
+               k: int) -> list[tuple[str, float]]:
+        """(segment id, BM25 score; higher is better) of the best k matches."""
+        expression = match_expression(query)
+        if expression is None or not gens:
+            return []
+        marks = ",".join("?" * len(gens))
+        rows = self._db.execute(
+            f"SELECT seg_id, bm25(segment_text) AS score FROM segment_text "
+            f"WHERE segment_text MATCH ? AND modality = ? AND gen IN ({marks}) "
+            f"ORDER BY score LIMIT ?",
+            (expression, modality, *gens, k)).fetchall()
+        return [(row[0], -float(row[1])) for row in rows]
