@@ -164,6 +164,24 @@ def cmd_search(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def cmd_eval(args: argparse.Namespace, console: Console) -> int:
+    from retrieval.evaluation import ablation, evaluate, load_queries, table
+
+    settings = _settings(args)
+    searcher = open_searcher(settings)
+    queries = load_queries(Path(args.file))
+    if not searcher.index.catalog.visible():
+        raise ValueError(f"the index {settings.index_dir} is empty: ingest the recordings the "
+                         "queries name first")
+    reports = ablation(searcher, queries, args.k) if args.ablation else \
+        [evaluate(searcher, queries, args.k)]
+    print(table(reports))
+    if args.show_misses:
+        for r in reports:
+            print(f"{r.name}: not first for {', '.join(r.misses) or 'none'}")
+    return 0
+
+
 def cmd_models(args: argparse.Namespace, console: Console) -> int:
     from ingestion.models import base_path, tiny_en_path
     from ingestion.ocr import OcrUnavailable, tesseract_version
@@ -229,6 +247,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="another phrasing of the same question (fused with the first)")
     add_filter_arguments(p)
     p.set_defaults(func=cmd_search)
+
+    p = with_index(sub.add_parser("eval", help="measure search on a JSONL query set"))
+    p.add_argument("file", metavar="FILE.jsonl")
+    p.add_argument("--k", type=int, default=5)
+    p.add_argument("--ablation", action="store_true",
+                   help="also each modality and method alone (a table row each)")
+    p.add_argument("--show-misses", action="store_true", help="list queries not ranked first")
+    p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("models", help="check and prepare the packaged models")
     p.set_defaults(func=cmd_models)

@@ -1,0 +1,563 @@
+"""Fused search latency, build cost and memory at 10k / 100k / 1M segments (synthetic index).
+
+    .venv/bin/python eval/bench_search.py [--sizes 10000,100000] [--dir tests/artifacts/bench-search]
+                                          [--queries 50] [--per-recording 200] [--rebuild]
+
+For each size an index is built once under DIR/seg<N>/ through the real write path
+(`ingestion.writer.write_recording`: begin_generation, Index.add per modality, commit_generation)
+and reused by later runs; an interrupted build resumes at the next uncommitted recording.
+Segments are 90% transcript and 10% slides, 200 per recording, with meeting-like text drawn from
+Zipf-distributed word lists (so BM25 sees a realistic term distribution) and random unit
+vectors (384-d) instead of e5 passages, which would take hours at 1M. Queries go through the
+real `Searcher` with the real e5 encoder, so query encoding is inside every latency.
+
+Each size is measured in fresh processes: one runs 3 warm-up queries then N queries
+(fused, dense-only, keyword-only, plus a breakdown of their parts); another opens the index cold
+(Index(dir) + first query). Progress goes to stderr, the markdown tables to stdout.
+Target on 2 cores: fused p50 <= 100 ms at 100k segments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+CORPUS_VERSION = 1  # bump when the generator changes: a built index of another version is rebuilt
+DIM = 384
+SLIDE_SHARE = 0.1
+WARMUP = 3
+TARGET_MS = 100.0
+TARGET_SIZE = 100_000
+DONE_FILE = "bench.json"
+PROGRESS_FILE = "bench-progress.json"
+
+# -- word lists -------------------------------------------------------------------------------
+# Head words are ordinary meeting vocabulary; a deterministic tail of made-up jargon (product
+# names, internal acronyms) stretches nouns to a few thousand types, so most query terms are
+# rare (short posting lists) while a few are very common (long ones), as in real transcripts.
+NAMES = """Sarah Mark Tom Priya Diane Sheila Omar Lena Raj Chen Maria Jonas Aisha Ben Carla David
+Elena Farid Grace Hiro Ines Jakob Kofi Laura Mateo Nadia Oliver Paula Quinn Rosa Sam Tariq Uma
+Victor Wen Xavier Yara Zoe Alice Bruno Chloe Dmitri Emma Felix Gita Hannah Ivan Julia Karim Leo
+Mia Nikolai Olga Pedro Rhea Stefan Tanya Ugo Vera Will""".split()
+NOUNS = """budget deadline meeting project team customer release plan report review roadmap
+schedule launch contract invoice account vendor product feature issue ticket bug test build
+deployment server database migration design proposal estimate forecast revenue cost quarter
+target metric dashboard survey feedback training onboarding policy process workflow approval
+request decision risk dependency milestone sprint backlog story task owner stakeholder sponsor
+partner supplier order shipment warehouse inventory price discount margin payroll hiring
+candidate interview offer laptop badge office room floor building desk printer network password
+incident outage alert backup license subscription renewal audit compliance security privacy
+contractor agency campaign website app page login checkout cart payment refund support call
+email message document spreadsheet slide deck presentation demo prototype pilot rollout
+integration api endpoint service cluster region capacity latency storage cloud invoice template
+agenda minutes action item summary update status blocker question answer problem solution idea
+option scope requirement specification architecture diagram interface screen report analysis
+data model pipeline query index search result version branch merge review change request
+schedule calendar holiday vacation leave benefit bonus salary expense receipt travel flight
+hotel conference workshop webinar newsletter announcement goal objective initiative program
+portfolio department division headquarters branch site location region market segment
+competitor trend growth churn retention conversion funnel lead prospect deal pipeline quota
+commission territory forecast board committee council vote policy guideline standard
+checklist procedure manual handbook course certificate exam module lesson quiz""".split()
+VERBS = """review approve send finish update check fix ship deploy test schedule move cancel
+postpone discuss share prepare draft sign renew migrate upgrade replace hire onboard train
+escalate report track measure estimate budget plan book order pay refund close open merge
+release document present demo validate audit confirm follow assign prioritize split finalize
+circulate collect compare analyze investigate reproduce monitor configure install remove
+archive restore backup invite notify remind call email""".split()
+ADJECTIVES = """new old final current next previous quarterly monthly weekly annual urgent
+critical minor major small large internal external public private regional global remote
+onsite shared updated revised late early pending approved blocked delayed ready missing
+broken stable slow fast expensive cheap available overdue strategic technical legal
+financial operational customer-facing""".split()
+PERIODS = "week month quarter year sprint cycle".split()
+DAYS = """Monday Tuesday Wednesday Thursday Friday tomorrow today next-week end-of-month
+January February March April May June July August September October November
+December""".split()
+FILLERS = ["", "", "", "So ", "Okay, ", "Um, ", "Yeah, ", "Right, ", "Well, ", "And "]
+
+TRANSCRIPT_TEMPLATES = [
+    "I think we should {V} the {N} before {D}.",
+    "{P}, can you {V} the {A} {N} for the {J} team?",
+    "The {N} is at {X} percent, which is {A} compared to last {T}.",
+    "So the {J} {N} came in at {X} thousand dollars.",
+    "We agreed that {P} will {V} the {N} by {D}.",
+    "Let's move on to the {N} {N2}.",
+    "Ticket {C} is still blocking the {J} {N}.",
+    "{P} mentioned the {N} was {A} again this {T}.",
+    "I can {V} that after the {N} review.",
+    "Does anyone know who owns the {J} {N}?",
+    "The {A} {N} for {J} is due on {D}.",
+    "We need {X} more people on the {N} if we want to {V} it by {D}.",
+    "Last {T} the {N} dropped by {X} percent.",
+    "My main concern is the {N}, it is {A} and nobody has time to {V} it.",
+    "{P} and {P2} will {V} the {N} together.",
+    "Remember the {J} {N} moved to room {X}.",
+    "The {N} from {J} still has not arrived.",
+    "We should {V} the {N} with {P} first.",
+    "Can we get the {A} {N} numbers before {D}?",
+    "It costs about {X} dollars per {N} per {T}.",
+    "I sent the {N} to {P} yesterday.",
+    "The {J} {N} is {A}, so we will {V} it next {T}.",
+]
+SLIDE_BULLETS = [
+    "{N}: {X}%", "{V} {N} by {D}", "Owner: {P}", "{J} {N} ({A})", "{X} {N}s this {T}",
+    "Next step: {V} the {N}", "Risk: {A} {N}", "Ticket {C}", "{N} vs {N2}: {X} / {X2}",
+]
+SLIDE_TITLES = ["{A} {N} review", "Q{Q} {N} plan", "{J} {N}", "{N} status", "Agenda",
+                "{N} and {N2}", "Action items", "{J} roadmap"]
+QUERY_TEMPLATES = [
+    "what did {P} say about the {N}", "when is the {N} deadline", "{J} {N} budget",
+    "who will {V} the {A} {N}", "ticket {C}", "how much did the {J} {N} cost",
+    "which room did the {J} {N} move to", "why is the {N} {A}",
+    "what percent did the {N} drop last {T}", "who owns the {J} {N}",
+    "{N} numbers for {D}", "plan to {V} the {N} with {P}",
+]
+
+
+def _jargon(count: int) -> list[str]:
+    """Deterministic pronounceable made-up words (product names, internal jargon)."""
+    rng = np.random.default_rng(7)
+    onsets = "b br c ch d f g gr k l m n p pr r s st t tr v z".split()
+    vowels = "a e i o u ai ou ea".split()
+    codas = ["", "", "n", "r", "x", "s", "l", "m", "nt", "rk"]
+    words: list[str] = []
+    seen: set[str] = set()
+    while len(words) < count:
+        word = "".join(onsets[rng.integers(len(onsets))] + vowels[rng.integers(len(vowels))]
+                       for _ in range(int(rng.integers(2, 4)))) + codas[rng.integers(len(codas))]
+        if word not in seen:
+            seen.add(word)
+            words.append(word)
+    return words
+
+
+class Vocabulary:
+    """Zipf samplers over each word class; draws in bulk because 1M segments need ~30M words."""
+
+    def __init__(self, jargon: int = 3000) -> None:
+        jargon_words = _jargon(jargon)
+        self.lists: dict[str, list[str]] = {
+            "N": NOUNS + jargon_words[: jargon // 2], "J": jargon_words[jargon // 2:],
+            "V": VERBS, "A": ADJECTIVES, "P": NAMES, "D": DAYS, "T": PERIODS,
+        }
+        self.probs = {key: self._zipf(len(words)) for key, words in self.lists.items()}
+
+    @staticmethod
+    def _zipf(n: int, s: float = 1.05) -> np.ndarray:
+        p = 1.0 / np.arange(1, n + 1) ** s
+        return p / p.sum()
+
+    def size(self) -> int:
+        return len({w.lower() for words in self.lists.values() for w in words})
+
+    def stream(self, rng: np.random.Generator, key: str, n: int) -> Iterator[str]:
+        words = self.lists[key]
+        for i in rng.choice(len(words), size=n, p=self.probs[key]):
+            yield words[i]
+
+
+class Filler:
+    """Fills {N} {P} {X} ... slots of templates from pre-drawn word streams."""
+
+    def __init__(self, vocab: Vocabulary, rng: np.random.Generator, n_slots: int) -> None:
+        self.rng = rng
+        self.streams = {k: vocab.stream(rng, k, n_slots) for k in vocab.lists}
+        self.numbers = iter(rng.integers(2, 500, size=n_slots).tolist())
+        self.vocab = vocab
+
+    def word(self, key: str) -> str:
+        try:
+            return next(self.streams[key])
+        except StopIteration:  # ran past the pre-drawn amount: draw another batch
+            self.streams[key] = self.vocab.stream(self.rng, key, 4096)
+            return next(self.streams[key])
+
+    def number(self) -> int:
+        try:
+            return next(self.numbers)
+        except StopIteration:
+            self.numbers = iter(self.rng.integers(2, 500, size=4096).tolist())
+            return next(self.numbers)
+
+    def fill(self, template: str) -> str:
+        slots = {k: self.word(k) for k in "NJVAPDT" if "{" + k in template}
+        if "{N2" in template:
+            slots["N2"] = self.word("N")
+        if "{P2" in template:
+            slots["P2"] = self.word("P")
+        if "{X" in template:
+            slots["X"], slots["X2"] = self.number(), self.number()
+        if "{C" in template:
+            slots["C"] = f"{'ABCDEFGHJK'[self.number() % 10]}-{self.number()}"
+        if "{Q" in template:
+            slots["Q"] = 1 + self.number() % 4
+        return template.format(**slots)
+
+
+def _pick(rng: np.random.Generator, items: Sequence[str]) -> str:
+    # Templates are Zipf-ish too: a few phrasings dominate, as in speech.
+    weights = 1.0 / np.arange(1, len(items) + 1) ** 0.7
+    return items[int(rng.choice(len(items), p=weights / weights.sum()))]
+
+
+def _spoken(filler: str, sentence: str) -> str:
+    if filler and sentence.split()[0] not in NAMES:
+        sentence = sentence[0].lower() + sentence[1:]
+    return filler + sentence
+
+
+def make_recording(i: int, per_recording: int, vocab: Vocabulary) -> dict[str, Any]:
+    """Recording number i (deterministic in i): its info, segments and random unit vectors."""
+    from retrieval.schema import SLIDES, TRANSCRIPT, Segment
+
+    rng = np.random.default_rng([CORPUS_VERSION, i])
+    n_slides = max(1, round(per_recording * SLIDE_SHARE))
+    n_speech = per_recording - n_slides
+    fill = Filler(vocab, rng, n_slots=per_recording * 14)
+    speakers = list(rng.choice(NAMES, size=int(rng.integers(2, 7)), replace=False))
+    speech: list[Segment] = []
+    t = 0.0
+    for _ in range(n_speech):
+        sentences = [_spoken(FILLERS[int(rng.integers(len(FILLERS)))],
+                             fill.fill(_pick(rng, TRANSCRIPT_TEMPLATES)))
+                     for _ in range(int(rng.integers(1, 4)))]
+        length = 3.0 + 3.5 * len(sentences) + float(rng.random()) * 2
+        speech.append(Segment(TRANSCRIPT, t, t + length, " ".join(sentences),
+                              speaker=str(speakers[int(rng.integers(len(speakers)))])))
+        t += length + 0.4
+    duration = t
+    slides: list[Segment] = []
+    step = duration / n_slides
+    for s in range(n_slides):
+        lines = [fill.fill(_pick(rng, SLIDE_TITLES)).capitalize()]
+        lines += ["- " + fill.fill(_pick(rng, SLIDE_BULLETS)) for _ in range(int(rng.integers(2, 6)))]
+        slides.append(Segment(SLIDES, s * step, (s + 1) * step, "\n".join(lines)))
+
+    def unit(n: int) -> np.ndarray:
+        v = rng.standard_normal((n, DIM), dtype=np.float32)
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    title = f"{fill.fill('{A} {N} sync').capitalize()} #{i}"
+    return {"media_id": f"rec{i:07d}", "path": f"/bench/meetings/rec{i:07d}.mp4", "title": title,
+            "recorded_at": 1.70e9 + i * 3600.0, "duration": duration,
+            "segments": {TRANSCRIPT: speech, SLIDES: slides},
+            "vectors": {TRANSCRIPT: unit(n_speech), SLIDES: unit(n_slides)}}
+
+
+def make_queries(n: int, vocab: Vocabulary, seed: int = 99) -> list[str]:
+    rng = np.random.default_rng(seed)
+    fill = Filler(vocab, rng, n_slots=n * 6)
+    return [fill.fill(QUERY_TEMPLATES[int(rng.integers(len(QUERY_TEMPLATES)))]) for _ in range(n)]
+
+
+# -- build ------------------------------------------------------------------------------------
+def _read_json(path: Path) -> dict[str, Any] | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    tmp.replace(path)
+
+
+def _timed(fn: Callable[..., Any], acc: dict[str, float], key: str) -> Callable[..., Any]:
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        t = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            acc[key] += time.perf_counter() - t
+    return wrapper
+
+
+def build(directory: Path, size: int, per_recording: int) -> dict[str, Any]:
+    """Write `size` segments as size/per_recording recordings; resumes an interrupted build."""
+    from ingestion.extract import Extraction
+    from ingestion.writer import write_recording
+    from retrieval.catalog import Recording
+    from retrieval.encoders import DEFAULT_TEXT_MODEL
+    from retrieval.index import Index
+    from retrieval.schema import SLIDES, TRANSCRIPT
+
+    n_recordings = size // per_recording
+    index = Index(directory)
+    # A killed build leaves its last generation uncommitted: the real garbage collection
+    # removes it, exactly as after a crashed ingest.
+    index.collect_garbage()
+    done = {r.media_id for r in index.catalog.all()}
+    state = _read_json(directory / PROGRESS_FILE) or {
+        "version": CORPUS_VERSION, "per_recording": per_recording, "add_s": 0.0, "fts_s": 0.0,
+        "write_s": 0.0, "generate_s": 0.0, "runs": 0}
+    state["runs"] += 1
+    acc = {"add": 0.0, "fts": 0.0}
+    # Index.add is Chroma then FTS5; timing both wrappers splits the write into its two stores.
+    index.keywords.add = _timed(index.keywords.add, acc, "fts")  # type: ignore[method-assign]
+    index.add = _timed(index.add, acc, "add")  # type: ignore[method-assign]
+    vocab = Vocabulary()
+    start = time.perf_counter()
+    written = 0
+    last_report = 0.0
+    for i in range(n_recordings):
+        media_id = f"rec{i:07d}"
+        if media_id in done:
+            continue
+        t = time.perf_counter()
+        data = make_recording(i, per_recording, vocab)
+        state["generate_s"] += time.perf_counter() - t
+        extraction = Extraction(duration=data["duration"], title_tag=None, created_at=None,
+                                segments=data["segments"], vectors=data["vectors"],
+                                models={TRANSCRIPT: DEFAULT_TEXT_MODEL, SLIDES: DEFAULT_TEXT_MODEL},
+                                notes=[], timings={})
+        rec = Recording(media_id=media_id, path=data["path"], title=data["title"],
+                        status="pending", duration=data["duration"],
+                        recorded_at=data["recorded_at"], tags=["bench"])
+        before = dict(acc)
+        t = time.perf_counter()
+        write_recording(index, rec, extraction)
+        state["write_s"] += time.perf_counter() - t
+        state["add_s"] += acc["add"] - before["add"]
+        state["fts_s"] += acc["fts"] - before["fts"]
+        written += 1
+        _write_json(directory / PROGRESS_FILE, state)
+        now = time.perf_counter()
+        if now - last_report > 15 or len(done) + written == n_recordings:
+            last_report = now
+            total = len(done) + written
+            rate = written * per_recording / (now - start)
+            print(f"  [{size}] {total}/{n_recordings} recordings, {rate:,.0f} segments/s this run, "
+                  f"chroma {state['add_s'] - state['fts_s']:.0f} s, fts5 {state['fts_s']:.0f} s, "
+                  f"rss {_rss_mb():.0f} MB", file=sys.stderr, flush=True)
+    result = {"version": CORPUS_VERSION, "segments": n_recordings * per_recording,
+              "recordings": n_recordings, "per_recording": per_recording,
+              "chroma_s": state["add_s"] - state["fts_s"], "fts_s": state["fts_s"],
+              "write_s": state["write_s"], "generate_s": state["generate_s"],
+              "runs": state["runs"], "build_peak_mb": _rss_mb(),
+              "vocabulary": vocab.size()}
+    _write_json(directory / DONE_FILE, result)
+    return result
+
+
+# -- measure ----------------------------------------------------------------------------------
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _ms(fn: Callable[[], Any]) -> float:
+    t = time.perf_counter()
+    fn()
+    return (time.perf_counter() - t) * 1000
+
+
+def _pct(values: Sequence[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q)) if values else float("nan")
+
+
+def measure(directory: Path, n_queries: int) -> dict[str, Any]:
+    """Latencies over n_queries (after warm-up) in this fresh process, and its peak RSS."""
+    from retrieval.encoders import load_text_encoder
+    from retrieval.filters import Filters, visible_recordings
+    from retrieval.index import Index
+    from retrieval.keyword import match_expression
+    from retrieval.schema import TRANSCRIPT
+    from retrieval.search import Searcher, search
+
+    index = Index(directory)
+    searcher = Searcher(index=index, text=load_text_encoder())
+    queries = make_queries(WARMUP + n_queries, Vocabulary())
+    for q in queries[:WARMUP]:
+        search(searcher, q, k=10)
+    depth = 40  # what search() asks each list for at k=10: max(k * 4, 20)
+    gens = [r.gen for r in visible_recordings(index, Filters()) if r.gen]
+    col = index.collection(TRANSCRIPT)
+    db = index.catalog.connection
+    times: dict[str, list[float]] = {}
+
+    def timed(key: str, fn: Callable[[], Any]) -> Any:
+        t = time.perf_counter()
+        out = fn()
+        times.setdefault(key, []).append((time.perf_counter() - t) * 1000)
+        return out
+
+    results = 0
+    for q in queries[WARMUP:]:
+        results += len(timed("fused", lambda: search(searcher, q, k=10)))
+        timed("dense_only", lambda: search(searcher, q, k=10, methods=("dense",)))
+        timed("keyword_only", lambda: search(searcher, q, k=10, methods=("keyword",)))
+        # The parts, to see what dominates: encoding, the catalog read, and each store with
+        # and without the visible-generations filter (gen $in [...] / gen IN (...)).
+        vec = timed("encode", lambda: searcher.text.embed_queries([q])[0])
+        timed("catalog", lambda: visible_recordings(index, Filters()))
+        timed("chroma_filtered", lambda: index.query(TRANSCRIPT, vec, depth, gens))
+        timed("chroma_unfiltered", lambda: col.query(
+            query_embeddings=np.asarray([vec]), n_results=depth,
+            include=["documents", "metadatas", "distances"]))
+        scored = timed("fts_filtered", lambda: index.keywords.search(q, TRANSCRIPT, gens, depth))
+        expr = match_expression(q)
+        if expr:
+            timed("fts_unfiltered", lambda: db.execute(
+                "SELECT seg_id, bm25(segment_text) AS score FROM segment_text WHERE segment_text"
+                " MATCH ? AND modality = ? ORDER BY score LIMIT ?",
+                (expr, TRANSCRIPT, depth)).fetchall())
+        timed("by_ids", lambda: index.by_ids(TRANSCRIPT, [i for i, _ in scored]))
+    stats = {f"{k}_p50": _pct(v, 50) for k, v in times.items()}
+    stats.update({f"{k}_p95": _pct(v, 95) for k, v in times.items()})
+    stats.update({"queries": n_queries, "gens": len(gens), "results": results / n_queries,
+                  "search_peak_mb": _rss_mb(), "example_queries": queries[WARMUP:WARMUP + 3]})
+    return stats
+
+
+def cold(directory: Path, started: float) -> dict[str, Any]:
+    """Open the index in this new process and answer one query (page cache may be warm)."""
+    t = time.perf_counter()
+    from retrieval.encoders import load_text_encoder
+    from retrieval.index import Index
+    from retrieval.search import Searcher, search
+    imports = time.perf_counter() - t
+    t = time.perf_counter()
+    encoder = load_text_encoder()
+    encoder_s = time.perf_counter() - t
+    t = time.perf_counter()
+    index = Index(directory)
+    open_s = time.perf_counter() - t
+    t = time.perf_counter()
+    search(Searcher(index=index, text=encoder), make_queries(1, Vocabulary(), seed=5)[0], k=10)
+    first_s = time.perf_counter() - t
+    return {"imports_s": imports, "encoder_s": encoder_s, "open_s": open_s,
+            "first_query_s": first_s, "process_s": time.perf_counter() - started}
+
+
+def disk_mb(path: Path) -> dict[str, float]:
+    def size(p: Path) -> float:
+        files = [p] if p.is_file() else [f for f in p.rglob("*") if f.is_file()]
+        return sum(f.stat().st_blocks * 512 for f in files) / 2**20
+    return {"chroma_mb": size(path / "chroma"),
+            "catalog_mb": sum(size(f) for f in path.glob("catalog.sqlite3*"))}
+
+
+# -- driver -----------------------------------------------------------------------------------
+def run_child(mode: str, directory: Path, args: argparse.Namespace) -> dict[str, Any]:
+    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "HF_HUB_OFFLINE": "1"}
+    cmd = [sys.executable, __file__, "--child", mode, "--child-dir", str(directory),
+           "--queries", str(args.queries), "--per-recording", str(args.per_recording),
+           "--child-started", repr(time.time())]
+    if mode == "build":
+        cmd += ["--child-size", str(args.child_size)]
+    # stderr passes through, so build progress shows live.
+    out = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, env=env, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _load() -> str:
+    return "load %.2f %.2f %.2f" % os.getloadavg()
+
+
+def bench_size(size: int, args: argparse.Namespace) -> dict[str, Any]:
+    directory = args.dir / f"seg{size}"
+    same = {"version": CORPUS_VERSION, "per_recording": args.per_recording}
+    done = _read_json(directory / DONE_FILE)
+    fresh = args.rebuild or not (done and done.get("segments") == size
+                                 and all(done.get(k) == v for k, v in same.items()))
+    progress = _read_json(directory / PROGRESS_FILE)
+    resumable = progress and all(progress.get(k) == v for k, v in same.items()) and not done
+    if fresh and directory.exists() and (args.rebuild or not resumable):
+        shutil.rmtree(directory)
+    if fresh:
+        print(f"building {size:,} segments in {directory} ({_load()}) ...", file=sys.stderr)
+        args.child_size = size
+        done = run_child("build", directory, args)
+    else:
+        print(f"reusing {directory} (built in {done['runs']} run(s))", file=sys.stderr)
+    print(f"measuring {size:,} ({_load()}) ...", file=sys.stderr)
+    row: dict[str, Any] = {"size": size, **done, **disk_mb(directory), "load_before": _load()}
+    row.update(run_child("measure", directory, args))
+    colds = [run_child("cold", directory, args) for _ in range(args.cold_runs)]
+    # The median run: the first cold run of a size also pays for the OS page cache.
+    colds.sort(key=lambda c: c["open_s"] + c["first_query_s"])
+    row.update(colds[len(colds) // 2])
+    row["cold_first_run_s"] = max(c["open_s"] + c["first_query_s"] for c in colds)
+    row["load_after"] = _load()
+    print(f"  {size:,}: fused p50 {row['fused_p50']:.0f} ms", file=sys.stderr)
+    return row
+
+
+def tables(rows: list[dict[str, Any]]) -> str:
+    head = ["segments", "recordings", "build chroma s", "build FTS5 s", "build seg/s",
+            "disk MB (chroma + catalog)", "fused p50 ms", "fused p95 ms", "dense-only p50 ms",
+            "keyword-only p50 ms", "peak RSS MB (search / build)", "cold open + 1st query s",
+            f"target p50 <= {TARGET_MS:.0f} ms @ {TARGET_SIZE // 1000}k"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        verdict = "-"
+        if r["size"] == TARGET_SIZE:
+            verdict = "ok" if r["fused_p50"] <= TARGET_MS else "MISSED"
+        lines.append("| " + " | ".join([
+            f"{r['size']:,}", f"{r['recordings']:,}", f"{r['chroma_s']:.0f}", f"{r['fts_s']:.0f}",
+            f"{r['segments'] / r['write_s']:,.0f}",
+            f"{r['chroma_mb'] + r['catalog_mb']:,.0f} ({r['chroma_mb']:,.0f} + {r['catalog_mb']:,.0f})",
+            f"**{r['fused_p50']:.0f}**", f"{r['fused_p95']:.0f}", f"{r['dense_only_p50']:.0f}",
+            f"{r['keyword_only_p50']:.0f}",
+            f"{r['search_peak_mb']:,.0f} / {r['build_peak_mb']:,.0f}",
+            f"{r['open_s'] + r['first_query_s']:.1f} ({r['open_s']:.1f} + {r['first_query_s']:.1f})",
+            verdict]) + " |")
+    parts = ["encode", "catalog", "chroma_filtered", "chroma_unfiltered", "fts_filtered",
+             "fts_unfiltered", "by_ids"]
+    head2 = ["segments", "visible gens", *[f"{p} p50 ms" for p in parts], "e5 load s", "load"]
+    lines += ["", "Parts (transcript collection, one call each, depth 40; a fused search makes 2 "
+              "encodes, 2 Chroma queries, 2 FTS5 queries, 2 by_ids and 1 catalog read):", "",
+              "| " + " | ".join(head2) + " |", "|" + "---|" * len(head2)]
+    for r in rows:
+        lines.append("| " + " | ".join([
+            f"{r['size']:,}", f"{r['gens']:,}",
+            *[f"{r.get(p + '_p50', float('nan')):.1f}" for p in parts],
+            f"{r['encoder_s']:.1f}", f"{r['load_before']} -> {r['load_after']}"]) + " |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10000,100000",
+                        help="segment counts, comma-separated (e.g. 10000,100000,1000000)")
+    parser.add_argument("--dir", type=Path, default=REPO / "tests" / "artifacts" / "bench-search")
+    parser.add_argument("--queries", type=int, default=50)
+    parser.add_argument("--per-recording", type=int, default=200)
+    parser.add_argument("--cold-runs", type=int, default=3)
+    parser.add_argument("--rebuild", action="store_true", help="discard built indexes first")
+    parser.add_argument("--child", choices=["build", "measure", "cold"], help=argparse.SUPPRESS)
+    parser.add_argument("--child-dir", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--child-size", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--child-started", type=float, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child == "build":
+        print(json.dumps(build(args.child_dir, args.child_size, args.per_recording)))
+        return 0
+    if args.child == "measure":
+        print(json.dumps(measure(args.child_dir, args.queries)))
+        return 0
+    if args.child == "cold":
+        # Wall time since the parent launched us, so interpreter start-up is included.
+        started = time.perf_counter() - (time.time() - args.child_started)
+        print(json.dumps(cold(args.child_dir, started)))
+        return 0
+    rows = [bench_size(int(s), args) for s in args.sizes.split(",") if s.strip()]
+    print(tables(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
