@@ -221,7 +221,17 @@ def _spoken(filler: str, sentence: str) -> str:
     return filler + sentence
 
 
-def make_recording(i: int, per_recording: int, vocab: Vocabulary) -> dict[str, Any]:
+_TOPICS: list[np.ndarray] = []
+
+
+def _topics() -> np.ndarray:
+    if not _TOPICS:
+        _TOPICS.append(np.random.default_rng(11).standard_normal((256, DIM), dtype=np.float32))
+    return _TOPICS[0]
+
+
+def make_recording(i: int, per_recording: int, vocab: Vocabulary,
+                   vectors: str = "random") -> dict[str, Any]:
     """Recording number i (deterministic in i): its info, segments and random unit vectors."""
     from retrieval.schema import SLIDES, TRANSCRIPT, Segment
 
@@ -250,6 +260,11 @@ def make_recording(i: int, per_recording: int, vocab: Vocabulary) -> dict[str, A
 
     def unit(n: int) -> np.ndarray:
         v = rng.standard_normal((n, DIM), dtype=np.float32)
+        if vectors == "clustered":
+            # Sensitivity check: real e5 passages lie near a few topics, not spread uniformly
+            # over the sphere; uniform random vectors are HNSW's worst case (slowest build).
+            topics = _topics()[rng.integers(0, len(_topics()), size=3)]
+            v = topics[rng.integers(0, 3, size=n)] + 0.6 * v
         return v / np.linalg.norm(v, axis=1, keepdims=True)
 
     title = f"{fill.fill('{A} {N} sync').capitalize()} #{i}"
@@ -286,7 +301,7 @@ def _timed(fn: Callable[..., Any], acc: dict[str, float], key: str) -> Callable[
     return wrapper
 
 
-def build(directory: Path, size: int, per_recording: int) -> dict[str, Any]:
+def build(directory: Path, size: int, per_recording: int, vectors: str) -> dict[str, Any]:
     """Write `size` segments as size/per_recording recordings; resumes an interrupted build."""
     from ingestion.extract import Extraction
     from ingestion.writer import write_recording
@@ -302,7 +317,7 @@ def build(directory: Path, size: int, per_recording: int) -> dict[str, Any]:
     index.collect_garbage()
     done = {r.media_id for r in index.catalog.all()}
     state = _read_json(directory / PROGRESS_FILE) or {
-        "version": CORPUS_VERSION, "per_recording": per_recording, "add_s": 0.0, "fts_s": 0.0,
+        "version": CORPUS_VERSION, "per_recording": per_recording, "vectors": vectors, "add_s": 0.0, "fts_s": 0.0,
         "write_s": 0.0, "generate_s": 0.0, "runs": 0}
     state["runs"] += 1
     acc = {"add": 0.0, "fts": 0.0}
@@ -318,7 +333,7 @@ def build(directory: Path, size: int, per_recording: int) -> dict[str, Any]:
         if media_id in done:
             continue
         t = time.perf_counter()
-        data = make_recording(i, per_recording, vocab)
+        data = make_recording(i, per_recording, vocab, vectors)
         state["generate_s"] += time.perf_counter() - t
         extraction = Extraction(duration=data["duration"], title_tag=None, created_at=None,
                                 segments=data["segments"], vectors=data["vectors"],
@@ -343,7 +358,7 @@ def build(directory: Path, size: int, per_recording: int) -> dict[str, Any]:
             print(f"  [{size}] {total}/{n_recordings} recordings, {rate:,.0f} segments/s this run, "
                   f"chroma {state['add_s'] - state['fts_s']:.0f} s, fts5 {state['fts_s']:.0f} s, "
                   f"rss {_rss_mb():.0f} MB", file=sys.stderr, flush=True)
-    result = {"version": CORPUS_VERSION, "segments": n_recordings * per_recording,
+    result = {"version": CORPUS_VERSION, "vectors": vectors, "segments": n_recordings * per_recording,
               "recordings": n_recordings, "per_recording": per_recording,
               "chroma_s": state["add_s"] - state["fts_s"], "fts_s": state["fts_s"],
               "write_s": state["write_s"], "generate_s": state["generate_s"],
@@ -455,7 +470,7 @@ def run_child(mode: str, directory: Path, args: argparse.Namespace) -> dict[str,
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "HF_HUB_OFFLINE": "1"}
     cmd = [sys.executable, __file__, "--child", mode, "--child-dir", str(directory),
            "--queries", str(args.queries), "--per-recording", str(args.per_recording),
-           "--child-started", repr(time.time())]
+           "--vectors", args.vectors, "--child-started", repr(time.time())]
     if mode == "build":
         cmd += ["--child-size", str(args.child_size)]
     # stderr passes through, so build progress shows live.
@@ -468,8 +483,10 @@ def _load() -> str:
 
 
 def bench_size(size: int, args: argparse.Namespace) -> dict[str, Any]:
-    directory = args.dir / f"seg{size}"
-    same = {"version": CORPUS_VERSION, "per_recording": args.per_recording}
+    suffix = "" if args.vectors == "random" else f"-{args.vectors}"
+    directory = args.dir / f"seg{size}{suffix}"
+    same = {"version": CORPUS_VERSION, "per_recording": args.per_recording,
+            "vectors": args.vectors}
     done = _read_json(directory / DONE_FILE)
     fresh = args.rebuild or not (done and done.get("segments") == size
                                  and all(done.get(k) == v for k, v in same.items()))
@@ -536,6 +553,9 @@ def main() -> int:
     parser.add_argument("--dir", type=Path, default=REPO / "tests" / "artifacts" / "bench-search")
     parser.add_argument("--queries", type=int, default=50)
     parser.add_argument("--per-recording", type=int, default=200)
+    parser.add_argument("--vectors", choices=["random", "clustered"], default="random",
+                        help="passage vectors: uniform random unit vectors, or clustered around "
+                             "topics (closer to real embeddings; a sensitivity check)")
     parser.add_argument("--cold-runs", type=int, default=3)
     parser.add_argument("--rebuild", action="store_true", help="discard built indexes first")
     parser.add_argument("--child", choices=["build", "measure", "cold"], help=argparse.SUPPRESS)
@@ -544,7 +564,8 @@ def main() -> int:
     parser.add_argument("--child-started", type=float, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child == "build":
-        print(json.dumps(build(args.child_dir, args.child_size, args.per_recording)))
+        print(json.dumps(build(args.child_dir, args.child_size, args.per_recording,
+                               args.vectors)))
         return 0
     if args.child == "measure":
         print(json.dumps(measure(args.child_dir, args.queries)))

@@ -161,7 +161,10 @@ def extract(path: Path, title: str, options: ExtractOptions, models: Models,
         notes.append("no speech found")
 
     t = time.perf_counter()
-    vectors = {m: models.text.embed_passages([s.text for s in segs])
+    # The recording's title leads each passage: questions name the meeting or course as often
+    # as the words said in it (dev set, transcript dense Hit@1 0.59 -> 0.68).
+    heading = info.title or title
+    vectors = {m: models.text.embed_passages([f"{heading}: {s.text}" for s in segs])
                for m, segs in segments.items()}
     frame_pairs = visual.frame_segments()
     segments[FRAMES] = [seg for seg, _ in frame_pairs]

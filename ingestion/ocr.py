@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import io
 import os
+import re
 import shutil
 import subprocess
 from collections import defaultdict
@@ -17,6 +18,8 @@ from collections import defaultdict
 from PIL import Image
 
 MIN_CONFIDENCE = 55.0
+# Drawn bullet dots come back as a lone "e", "o", "¢" or "•" before the line's first word.
+_BULLET = re.compile(r"^(?:[•·●▪■◦*¢©°eo]|-{1,2})\s+(?=\S)")
 TIMEOUT_SECONDS = 60
 
 
@@ -67,5 +70,5 @@ def read_text(image: Image.Image, lang: str = "eng") -> str:
         tops[key] = min(tops.get(key, int(cols[7])), int(cols[7]))
     # Sparse mode numbers blocks in discovery order; read lines top to bottom instead.
     ordered = sorted(lines, key=lambda k: (tops[k], k))
-    out = [" ".join(w for _, w in sorted(lines[k])) for k in ordered]
+    out = [_BULLET.sub("", " ".join(w for _, w in sorted(lines[k]))) for k in ordered]
     return "\n".join(line for line in out if sum(ch.isalnum() for ch in line) >= 2)

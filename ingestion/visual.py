@@ -42,7 +42,7 @@ class VisualResult:
     ocr_seconds: float = 0.0
     clip_seconds: float = 0.0
 
-    def slide_segments(self) -> list[Segment]:
+    def slides(self) -> list[Segment]:
         """One segment per distinct slide text, valid until the text changes."""
         out: list[Segment] = []
         for kf in self.keyframes:
@@ -52,6 +52,22 @@ class VisualResult:
                 out[-1].end = kf.end
                 continue
             out.append(Segment(modality=SLIDES, start=kf.start, end=kf.end, text=kf.text))
+        return out
+
+    def slide_segments(self) -> list[Segment]:
+        """The searchable slide segments: one per line of each slide, led by its title.
+
+        A whole slide embedded as one passage blurs six bullets into one vector, and every
+        slide of a deck then looks alike to the encoder; a line ("IT Help Desk: ext. 4417")
+        is found by a question about it. Every line keeps its slide's time on screen.
+        """
+        out: list[Segment] = []
+        for slide in self.slides():
+            lines = [ln.strip() for ln in slide.text.splitlines() if ln.strip()]
+            title, rest = lines[0], lines[1:]
+            out.append(Segment(modality=SLIDES, start=slide.start, end=slide.end, text=title))
+            out.extend(Segment(modality=SLIDES, start=slide.start, end=slide.end,
+                               text=f"{title}: {line}") for line in rest)
         return out
 
     def frame_segments(self) -> list[tuple[Segment, list[float]]]:

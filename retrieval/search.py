@@ -25,9 +25,12 @@ from retrieval.schema import FRAMES, SLIDES, TEXT_MODALITIES, TRANSCRIPT, Moment
 RRF_K = 60
 MAX_MOMENT_SECONDS = 20.0
 
+# Per-list RRF weights, tuned on the development set (eval/dev_eval.py): BM25 at full weight
+# pulled paraphrase questions toward sentences that merely share a word (Hit@1 0.64 vs 0.68);
+# at 0.3 it still lifts exact names, numbers and addresses into the top five.
 DEFAULT_WEIGHTS = {
-    (TRANSCRIPT, "dense"): 1.0, (TRANSCRIPT, "keyword"): 1.0,
-    (SLIDES, "dense"): 1.0, (SLIDES, "keyword"): 1.0,
+    (TRANSCRIPT, "dense"): 1.0, (TRANSCRIPT, "keyword"): 0.3,
+    (SLIDES, "dense"): 1.0, (SLIDES, "keyword"): 0.3,
     (FRAMES, "dense"): 0.5,
 }
 
