@@ -164,6 +164,65 @@ def cmd_search(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _assistant(args: argparse.Namespace, settings: Settings):
+    from assistant.agent import Assistant
+    from assistant.llm import load_chat_model
+
+    return Assistant(open_searcher(settings), load_chat_model(settings.llm_config()),
+                     filters=search_filters(args))
+
+
+def _print_citations(reply, console: Console) -> None:
+    from assistant.evidence import label
+
+    for c in reply.citations:
+        console.print(f"  [{c.n}] {label(c)}  [dim]{c.path}[/]", highlight=False)
+
+
+def cmd_ask(args: argparse.Namespace, console: Console) -> int:
+    settings = _settings(args)
+    assistant = _assistant(args, settings)
+    reply = None
+    for event in assistant.turn(args.question):
+        if event.kind == "token" and not args.json:
+            console.print(event.data, end="", markup=False, highlight=False)
+        elif event.kind == "reply":
+            reply = event.data
+    if args.json:
+        print(json.dumps(reply.to_json(), ensure_ascii=False, indent=2))
+    else:
+        console.print()
+        _print_citations(reply, console)
+    return 0
+
+
+def cmd_chat(args: argparse.Namespace, console: Console) -> int:
+    from assistant.agent import Turn
+
+    settings = _settings(args)
+    assistant = _assistant(args, settings)
+    history: list[Turn] = []
+    console.print("Ask about your recordings. An empty line or Ctrl-D ends the chat.")
+    while True:
+        try:
+            message = console.input("[bold]you>[/] ").strip()
+        except EOFError:
+            break
+        if not message:
+            break
+        reply = None
+        console.print("[bold]clipcite>[/] ", end="")
+        for event in assistant.turn(message, history):
+            if event.kind == "token":
+                console.print(event.data, end="", markup=False, highlight=False)
+            elif event.kind == "reply":
+                reply = event.data
+        console.print()
+        _print_citations(reply, console)
+        history += [Turn("user", message), Turn("assistant", reply.answer)]
+    return 0
+
+
 def cmd_eval(args: argparse.Namespace, console: Console) -> int:
     from retrieval.evaluation import ablation, evaluate, load_queries, table
 
@@ -179,6 +238,22 @@ def cmd_eval(args: argparse.Namespace, console: Console) -> int:
     if args.show_misses:
         for r in reports:
             print(f"{r.name}: not first for {', '.join(r.misses) or 'none'}")
+    return 0
+
+
+def cmd_eval_answers(args: argparse.Namespace, console: Console) -> int:
+    from assistant.evaluation import evaluate_answers, load_questions, report_table
+
+    settings = _settings(args)
+    assistant = _assistant(args, settings)
+    report = evaluate_answers(assistant, load_questions(Path(args.file)))
+    print(report_table(report))
+    if args.show:
+        for row in report.rows:
+            cites = ", ".join(f"{c.title} {c.start:.0f}-{c.end:.0f}" for c in row.reply.citations)
+            print(f"- {row.question.id} [{row.reply.intent}] facts {row.facts_found}/"
+                  f"{len(row.question.expected_facts)} cites ok {row.citations_ok}/"
+                  f"{len(row.reply.citations)}: {row.reply.answer[:160]!r} ({cites})")
     return 0
 
 
@@ -248,6 +323,16 @@ def build_parser() -> argparse.ArgumentParser:
     add_filter_arguments(p)
     p.set_defaults(func=cmd_search)
 
+    p = with_index(sub.add_parser("ask", help="answer a question from the recordings, cited"))
+    p.add_argument("question")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    add_filter_arguments(p)
+    p.set_defaults(func=cmd_ask)
+
+    p = with_index(sub.add_parser("chat", help="a conversation about the recordings"))
+    add_filter_arguments(p)
+    p.set_defaults(func=cmd_chat)
+
     p = with_index(sub.add_parser("eval", help="measure search on a JSONL query set"))
     p.add_argument("file", metavar="FILE.jsonl")
     p.add_argument("--k", type=int, default=5)
@@ -255,6 +340,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also each modality and method alone (a table row each)")
     p.add_argument("--show-misses", action="store_true", help="list queries not ranked first")
     p.set_defaults(func=cmd_eval)
+
+    p = with_index(sub.add_parser("eval-answers", help="measure the assistant's answers"))
+    p.add_argument("file", metavar="FILE.jsonl")
+    p.add_argument("--show", action="store_true", help="print every answer")
+    add_filter_arguments(p)
+    p.set_defaults(func=cmd_eval_answers)
 
     p = sub.add_parser("models", help="check and prepare the packaged models")
     p.set_defaults(func=cmd_models)

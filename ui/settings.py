@@ -51,6 +51,13 @@ class Settings:
     threads: int = 0  # 0: all cores
     workers: int = 1
     file_timeout: float | None = None
+    # The assistant's LLM: an OpenAI-compatible endpoint when a key or base URL is set
+    # (OPENAI_API_KEY / OPENAI_BASE_URL are honoured), else the packaged local model.
+    llm_backend: str = "auto"  # auto | local | openai
+    llm_model: str | None = None  # endpoint model name, or a .gguf path for local
+    llm_base_url: str | None = None
+    llm_api_key: str | None = None
+    llm_max_tokens: int = 300
 
     @property
     def effective_language(self) -> str | None:
@@ -69,6 +76,14 @@ class Settings:
             cache_dir=self.cache_dir,
         )
 
+    def llm_config(self):
+        from assistant.llm import LLMConfig
+
+        return LLMConfig(backend=self.llm_backend, model=self.llm_model,
+                         base_url=self.llm_base_url, api_key=self.llm_api_key,
+                         max_tokens=self.llm_max_tokens, threads=self.threads,
+                         cache_dir=self.cache_dir)
+
     def with_overrides(self, **changes: Any) -> Settings:
         """A copy with the given fields changed; None means "not given" and changes nothing."""
         given = {k: v for k, v in changes.items() if v is not None}
@@ -83,6 +98,9 @@ class Settings:
         if config.is_file():
             with open(config, "rb") as f:
                 values.update(tomllib.load(f))
+        for name, key in (("llm_api_key", "OPENAI_API_KEY"), ("llm_base_url", "OPENAI_BASE_URL")):
+            if env.get(key):
+                values[name] = env[key]
         for f in dataclasses.fields(cls):
             key = "CLIPCITE_" + f.name.upper().removesuffix("_DIR")
             if key in env and env[key] != "":

@@ -1,0 +1,234 @@
+"""The assistant: one turn = route, search, answer from numbered evidence, check citations.
+
+With the local model every decision is schema-constrained JSON (a "router"), because a 1.5B
+model picks tools reliably only when constrained (8/8 vs 6/8 free-form, 0/5 llama.cpp
+function calling). The model never sees a path or a timestamp it could copy wrongly: it cites
+snippet numbers, and the program attaches each snippet's own recording and times.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from assistant.evidence import Citation, CitationChecker, label, render_evidence
+from assistant.prompts import render
+from retrieval import tools
+from retrieval.filters import Filters
+from retrieval.schema import Moment
+from retrieval.search import Searcher
+
+INTENTS = ("find", "answer", "summarize", "list", "smalltalk", "out_of_scope")
+ROUTE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "intent": {"type": "string", "enum": list(INTENTS)},
+        "question": {"type": "string"},
+        "queries": {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": 5},
+        "recording": {"type": ["string", "null"]},
+        "speaker": {"type": ["string", "null"]},
+    },
+    "required": ["intent", "question", "queries", "recording", "speaker"],
+}
+NOT_FOUND = "NOT_FOUND"
+EVIDENCE_K = 5
+# A citation stays only if its snippet supports the sentence at least this well (0..1).
+SUPPORT_THRESHOLD = 0.35
+
+
+@dataclass
+class Turn:
+    role: str  # "user" | "assistant"
+    content: str
+
+
+@dataclass
+class Route:
+    intent: str
+    question: str
+    queries: list[str]
+    recording: str | None = None
+    speaker: str | None = None
+
+
+@dataclass
+class Reply:
+    answer: str
+    citations: list[Citation] = field(default_factory=list)
+    intent: str = "answer"
+    queries: list[str] = field(default_factory=list)
+    found: list[Moment] = field(default_factory=list)  # what the search returned
+    dropped: list[int] = field(default_factory=list)
+    unsupported: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"answer": self.answer, "citations": [c.to_json() for c in self.citations],
+                "intent": self.intent, "queries": self.queries}
+
+
+@dataclass
+class Event:
+    """What a turn reports while it runs: "route", "token" (answer text), then "reply"."""
+
+    kind: str
+    data: Any
+
+
+_WORD = re.compile(r"[a-z0-9]+")
+_STOP = frozenset("the a an and or of to in on at for is are was were be it this that with as "
+                  "by from we you they he she i our their his her will would can could".split())
+
+
+def _content_words(text: str) -> set[str]:
+    return {w[:6] for w in _WORD.findall(text.lower()) if w not in _STOP and len(w) > 1}
+
+
+class Assistant:
+    def __init__(self, searcher: Searcher, chat: Any, filters: Filters | None = None,
+                 k: int = EVIDENCE_K) -> None:
+        self.searcher = searcher
+        self.chat = chat  # assistant.llm ChatModel: stream(), complete(), json()
+        self.filters = filters or Filters()
+        self.k = k
+
+    # -- decisions ---------------------------------------------------------------------------
+    def route(self, message: str, history: Sequence[Turn]) -> Route:
+        recent = "\n".join(f"{t.role.capitalize()}: {t.content[:300]}" for t in history[-4:])
+        prompt = render("router", history=recent or "(none)", message=message)
+        try:
+            out = self.chat.json([{"role": "user", "content": prompt}], ROUTE_SCHEMA)
+        except Exception:  # noqa: BLE001 - a broken router must not lose the question
+            out = {}
+        intent = out.get("intent") if out.get("intent") in INTENTS else "answer"
+        question = (out.get("question") or message).strip()
+        queries = [q.strip() for q in out.get("queries") or [] if isinstance(q, str) and q.strip()]
+        queries = list(dict.fromkeys([question, *queries]))[:5]
+        return Route(intent, question, queries, out.get("recording") or None,
+                     out.get("speaker") or None)
+
+    def support(self, sentence: str, snippet: str) -> float:
+        """How well a snippet backs a sentence: shared content words, or e5 similarity."""
+        words = _content_words(sentence)
+        overlap = len(words & _content_words(snippet)) / len(words) if words else 0.0
+        vectors = self.searcher.text.embed_passages([sentence, snippet])
+        similarity = float(np.dot(vectors[0], vectors[1]))
+        # e5 puts unrelated English pairs near 0.75 and paraphrases above 0.85.
+        return max(overlap, min(1.0, max(0.0, (similarity - 0.78) / 0.12)))
+
+    # -- a turn ------------------------------------------------------------------------------
+    def turn(self, message: str, history: Sequence[Turn] = ()) -> Iterator[Event]:
+        t0 = time.perf_counter()
+        route = self.route(message, history)
+        yield Event("route", route)
+        timings = {"route": time.perf_counter() - t0}
+        if route.intent in ("smalltalk", "out_of_scope"):
+            yield from self._smalltalk(message, route, timings)
+        elif route.intent == "list":
+            yield from self._list(route, timings)
+        elif route.intent == "summarize":
+            from assistant.summary import summarize_turn
+
+            yield from summarize_turn(self, route, timings)
+        else:
+            yield from self._answer(route, timings, t0)
+
+    def ask(self, message: str, history: Sequence[Turn] = ()) -> Reply:
+        reply = None
+        for event in self.turn(message, history):
+            if event.kind == "reply":
+                reply = event.data
+        assert reply is not None
+        return reply
+
+    # -- intents -----------------------------------------------------------------------------
+    def search(self, route: Route) -> list[Moment]:
+        filters = self.filters
+        if route.speaker:
+            filters = Filters(**{**filters.__dict__, "speaker": route.speaker})
+            if not tools.search_all(self.searcher, route.queries, 1, filters):
+                filters = self.filters  # an unknown speaker name must not hide everything
+        if route.recording:
+            named = Filters(**{**filters.__dict__, "title": route.recording})
+            if tools.list_recordings(self.searcher, named):
+                filters = named
+        return tools.search_all(self.searcher, route.queries, self.k, filters)
+
+    def _answer(self, route: Route, timings: dict[str, float], t0: float) -> Iterator[Event]:
+        t = time.perf_counter()
+        found = self.search(route)
+        timings["search"] = time.perf_counter() - t
+        if not found:
+            reply = Reply("I could not find anything about this in the recordings you can see.",
+                          intent=route.intent, queries=route.queries, timings=timings)
+            yield Event("token", reply.answer)
+            yield Event("reply", reply)
+            return
+        prompt = render("answer", evidence=render_evidence(found), question=route.question)
+        t = time.perf_counter()
+        checker = CitationChecker(found, self.support, SUPPORT_THRESHOLD)
+        held, deciding, refused = "", True, False
+        for delta in self.chat.stream([{"role": "user", "content": prompt}]):
+            if deciding:  # hold the first characters back until they cannot be NOT_FOUND
+                held += delta
+                probe = held.lstrip().upper().replace(" ", "_")
+                if len(probe) < len(NOT_FOUND) and NOT_FOUND.startswith(probe):
+                    continue
+                deciding = False
+                if probe.startswith(NOT_FOUND):
+                    refused = True
+                    break  # stop generating: nothing more is needed
+                delta = held
+            for sentence in checker.feed(delta):
+                timings.setdefault("first_token", time.perf_counter() - t0)
+                yield Event("token", sentence + " ")
+        if deciding and held.strip():
+            refused = NOT_FOUND.startswith(held.strip().upper().replace(" ", "_"))
+            if not refused:
+                checker.feed(held)
+        for sentence in checker.close():
+            timings.setdefault("first_token", time.perf_counter() - t0)
+            yield Event("token", sentence)
+        timings["generate"] = time.perf_counter() - t
+        checked = checker.result
+        if refused or not checked.citations:
+            reply = self._not_found(route, found, timings)
+            yield Event("token", ("\n" if checked.text else "") + reply.answer)
+        else:
+            reply = Reply(checked.text, checked.citations, route.intent, route.queries, found,
+                          checked.dropped, checked.unsupported, timings)
+        timings["total"] = time.perf_counter() - t0
+        yield Event("reply", reply)
+
+    def _not_found(self, route: Route, found: list[Moment], timings: dict[str, float]) -> Reply:
+        closest = "; ".join(label(m) for m in found[:3])
+        return Reply("I could not find this in the archive. The closest moments I found were: "
+                     f"{closest}.", intent=route.intent, queries=route.queries, found=found,
+                     timings=timings)
+
+    def _smalltalk(self, message: str, route: Route,
+                   timings: dict[str, float]) -> Iterator[Event]:
+        prompt = render("smalltalk", message=message)
+        parts = []
+        for delta in self.chat.stream([{"role": "user", "content": prompt}]):
+            parts.append(delta)
+            yield Event("token", delta)
+        yield Event("reply", Reply("".join(parts).strip(), intent=route.intent,
+                                   queries=[], timings=timings))
+
+    def _list(self, route: Route, timings: dict[str, float]) -> Iterator[Event]:
+        recs = tools.list_recordings(self.searcher, self.filters)
+        if route.recording:
+            recs = [r for r in recs if route.recording.lower() in r.title.lower()] or recs
+        lines = [f"- {r.title}" + (f" ({int(r.duration // 60)} min)" if r.duration else "")
+                 for r in recs]
+        text = ("These recordings are in the archive:\n" + "\n".join(lines)) if lines else \
+            "There are no recordings you can see yet."
+        yield Event("token", text)
+        yield Event("reply", Reply(text, intent="list", queries=[], timings=timings))
+

@@ -1,0 +1,142 @@
+"""Numbered evidence in, checked citations out.
+
+The model sees snippets numbered [1]..[n] and cites numbers only. The program maps a number to
+its snippet's recording and times, drops numbers that do not exist, and drops a citation whose
+snippet does not support its sentence, so every citation shown points at real evidence.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from retrieval.schema import Moment
+
+Support = Callable[[str, str], float]  # (sentence, snippet) -> 0..1
+
+_MARK = re.compile(r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
+# A sentence ends at . ! ? (and its citation marks) before a capital: "ext. 4417" goes on.
+_SENTENCE = re.compile(r"(?<=[.!?\]])\s+(?=[A-Z\"“])")
+
+
+def clock(seconds: float) -> str:
+    seconds = int(max(0.0, seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
+
+
+def label(moment: Moment) -> str:
+    """How a citation reads: "Q3 planning meeting, 00:24–00:29"."""
+    return f"{moment.title}, {clock(moment.start)}–{clock(moment.end)}"
+
+
+def render_evidence(moments: Sequence[Moment], max_chars: int = 400) -> str:
+    lines = []
+    for n, m in enumerate(moments, 1):
+        who = f" ({m.speaker})" if m.speaker else ""
+        kind = " [on screen]" if m.modality != "transcript" else ""
+        text = " ".join(m.text.split())[:max_chars]
+        lines.append(f"[{n}] {label(m)}{who}{kind}: {text}")
+    return "\n".join(lines)
+
+
+@dataclass
+class Citation:
+    n: int
+    media_id: str
+    path: str
+    title: str
+    start: float
+    end: float
+    text: str
+    speaker: str | None = None
+
+    def to_json(self) -> dict:
+        return {"n": self.n, "media_id": self.media_id, "path": self.path, "title": self.title,
+                "start": round(self.start, 3), "end": round(self.end, 3), "text": self.text}
+
+
+@dataclass
+class CheckedAnswer:
+    text: str
+    citations: list[Citation] = field(default_factory=list)
+    dropped: list[int] = field(default_factory=list)  # numbers that were invalid or unsupported
+    unsupported: list[str] = field(default_factory=list)  # sentences left with no citation
+
+
+def split_sentences(text: str) -> list[str]:
+    return [s.strip() for s in _SENTENCE.split(text.strip()) if s.strip()]
+
+
+# A sentence is complete once its end mark (and any citation marks after it) is followed by
+# white space: "... in March [2]. Next" or "... in March. [2] Next".
+_COMPLETE = re.compile(r"^(.*?[.!?](?:\s*\[[\d,\s]+\])*)\s+(?=[A-Z\"“])", re.S)
+
+
+class CitationChecker:
+    """Checks an answer sentence by sentence, so checked text can stream as it is written."""
+
+    def __init__(self, evidence: Sequence[Moment], support: Support, threshold: float) -> None:
+        self.evidence, self.support, self.threshold = evidence, support, threshold
+        self.kept: dict[int, int] = {}  # evidence number -> citation number shown
+        self.result = CheckedAnswer("")
+        self._buffer = ""
+
+    def feed(self, delta: str) -> list[str]:
+        """Add generated text; return the checked sentences it completed."""
+        self._buffer += delta
+        done = []
+        while (m := _COMPLETE.match(self._buffer)) is not None:
+            done.append(self.sentence(m.group(1)))
+            self._buffer = self._buffer[m.end():]
+        return [s for s in done if s]
+
+    def close(self) -> list[str]:
+        rest, self._buffer = self._buffer.strip(), ""
+        return [s for s in (self.sentence(rest),) if s] if rest else []
+
+    @property
+    def pending(self) -> str:
+        return self._buffer
+
+    def sentence(self, sentence: str) -> str:
+        plain = _strip_space(_MARK.sub("", sentence))
+        numbers = [int(x) for m in _MARK.finditer(sentence) for x in m.group(1).split(",")]
+        good = []
+        for n in dict.fromkeys(numbers):
+            if not 1 <= n <= len(self.evidence) or \
+                    self.support(plain, self.evidence[n - 1].text) < self.threshold:
+                self.result.dropped.append(n)
+                continue
+            if n not in self.kept:
+                self.kept[n] = len(self.kept) + 1
+                m = self.evidence[n - 1]
+                self.result.citations.append(Citation(self.kept[n], m.media_id, m.path, m.title,
+                                                      m.start, m.end, m.text, m.speaker))
+            good.append(self.kept[n])
+        if not plain:
+            return ""
+        if not good:
+            self.result.unsupported.append(plain)
+        marks = "".join(f"[{g}]" for g in good)
+        if marks and plain[-1] in ".!?":
+            text = f"{plain[:-1]} {marks}{plain[-1]}"
+        else:
+            text = f"{plain} {marks}".strip()
+        self.result.text = f"{self.result.text} {text}".strip()
+        return text
+
+
+def check_citations(answer: str, evidence: Sequence[Moment], support: Support,
+                    threshold: float) -> CheckedAnswer:
+    """Keep citations that exist and support their sentence; renumber them 1..k in order."""
+    checker = CitationChecker(evidence, support, threshold)
+    for sentence in split_sentences(answer):
+        checker.sentence(sentence)
+    return checker.result
+
+
+def _strip_space(text: str) -> str:
+    return re.sub(r"\s+([.,;:!?])", r"\1", " ".join(text.split()))

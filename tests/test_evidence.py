@@ -1,0 +1,53 @@
+"""Citations: numbers map to real snippets, bad or unsupported numbers are dropped."""
+
+from __future__ import annotations
+
+from assistant.evidence import CitationChecker, check_citations, clock, label, render_evidence
+from retrieval.schema import Moment
+
+EVIDENCE = [
+    Moment("m1", "/r/q3.mp3", "Q3 planning meeting", 24.2, 29.4, 0.1, "transcript",
+           "We can launch the portal on September 15th.", "Sarah"),
+    Moment("m2", "/r/sec.mp4", "Security training", 52.0, 70.0, 0.1, "slides",
+           "Reporting an Incident: IT Help Desk: ext. 4417"),
+]
+
+
+def words_support(sentence: str, snippet: str) -> float:
+    a = {w.strip(".,").lower() for w in sentence.split()}
+    b = {w.strip(".,").lower() for w in snippet.split()}
+    return len(a & b) / max(len(a), 1)
+
+
+def test_labels_and_rendering():
+    assert clock(24.2) == "00:24" and clock(3725) == "1:02:05"
+    assert label(EVIDENCE[0]) == "Q3 planning meeting, 00:24–00:29"
+    text = render_evidence(EVIDENCE)
+    assert text.splitlines()[0].startswith("[1] Q3 planning meeting, 00:24–00:29 (Sarah): We can")
+    assert "[2] Security training, 00:52–01:10 [on screen]: Reporting" in text
+
+
+def test_numbers_map_to_snippets_and_are_renumbered_in_order():
+    out = check_citations("The help desk is ext. 4417 [2]. The portal launches on September 15th [1].",
+                          EVIDENCE, words_support, 0.3)
+    assert out.text == "The help desk is ext. 4417 [1]. The portal launches on September 15th [2]."
+    assert [(c.n, c.title, c.start) for c in out.citations] == [
+        (1, "Security training", 52.0), (2, "Q3 planning meeting", 24.2)]
+
+
+def test_invented_and_unsupported_citations_are_dropped():
+    out = check_citations("The budget is 48,000 dollars [7]. The cafeteria opens at noon [1].",
+                          EVIDENCE, words_support, 0.3)
+    assert out.citations == [] and sorted(out.dropped) == [1, 7]
+    assert out.unsupported == ["The budget is 48,000 dollars.", "The cafeteria opens at noon."]
+
+
+def test_streaming_checker_emits_whole_sentences():
+    checker = CitationChecker(EVIDENCE, words_support, 0.3)
+    emitted = []
+    for delta in ["We can ", "launch the portal on Sept", "ember 15th [1]. The help", " desk is ext. 4417 [2]"]:
+        emitted += checker.feed(delta)
+    assert emitted == ["We can launch the portal on September 15th [1]."]
+    emitted += checker.close()
+    assert emitted[-1] == "The help desk is ext. 4417 [2]"
+    assert [c.n for c in checker.result.citations] == [1, 2]
