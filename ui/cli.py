@@ -272,6 +272,13 @@ def cmd_models(args: argparse.Namespace, console: Console) -> int:
     except OcrUnavailable as e:
         console.print(f"ocr     [red]{e}[/]")
     console.print("clip    " + (settings.clip_weights or "off (no weights configured)"))
+    from assistant.local_model import assemble_gguf
+
+    if settings.llm_config().backend != "openai" and not settings.llm_base_url:
+        console.print(f"llm     Qwen2.5-Coder-1.5B-Instruct Q4_K_M (assembled, sha256 checked): "
+                      f"{assemble_gguf(settings.cache_dir)}")
+    else:
+        console.print(f"llm     OpenAI-compatible endpoint {settings.llm_base_url or ''}")
     return 0
 
 

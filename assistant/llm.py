@@ -1,0 +1,225 @@
+"""The assistant's chat model: one small interface over two LangChain backends.
+
+- "local": the packaged GGUF (or a user's own) run in-process by llama.cpp (local_model.py);
+- "openai": any OpenAI-compatible HTTP API through langchain_openai.ChatOpenAI.
+
+Callers pass plain messages ({"role": "system"|"user"|"assistant", "content": str}) and get text,
+text deltas or a parsed JSON object; `.langchain` gives the LangChain chat model for chains and
+tools. Configuration arrives as an LLMConfig: nothing here reads environment variables.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlparse
+
+import jsonschema
+import openai
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+
+from assistant import local_model
+
+Message = dict[str, str]
+
+OPENAI_BASE_URL = "https://api.openai.com/v1"
+DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
+_LC_MESSAGE = {"system": SystemMessage, "user": HumanMessage, "assistant": AIMessage}
+
+
+class LLMError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class LLMConfig:
+    backend: Literal["auto", "local", "openai"] = "auto"  # auto: openai when base_url/api_key set
+    model: str | None = None  # local: packaged default or a .gguf path; openai: a model name
+    base_url: str | None = None
+    api_key: str | None = None
+    temperature: float = 0.0
+    max_tokens: int = 512
+    n_ctx: int = 4096
+    threads: int = 0  # 0: all cores
+    cache_dir: Path | None = None  # where the packaged GGUF is assembled
+    chat_format: str | None = None  # local: None uses the GGUF's own chat template
+    timeout: float = 120.0  # openai: seconds per request
+    max_retries: int = 2  # openai: client retries on 5xx and connection errors
+
+
+def choose_backend(config: LLMConfig) -> Literal["local", "openai"]:
+    if config.backend != "auto":
+        return config.backend
+    return "openai" if (config.base_url or config.api_key) else "local"
+
+
+# -- replies as JSON ------------------------------------------------------------------------
+
+def _strip_fences(text: str) -> str:
+    text = text.strip()
+    if text.startswith("```"):
+        text = text.split("\n", 1)[1] if "\n" in text else ""
+        text = text.rsplit("```", 1)[0]
+    return text
+
+
+def parse_json_reply(text: str, schema: dict) -> dict:
+    """The first JSON object in a model's reply, checked against schema."""
+    body = _strip_fences(text)
+    start = body.find("{")
+    try:
+        if start < 0:
+            raise ValueError("no JSON object in the reply")
+        value, _ = json.JSONDecoder().raw_decode(body, start)
+    except ValueError as e:
+        raise LLMError(f"the model's reply is not JSON ({e}): {text[:200]!r}") from None
+    try:
+        jsonschema.validate(value, schema)
+    except jsonschema.ValidationError as e:
+        raise LLMError(f"the model's JSON does not match the schema: {e.message}") from None
+    return value
+
+
+def with_schema_hint(messages: list[Message], schema: dict) -> list[Message]:
+    """The messages with the schema spelt out in the system message (for unconstrained APIs,
+    which also require the word "JSON" in the prompt)."""
+    hint = f"Reply with one JSON object that matches this JSON schema: {json.dumps(schema)}"
+    if messages and messages[0]["role"] == "system":
+        first = {"role": "system", "content": f"{messages[0]['content']}\n\n{hint}"}
+        return [first, *messages[1:]]
+    return [{"role": "system", "content": hint}, *messages]
+
+
+# -- the interface --------------------------------------------------------------------------
+
+def to_langchain(messages: list[Message]) -> list[BaseMessage]:
+    out = []
+    for m in messages:
+        cls = _LC_MESSAGE.get(m.get("role", ""))
+        if cls is None:
+            raise ValueError(f"unknown message role {m.get('role')!r} (system, user, assistant)")
+        out.append(cls(content=m["content"]))
+    return out
+
+
+class ChatModel(ABC):
+    """Text, text deltas and schema-checked JSON from a chat model; no LangChain types leak."""
+
+    # Errors after which json() tries its next request shape (the server rejected this one).
+    _json_fallback_errors: tuple[type[Exception], ...] = ()
+
+    def __init__(self, chat: BaseChatModel) -> None:
+        self._chat = chat
+        self._json_skip = 0  # request shapes this server has rejected: not sent again
+
+    @property
+    def langchain(self) -> BaseChatModel:
+        return self._chat
+
+    def stream(self, messages: list[Message]) -> Iterator[str]:
+        for chunk in self._chat.stream(to_langchain(messages)):
+            if text := str(chunk.text):
+                yield text
+
+    def complete(self, messages: list[Message]) -> str:
+        return str(self._chat.invoke(to_langchain(messages)).text)
+
+    def json(self, messages: list[Message], schema: dict) -> dict:
+        """A reply object matching the JSON schema, or LLMError."""
+        error: Exception | None = None
+        requests = self._json_requests(messages, schema)
+        for i, (attempt, response_format) in enumerate(requests):
+            if i < self._json_skip:
+                continue
+            try:
+                reply = self._chat.invoke(to_langchain(attempt), response_format=response_format)
+                return parse_json_reply(str(reply.text), schema)
+            except self._json_fallback_errors as e:
+                # Rejected by the server, not the model: skip this shape from now on (saves a
+                # round trip and the client's retries on every later call). Keep the last one.
+                self._json_skip = min(i + 1, len(requests) - 1)
+                error = e
+            except LLMError as e:
+                error = e
+        raise LLMError(f"no schema-valid JSON from the model: {error}") from error
+
+    @abstractmethod
+    def _json_requests(self, messages: list[Message],
+                       schema: dict) -> list[tuple[list[Message], dict[str, Any]]]:
+        """(messages, response_format) pairs to try in order."""
+
+
+class LocalChatModel(ChatModel):
+    def _json_requests(self, messages: list[Message],
+                       schema: dict) -> list[tuple[list[Message], dict[str, Any]]]:
+        # llama.cpp compiles the schema into a grammar: the output cannot leave it, so the prompt
+        # needs no schema (local prompt tokens are slow). It ignores type "json_schema".
+        return [(messages, {"type": "json_object", "schema": schema})]
+
+
+class OpenAIChatModel(ChatModel):
+    _json_fallback_errors = (openai.BadRequestError, openai.UnprocessableEntityError,
+                             openai.InternalServerError)
+
+    def _json_requests(self, messages: list[Message],
+                       schema: dict) -> list[tuple[list[Message], dict[str, Any]]]:
+        # OpenAI's structured outputs first; llama.cpp's server rejects that shape (HTTP 500) but
+        # constrains {"type": "json_object", "schema": ...}; plain json_object for everyone else.
+        hinted = with_schema_hint(messages, schema)
+        return [
+            (messages, {"type": "json_schema", "json_schema": {"name": "reply", "schema": schema}}),
+            (hinted, {"type": "json_object", "schema": schema}),
+            (hinted, {"type": "json_object"}),
+        ]
+
+
+# -- building a model -----------------------------------------------------------------------
+
+def _is_openai_host(base_url: str | None) -> bool:
+    return base_url is None or urlparse(base_url).hostname == "api.openai.com"
+
+
+def _openai_chat(config: LLMConfig) -> BaseChatModel:
+    from langchain_openai import ChatOpenAI
+
+    if config.api_key is None and _is_openai_host(config.base_url):
+        raise LLMError("the OpenAI API needs an api_key")
+    # ChatOpenAI sends the cap as max_completion_tokens; other servers (llama.cpp's, older vLLM)
+    # only know max_tokens and would otherwise generate without limit.
+    extra = {} if _is_openai_host(config.base_url) else {"max_tokens": config.max_tokens}
+    # Every setting is explicit so nothing is picked up from OPENAI_* environment variables;
+    # OpenAI-compatible servers speak Chat Completions only, never the Responses API.
+    return ChatOpenAI(
+        model=config.model or DEFAULT_OPENAI_MODEL,
+        base_url=config.base_url or OPENAI_BASE_URL,
+        api_key=config.api_key or "unused",  # local servers often take no key
+        temperature=config.temperature,
+        max_tokens=config.max_tokens,
+        timeout=config.timeout,
+        max_retries=config.max_retries,
+        use_responses_api=False,
+        extra_body=extra or None,
+    )
+
+
+def _local_chat(config: LLMConfig) -> BaseChatModel:
+    try:
+        path = local_model.resolve_gguf(config.model, config.cache_dir)
+    except local_model.LocalModelError as e:
+        raise LLMError(str(e)) from e
+    return local_model.ChatLlamaCpp(
+        model_path=str(path), n_ctx=config.n_ctx, threads=config.threads,
+        chat_format=config.chat_format, temperature=config.temperature,
+        max_tokens=config.max_tokens)
+
+
+def load_chat_model(config: LLMConfig) -> ChatModel:
+    """The configured backend behind our interface (the local model loads once per process)."""
+    if choose_backend(config) == "openai":
+        return OpenAIChatModel(_openai_chat(config))
+    return LocalChatModel(_local_chat(config))

