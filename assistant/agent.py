@@ -35,7 +35,7 @@ ROUTE_SCHEMA: dict[str, Any] = {
     },
     "required": ["intent", "question", "queries", "recording", "speaker"],
 }
-NOT_FOUND = "NOT_FOUND"
+REFUSAL = "NOT MENTIONED"  # how prompts/answer.md asks the model to say "not in the snippets"
 EVIDENCE_K = 5
 # A citation stays only if its snippet supports the sentence at least this well (0..1).
 SUPPORT_THRESHOLD = 0.35
@@ -174,13 +174,13 @@ class Assistant:
         checker = CitationChecker(found, self.support, SUPPORT_THRESHOLD)
         held, deciding, refused = "", True, False
         for delta in self.chat.stream([{"role": "user", "content": prompt}]):
-            if deciding:  # hold the first characters back until they cannot be NOT_FOUND
+            if deciding:  # hold the first characters back until they cannot be a refusal
                 held += delta
-                probe = held.lstrip().upper().replace(" ", "_")
-                if len(probe) < len(NOT_FOUND) and NOT_FOUND.startswith(probe):
+                probe = " ".join(held.upper().split())
+                if len(probe) < len(REFUSAL) and REFUSAL.startswith(probe):
                     continue
                 deciding = False
-                if probe.startswith(NOT_FOUND):
+                if probe.startswith(REFUSAL):
                     refused = True
                     break  # stop generating: nothing more is needed
                 delta = held
@@ -188,7 +188,7 @@ class Assistant:
                 timings.setdefault("first_token", time.perf_counter() - t0)
                 yield Event("token", sentence + " ")
         if deciding and held.strip():
-            refused = NOT_FOUND.startswith(held.strip().upper().replace(" ", "_"))
+            refused = REFUSAL.startswith(" ".join(held.upper().split()))
             if not refused:
                 checker.feed(held)
         for sentence in checker.close():

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -34,92 +32,7 @@ ROUTER_SCHEMA = {
 }
 
 
-# -- fake OpenAI-compatible server ----------------------------------------------------------
-
-class FakeOpenAI:
-    """A stand-in for an OpenAI-compatible chat API on 127.0.0.1.
-
-    It exists because no remote LLM API can be reached from this machine (registries only). It
-    serves POST /v1/chat/completions, streaming (SSE chunks, then `data: [DONE]`) and not, records
-    every request (headers and JSON body), and can reject response_format type "json_schema" with
-    HTTP 500 the way llama.cpp's own server does.
-    """
-
-    def __init__(self) -> None:
-        self.requests: list[dict] = []
-        self.deltas = ["Hel", "lo", ", ", "world", "!"]
-        self.replies: list[str] = ["Hello, world!"]  # non-streaming replies; the last repeats
-        self.reject_json_schema = False
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
-                                        daemon=True)
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
-
-    def start(self) -> FakeOpenAI:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def _completion(self, body: dict) -> dict:
-        n = sum(1 for r in self.requests if not r["body"].get("stream"))
-        text = self.replies[min(n, len(self.replies)) - 1]
-        return {"id": "fake-1", "object": "chat.completion", "created": 0, "model": body["model"],
-                "choices": [{"index": 0, "finish_reason": "stop",
-                             "message": {"role": "assistant", "content": text}}],
-                "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}}
-
-    def _chunks(self, body: dict) -> Iterator[dict]:
-        def chunk(delta: dict, finish: str | None = None) -> dict:
-            return {"id": "fake-1", "object": "chat.completion.chunk", "created": 0,
-                    "model": body["model"],
-                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
-
-        yield chunk({"role": "assistant", "content": ""})
-        for text in self.deltas:
-            yield chunk({"content": text})
-        yield chunk({}, "stop")
-
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args) -> None:  # keep test output clean
-                pass
-
-            def _send_json(self, status: int, payload: dict) -> None:
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                headers = {k.lower(): v for k, v in self.headers.items()}
-                fake.requests.append({"path": self.path, "headers": headers, "body": body})
-                if self.path != "/v1/chat/completions":
-                    return self._send_json(404, {"error": {"message": "not found"}})
-                kind = (body.get("response_format") or {}).get("type")
-                if fake.reject_json_schema and kind == "json_schema":
-                    return self._send_json(500, {"error": {"message": "json_schema unsupported"}})
-                if not body.get("stream"):
-                    return self._send_json(200, fake._completion(body))
-                self.send_response(200)
-                self.send_header("Content-Type", "text/event-stream")
-                self.end_headers()
-                for chunk in fake._chunks(body):
-                    self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
-                    self.wfile.flush()
-                self.wfile.write(b"data: [DONE]\n\n")
-
-        return Handler
+from tests.fake_openai import FakeOpenAI
 
 
 @pytest.fixture()
