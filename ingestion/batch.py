@@ -323,9 +323,6 @@ def prune(index: Index) -> list[Outcome]:
     outcomes = []
     for rec in index.catalog.all():
         if not os.path.exists(rec.path):
-            gen = index.catalog.remove(rec.media_id)
-            if gen:
-                index.delete_generation(gen)
-                index.catalog.forget_garbage(gen)
+            index.remove_recording(rec.media_id)
             outcomes.append(Outcome(rec.path, REMOVED, "file is gone", rec.media_id))
     return outcomes

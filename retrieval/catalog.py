@@ -170,6 +170,11 @@ class Catalog:
         self._db.execute("UPDATE recordings SET size=?, mtime=? WHERE media_id=?",
                          (size, mtime, media_id))
 
+    def forget_content(self, media_id: str) -> None:
+        """Make the next ingest read the file again (its segments stay visible until then)."""
+        self._db.execute("UPDATE recordings SET size=NULL, mtime=NULL, content_hash=NULL"
+                         " WHERE media_id=?", (media_id,))
+
     def update_access(self, media_id: str, tags: list[str], groups: list[str]) -> None:
         self._db.execute("UPDATE recordings SET tags=?, groups_=? WHERE media_id=?",
                          (json.dumps(tags), json.dumps(groups), media_id))

@@ -101,6 +101,16 @@ class Index:
             self.collection(modality).delete(where={"gen": gen})
         self.keywords.delete_generation(gen)
 
+    def remove_recording(self, media_id: str) -> bool:
+        """Forget a recording and delete its segments; False if it was not in the catalog."""
+        if self.catalog.get(media_id) is None:
+            return False
+        gen = self.catalog.remove(media_id)
+        if gen:
+            self.delete_generation(gen)
+            self.catalog.forget_garbage(gen)
+        return True
+
     def collect_garbage(self) -> int:
         """Delete segments of crashed writers and replaced recordings; returns how many gens."""
         gens = self.catalog.collectable_garbage()

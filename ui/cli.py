@@ -223,6 +223,17 @@ def cmd_chat(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace, console: Console) -> int:
+    from ui.web import serve
+
+    settings = _settings(args)
+    serve(settings, host=args.host, port=args.port, users_file=args.users,
+          insecure=args.insecure,
+          library_dir=Path(args.library).expanduser() if args.library else None,
+          max_upload_mb=args.max_upload_mb)
+    return 0
+
+
 def cmd_eval(args: argparse.Namespace, console: Console) -> int:
     from retrieval.evaluation import ablation, evaluate, load_queries, table
 
@@ -353,6 +364,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--show", action="store_true", help="print every answer")
     add_filter_arguments(p)
     p.set_defaults(func=cmd_eval_answers)
+
+    p = with_index(sub.add_parser("serve", help="the web app: cited chat and the library"))
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: this computer only)")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--users", metavar="FILE",
+                   help="users file (TOML or JSON): sign-in and access groups")
+    p.add_argument("--insecure", action="store_true",
+                   help="allow a network address without a users file")
+    p.add_argument("--library", metavar="DIR",
+                   help="where uploads are kept (default: 'library' beside the index)")
+    p.add_argument("--max-upload-mb", type=float, default=500,
+                   help="largest upload in MB (default 500)")
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("models", help="check and prepare the packaged models")
     p.set_defaults(func=cmd_models)
