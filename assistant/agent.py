@@ -81,6 +81,10 @@ class Event:
 
 
 _WORD = re.compile(r"[a-z0-9]+")
+# Words that always mean a whole-recording summary; the 1.5B router sent "what were the action
+# items in the planning meeting?" to a top-5 answer, which cannot list them all.
+_SUMMARY_WORDS = re.compile(r"\b(summari[sz]e|summary|recap|action items|overview|key points)\b",
+                            re.I)
 _STOP = frozenset("the a an and or of to in on at for is are was were be it this that with as "
                   "by from we you they he she i our their his her will would can could".split())
 
@@ -106,6 +110,8 @@ class Assistant:
         except Exception:  # noqa: BLE001 - a broken router must not lose the question
             out = {}
         intent = out.get("intent") if out.get("intent") in INTENTS else "answer"
+        if _SUMMARY_WORDS.search(message):
+            intent = "summarize"
         question = (out.get("question") or message).strip()
         queries = [q.strip() for q in out.get("queries") or [] if isinstance(q, str) and q.strip()]
         queries = list(dict.fromkeys([question, *queries]))[:5]

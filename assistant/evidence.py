@@ -32,7 +32,7 @@ def label(moment: Moment) -> str:
     return f"{moment.title}, {clock(moment.start)}–{clock(moment.end)}"
 
 
-def render_evidence(moments: Sequence[Moment], max_chars: int = 400) -> str:
+def render_evidence(moments: Sequence[Moment], max_chars: int = 220) -> str:
     lines = []
     for n, m in enumerate(moments, 1):
         who = f" ({m.speaker})" if m.speaker else ""
