@@ -142,6 +142,11 @@ class Catalog:
         rows = self._db.execute("SELECT * FROM recordings ORDER BY title, path").fetchall()
         return [_row_to_recording(r) for r in rows]
 
+    def generation_count(self) -> int:
+        """How many generations are visible to someone (one per searchable recording)."""
+        return self._db.execute("SELECT count(*) FROM recordings WHERE gen IS NOT NULL"
+                                ).fetchone()[0]
+
     def visible(self, groups: frozenset[str] | None = None) -> list[Recording]:
         """Searchable recordings the caller may see."""
         return [r for r in self.all() if r.searchable and r.visible_to(groups)]
