@@ -511,6 +511,19 @@ def run_child(mode: str, directory: Path, args: argparse.Namespace) -> dict[str,
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def _code_state() -> str:
+    """The commit measured, and retrieval/ files changed since it (numbers depend on them)."""
+    def git(*cmd: str) -> str:
+        return subprocess.run(["git", *cmd], cwd=REPO, capture_output=True, text=True).stdout
+    try:
+        head = git("rev-parse", "--short", "HEAD").strip() or "unknown"
+        dirty = git("status", "--porcelain", "--", "retrieval").split()
+    except OSError:
+        return "unknown (no git)"
+    changed = [f for f in dirty if f.startswith("retrieval/")]
+    return f"commit {head}" + (f", uncommitted changes in {', '.join(changed)}" if changed else "")
+
+
 def _load() -> str:
     return "load %.2f %.2f %.2f" % os.getloadavg()
 
@@ -602,10 +615,12 @@ def tables(rows: list[dict[str, Any]]) -> str:
              "fts_filtered", "fts_unfiltered", "by_ids"]
     head2 = ["segments", "visible gens", *[f"{p} p50 ms" for p in parts],
              "e5 first encode s", "load avg before -> after"]
-    lines += ["", "Parts, p50 of one call on the transcript collection at depth 40 (one fused "
-              "search = 1 catalog read + per text modality: 1 encode, 1 Chroma query, 1 FTS5 "
-              "query, 1 by_ids). *_filtered is what search runs (gen $in / gen IN the visible "
-              "generations); *_unfiltered is the same call without that filter:", "",
+    lines += ["", "Parts, p50 of one call on the transcript collection at depth 40 (a fused "
+              "search = 1 catalog read + per text modality: 1 encode, 1 Index.query, 1 FTS5 "
+              "query, 1 by_ids). index_query is Index.query as the code stands; chroma_filtered "
+              "is a Chroma query with the visible-generations filter (gen $in [...]), "
+              "chroma_unfiltered the same without it; fts_filtered is KeywordIndex.search "
+              "(gen IN (...)), fts_unfiltered the same SQL without the gen filter:", "",
               "| " + " | ".join(head2) + " |", "|" + "---|" * len(head2)]
     for r in rows:
         lines.append("| " + " | ".join([
@@ -651,6 +666,7 @@ def main() -> int:
         return 0
     rows = [bench_size(int(s), args) for s in args.sizes.split(",") if s.strip()]
     print(tables(rows))
+    print(f"\nMeasured code: {_code_state()}; {os.cpu_count()} CPUs.")
     return 0
 
 

@@ -18,6 +18,7 @@ os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
 from rich.console import Console  # noqa: E402
 
+from assistant.evidence import clock  # noqa: E402
 from ui.settings import Settings  # noqa: E402
 
 
@@ -25,13 +26,6 @@ def _split_list(value: str | None) -> list[str] | None:
     if value is None:
         return None
     return [v.strip() for v in value.split(",") if v.strip()]
-
-
-def _fmt_time(seconds: float) -> str:
-    seconds = int(round(seconds))
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -101,7 +95,7 @@ def cmd_status(args: argparse.Namespace, console: Console) -> int:
     for r in recs:
         segs = ", ".join(f"{n} {m}" for m, n in r.counts.items() if n) or "-"
         note = r.error if r.status == "failed" else r.path
-        table.add_row(r.title, r.status, _fmt_time(r.duration) if r.duration else "-", segs,
+        table.add_row(r.title, r.status, clock(r.duration) if r.duration else "-", segs,
                       ", ".join(r.groups) or "everyone", note or "")
     console.print(table)
     return 0
@@ -158,7 +152,7 @@ def cmd_search(args: argparse.Namespace, console: Console) -> int:
         return 0
     for i, m in enumerate(moments, 1):
         who = f" · {m.speaker}" if m.speaker else ""
-        console.print(f"[bold]{i}. {m.title}[/] · {_fmt_time(m.start)}–{_fmt_time(m.end)}"
+        console.print(f"[bold]{i}. {m.title}[/] · {clock(m.start)}–{clock(m.end)}"
                       f" [dim]({m.modality}{who}, {m.path})[/]")
         console.print(f"   {' '.join(m.text.split())[:300]}", markup=False, highlight=False)
     return 0

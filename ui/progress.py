@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn,
+from rich.progress import (BarColumn, Progress, TaskID, TextColumn,
                            TimeElapsedColumn)
 from rich.table import Table
 
