@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 INDEXED = "indexed"
 FAILED = "failed"
@@ -238,9 +237,3 @@ class Catalog:
 
     def garbage(self) -> list[str]:
         return [r["gen"] for r in self._db.execute("SELECT gen FROM garbage").fetchall()]
-
-    def stats(self) -> dict[str, Any]:
-        recs = self.all()
-        return {"recordings": len(recs),
-                "indexed": sum(r.status == INDEXED for r in recs),
-                "failed": sum(r.status == FAILED for r in recs)}

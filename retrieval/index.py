@@ -128,11 +128,6 @@ class Index:
         return len(col.get(where={"gen": {"$in": list(gens)}}, include=[])["ids"])
 
     # -- reading -------------------------------------------------------------------------
-    def visible_generations(self, groups: frozenset[str] | None,
-                            recordings: Sequence[Recording] | None = None) -> list[str]:
-        recs = self.catalog.visible(groups) if recordings is None else recordings
-        return [r.gen for r in recs if r.gen]
-
     def query(self, modality: str, embedding: np.ndarray, k: int,
               gens: Sequence[str], where: dict[str, Any] | None = None) -> list[Hit]:
         """Nearest segments among the given generations (the caller's visible ones).

@@ -17,11 +17,6 @@ MODALITIES: tuple[str, ...] = (TRANSCRIPT, SLIDES, FRAMES)
 # Collections whose documents are searchable text (BM25 and text embeddings).
 TEXT_MODALITIES: tuple[str, ...] = (TRANSCRIPT, SLIDES)
 
-METADATA_KEYS: tuple[str, ...] = (
-    "media_id", "path", "title", "start", "end", "speaker", "modality",
-    "recorded_at", "tags", "groups", "gen",
-)
-
 
 @dataclass
 class Segment:

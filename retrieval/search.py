@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from retrieval.catalog import Recording
 from retrieval.clip import ClipEncoder
 from retrieval.encoders import TextEncoder
@@ -42,16 +44,28 @@ class Searcher:
     index: Index
     text: TextEncoder
     clip: ClipEncoder | None = None
+    _vectors: dict[tuple[str, str], np.ndarray] = field(default_factory=dict, repr=False)
 
     def dense(self, modality: str, query: str, k: int, gens: Sequence[str],
               where: dict | None = None) -> list[Hit]:
-        if modality == FRAMES:
-            if self.clip is None:
-                return []
-            vector = self.clip.embed_texts([query])[0]
-        else:
-            vector = self.text.embed_queries([query])[0]
+        vector = self.query_vector(modality, query)
+        if vector is None:
+            return []
         return self.index.query(modality, vector, k, gens, where)
+
+    def query_vector(self, modality: str, query: str) -> np.ndarray | None:
+        """The query's embedding for a collection; each phrasing is encoded once per search
+        (transcript and slides share the text encoder), not once per collection."""
+        encoder = "clip" if modality == FRAMES else "text"
+        if encoder == "clip" and self.clip is None:
+            return None
+        key = (encoder, query)
+        if key not in self._vectors:
+            if len(self._vectors) > 256:
+                self._vectors.clear()
+            self._vectors[key] = (self.clip.embed_texts([query])[0] if encoder == "clip"
+                                  else self.text.embed_queries([query])[0])
+        return self._vectors[key]
 
     def keyword(self, modality: str, query: str, k: int, gens: Sequence[str],
                 speaker: str | None = None) -> list[Hit]:
