@@ -35,6 +35,13 @@ ROUTE_SCHEMA: dict[str, Any] = {
     },
     "required": ["intent", "question", "queries", "recording", "speaker"],
 }
+# A first message is already standalone: not asking the model to restate it saves ~15 generated
+# tokens (~1 s on 2 cores), the largest part of the router's time once its prompt is cached.
+FIRST_ROUTE_SCHEMA: dict[str, Any] = {
+    **ROUTE_SCHEMA,
+    "properties": {k: v for k, v in ROUTE_SCHEMA["properties"].items() if k != "question"},
+    "required": [k for k in ROUTE_SCHEMA["required"] if k != "question"],
+}
 REFUSAL = "NOT MENTIONED"  # how prompts/answer.md asks the model to say "not in the snippets"
 EVIDENCE_K = 5
 # A citation stays only if its snippet supports the sentence at least this well (0..1).
@@ -101,12 +108,20 @@ class Assistant:
         self.filters = filters or Filters()
         self.k = k
 
+    def warm_up(self) -> None:
+        """Evaluate the fixed start of the router and answer prompts before the first question
+        (the local model then reads only each prompt's variable end: ~4 s saved per call)."""
+        for name, fields in (("router", {"history": "(none)", "message": ""}),
+                             ("answer", {"evidence": "", "question": ""})):
+            self.chat.prefill([{"role": "user", "content": render(name, **fields)}])
+
     # -- decisions ---------------------------------------------------------------------------
     def route(self, message: str, history: Sequence[Turn]) -> Route:
         recent = "\n".join(f"{t.role.capitalize()}: {t.content[:300]}" for t in history[-4:])
         prompt = render("router", history=recent or "(none)", message=message)
         try:
-            out = self.chat.json([{"role": "user", "content": prompt}], ROUTE_SCHEMA)
+            schema = ROUTE_SCHEMA if history else FIRST_ROUTE_SCHEMA
+            out = self.chat.json([{"role": "user", "content": prompt}], schema)
         except Exception:  # noqa: BLE001 - a broken router must not lose the question
             out = {}
         intent = out.get("intent") if out.get("intent") in INTENTS else "answer"

@@ -129,6 +129,9 @@ class ChatModel(ABC):
     def complete(self, messages: list[Message]) -> str:
         return str(self._chat.invoke(to_langchain(messages)).text)
 
+    def prefill(self, messages: list[Message]) -> None:
+        """Prepare for prompts that start like these messages (a no-op for remote APIs)."""
+
     def json(self, messages: list[Message], schema: dict) -> dict:
         """A reply object matching the JSON schema, or LLMError."""
         error: Exception | None = None
@@ -155,6 +158,11 @@ class ChatModel(ABC):
 
 
 class LocalChatModel(ChatModel):
+    def prefill(self, messages: list[Message]) -> None:
+        # One generated token stores the evaluated prompt in the model's prompt-state cache
+        # (assistant/prompt_cache.py); later prompts sharing its start skip that part.
+        self._chat.invoke(to_langchain(messages), max_tokens=1)
+
     def _json_requests(self, messages: list[Message],
                        schema: dict) -> list[tuple[list[Message], dict[str, Any]]]:
         # llama.cpp compiles the schema into a grammar: the output cannot leave it, so the prompt

@@ -132,8 +132,11 @@ def load_llama(path: Path, n_ctx: int = 4096, threads: int = 0,
         if key not in _LOADED:
             from llama_cpp import Llama  # late: OMP_WAIT_POLICY above must come first
 
+            from assistant.prompt_cache import PromptStateCache
+
             llama = Llama(model_path=key[0], n_ctx=n_ctx, n_threads=n_threads,
                           n_threads_batch=n_threads, chat_format=chat_format, verbose=False)
+            llama.set_cache(PromptStateCache())
             _LOADED[key] = (llama, threading.Lock())
         return _LOADED[key]
 

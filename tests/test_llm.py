@@ -252,3 +252,38 @@ def test_local_stream(local_llm: LocalChatModel) -> None:
     # llama.cpp streams about one token per chunk: chunks/s after the first is tokens/s.
     _record("stream", first_token=first - start, total=end - start, chunks=len(chunks),
             tokens_per_s=(len(chunks) - 1) / (end - first))
+
+
+@pytest.mark.slow
+def test_local_prompt_prefixes_survive_other_prompts(local_llm: LocalChatModel,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Router and answer prompts alternate; each must still reuse its own fixed start."""
+    llama = local_llm.langchain._llama
+    evaluated: list[int] = []
+    real_eval = llama.eval
+    monkeypatch.setattr(llama, "eval", lambda tokens: (evaluated.append(len(tokens)),
+                                                        real_eval(tokens))[1])
+    fixed_a = "You sort fruit. " * 40 + "Fruit: "
+    fixed_b = "You name colours. " * 40 + "Colour: "
+    local_llm.prefill([{"role": "user", "content": fixed_a}])
+    local_llm.prefill([{"role": "user", "content": fixed_b}])
+    evaluated.clear()
+    local_llm.complete([{"role": "user", "content": fixed_a + "apple"}])
+    first_eval = evaluated[0]
+    assert first_eval < 20, f"evaluated {first_eval} prompt tokens: the fixed start was not reused"
+
+
+def test_prompt_state_cache_keeps_few_states_without_logits() -> None:
+    import numpy as np
+    from llama_cpp.llama import LlamaState
+
+    from assistant.prompt_cache import PromptStateCache
+
+    cache = PromptStateCache(max_states=2)
+    for n in range(3):
+        cache[[n, 1, 2]] = LlamaState(input_ids=np.array([n, 1, 2]),
+                                      scores=np.ones((512, 1000), np.float32), n_tokens=3,
+                                      llama_state=b"x" * 10, llama_state_size=10, seed=0)
+    assert len(cache.cache_state) == 2 and (0, 1, 2) not in cache.cache_state
+    assert all(s.scores.shape == (1, 1000) for s in cache.cache_state.values())
+    assert cache[[2, 1, 2, 5]].input_ids[0] == 2  # the longest shared prefix wins
