@@ -1,14 +1,17 @@
 """The web app (`clipcite serve`) in a real browser: Debian's chromium driven by Playwright.
 
 The app runs in this process (uvicorn in a thread) on 127.0.0.1 over a small real index: the
-phone call from ../shared/media/sample.wav, open to everyone, and a spoken board recording
-restricted to the group "board". The LLM is tests/fake_openai.py: it stands in for a remote
-OpenAI-compatible LLM API, which cannot be reached from this machine; search, citations, access
-groups and media serving are all real.
+phone call from ../shared/media/sample.wav (tag "calls", recorded 2023), open to everyone, and a
+board meeting video (a spoken text over one slide; tag "finance", recorded 2024) restricted to
+the group "board". The LLM is tests/fake_openai.py: it stands in for a remote OpenAI-compatible
+LLM API, which cannot be reached from this machine; search, citations, access groups, filters,
+thumbnails and media serving are all real. Screenshots go to tests/artifacts/screens.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import io
 import json
 import os
 import socket
@@ -33,6 +36,16 @@ SCREENS = ARTIFACTS / "screens"
 ROUTER = json.dumps({"intent": "answer", "question": "Where is Sheila from?",
                      "queries": ["Sheila Texas"], "recording": None, "speaker": None})
 ANSWER = ["Sheila is in Texas and ", "originally from Chicago [1]."]
+SLIDE = ("Falcon acquisition", ["Closing: June", "Deal room: extension 4417",
+                                "Integration lead: Dana Whitfield"], "Board meeting | confidential")
+DEAL_ROOM_ROUTER = json.dumps({"intent": "answer", "question": "What is the extension of the "
+                               "Falcon deal room?", "queries": ["Falcon deal room extension"],
+                               "recording": None, "speaker": None})
+LIMIT_MB = 5
+
+
+def local_noon(day: str) -> float:
+    return time.mktime(dt.datetime.fromisoformat(f"{day} 12:00").timetuple())
 
 
 def free_port() -> int:
@@ -53,17 +66,29 @@ def archive(media: Path, tmp_path_factory: pytest.TempPathFactory, extract_optio
     from ingestion.batch import BatchOptions, run_batch
     from retrieval.index import Index
 
+    from eval.fixtures import encode, render_slide
+    from ingestion.media import probe
+
     root = tmp_path_factory.mktemp("web")
-    lib = root / "files"
+    lib, work = root / "files", root / "work"
+    work.mkdir()
     call = copy_media(media / "sample.wav", lib, "Phone call.wav")
-    board = lib / "Board meeting.wav"
-    subprocess.run(["espeak-ng", "-v", "en-us", "-s", "150", "-w", str(board),
+    speech = work / "board.wav"
+    subprocess.run(["espeak-ng", "-v", "en-us", "-s", "150", "-w", str(speech),
                     "The board agreed that the Falcon acquisition will close in June. "
                     "Sheila from Texas will lead the Falcon integration."], check=True)
+    render_slide(*SLIDE).save(work / "falcon.png")
+    length = probe(speech).duration
+    board = lib / "Board meeting.mp4"
+    encode(board, speech, length, [(work / "falcon.png", 0.0, length)])
+    os.utime(call, (local_noon("2023-05-01"),) * 2)  # the recording date is the file's date
+    os.utime(board, (local_noon("2024-03-14"),) * 2)
     index = Index(root / "index")
-    out = run_batch([call], index, BatchOptions(extract=extract_options))
-    out += run_batch([board], index, BatchOptions(extract=extract_options, groups=["board"]))
+    out = run_batch([call], index, BatchOptions(extract=extract_options, tags=["calls"]))
+    out += run_batch([board], index, BatchOptions(extract=extract_options, groups=["board"],
+                                                  tags=["finance"]))
     assert [o.status for o in out] == ["indexed", "indexed"], out
+    assert index.catalog.get(out[1].media_id).counts.get("slides", 0) > 0
     ids = {Path(o.path).stem: o.media_id for o in out}
     index.catalog.close()
     return {"root": root, "index": root / "index", "call": ids["Phone call"],
@@ -94,12 +119,12 @@ class Running:
         self.thread.join(30)
 
 
-def settings_for(archive: dict, fake: FakeOpenAI):
+def settings_for(archive: dict, llm_base_url: str):
     from ui.settings import Settings
 
     return Settings(index_dir=archive["index"], cache_dir=Path.home() / ".cache" / "clipcite",
-                    llm_backend="openai", llm_base_url=fake.base_url, llm_api_key="k",
-                    llm_model="test-model")
+                    llm_backend="openai", llm_base_url=llm_base_url, llm_api_key="k",
+                    llm_model="test-model", upload_limit_mb=LIMIT_MB)
 
 
 @pytest.fixture(scope="module")
@@ -107,8 +132,19 @@ def open_app(archive, fake) -> Iterator[Running]:
     """No users file: one person on their own machine, sees everything."""
     from ui.web import create_app
 
-    app = create_app(settings_for(archive, fake), library_dir=archive["root"] / "uploads",
-                     max_upload_mb=5)
+    app = create_app(settings_for(archive, fake.base_url),
+                     library_dir=archive["root"] / "uploads")
+    with Running(app, free_port()) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def llm_down_app(archive) -> Iterator[Running]:
+    """The LLM endpoint is a localhost port nobody listens on."""
+    from ui.web import create_app
+
+    closed = f"http://127.0.0.1:{free_port()}/v1"
+    app = create_app(settings_for(archive, closed), library_dir=archive["root"] / "uploads-down")
     with Running(app, free_port()) as running:
         yield running
 
@@ -122,7 +158,7 @@ def staff_app(archive, fake) -> Iterator[Running]:
     users_file = archive["root"] / "users.toml"
     users_file.write_text(f'[users.alice]\npassword_hash = "{hash_password("wonderland")}"\n'
                           'groups = ["staff"]\n')
-    app = create_app(settings_for(archive, fake), load_users(users_file),
+    app = create_app(settings_for(archive, fake.base_url), load_users(users_file),
                      library_dir=archive["root"] / "uploads-staff")
     with Running(app, free_port()) as running:
         yield running
@@ -168,6 +204,49 @@ def library_shows(page, text: str, timeout: float = 15_000) -> None:
                            ".toLowerCase().includes(t.toLowerCase())", arg=text, timeout=timeout)
 
 
+def last_answer(page) -> str:
+    return page.locator('#cc-chat .bot, #cc-chat [data-testid="bot"]').last.inner_text()
+
+
+def prompts_since(fake: FakeOpenAI, sent: int) -> str:
+    """Everything the LLM was sent after the first `sent` requests."""
+    return "\n".join(m["content"] for r in fake.requests[sent:] for m in r["body"]["messages"])
+
+
+def open_filters(page) -> None:
+    page.get_by_text("Limit the search to some recordings", exact=False).click()
+    page.locator("#cc-only-recordings input").wait_for()
+
+
+def close_dropdowns(page) -> None:
+    page.locator("h2").first.click()  # a click outside closes the open list
+    page.wait_for_function("() => !document.querySelector('[role=option]')")
+
+
+def choose(page, elem_id: str, option: str) -> None:
+    page.locator(f"#{elem_id} input").click()
+    page.locator(f"#{elem_id} [role=option]", has_text=option).first.click()
+    close_dropdowns(page)
+
+
+def options_of(page, elem_id: str) -> list[str]:
+    page.locator(f"#{elem_id} input").click()
+    page.locator(f"#{elem_id} [role=option]").first.wait_for()
+    texts = page.locator(f"#{elem_id} [role=option]").all_inner_texts()
+    close_dropdowns(page)
+    return texts
+
+
+def play_chip(page, chip) -> dict:
+    """Clicks a citation chip and returns the player's state once it has seeked."""
+    chip.click()
+    page.wait_for_function(
+        "() => document.getElementById('cc-player').getAttribute('data-ready') === '1'",
+        timeout=30_000)
+    return page.evaluate("""() => { const v = document.getElementById('cc-player');
+        v.pause(); return {t: v.currentTime, src: v.currentSrc, d: v.duration}; }""")
+
+
 def test_cited_answer_chip_plays_the_moment(open_app, fake, page, archive):
     SCREENS.mkdir(parents=True, exist_ok=True)
     fake.replies, fake.deltas = [ROUTER], ANSWER
@@ -184,21 +263,97 @@ def test_cited_answer_chip_plays_the_moment(open_app, fake, page, archive):
     assert 10.0 <= start <= 16.0  # where Sheila says it in sample.wav
     page.screenshot(path=str(SCREENS / "chat.png"), full_page=True)
 
-    chip.click()
-    page.wait_for_function(
-        "() => document.getElementById('cc-player').getAttribute('data-ready') === '1'",
-        timeout=30_000)
-    player = page.evaluate("""() => { const v = document.getElementById('cc-player');
-        v.pause(); return {t: v.currentTime, src: v.currentSrc, d: v.duration}; }""")
+    player = play_chip(page, chip)
     assert abs(player["t"] - start) <= 1.0, player
     assert f"/media/{archive['call']}" in player["src"] and player["d"] > 20
     assert "Phone call · 00:" in page.locator("#cc-player-title").inner_text()
     assert "sheila" in page.locator("#cc-player-text").inner_text().lower()
+    assert not page.locator("#cc-player-thumb").is_visible()  # speech only: no picture
     page.screenshot(path=str(SCREENS / "player.png"), full_page=True)
 
     # "New conversation" clears the chat; the next question starts without history.
     page.locator("#cc-new").click()
     page.wait_for_function("() => !document.querySelector('#cc-chat .cc-chip')")
+
+
+def test_slide_citation_shows_a_thumbnail(open_app, fake, page, archive):
+    """A moment found on a slide plays in the video and shows that frame beside its text."""
+    fake.replies, fake.deltas = [DEAL_ROOM_ROUTER], ["The Falcon deal room is on extension "
+                                                     "4417 [1]."]
+    page.goto(open_app.url)
+    ask(page, "what is the extension of the falcon deal room?")
+    answered(page)
+    chip = page.locator("#cc-chat .cc-chip").first
+    assert chip.get_attribute("name") == archive["board"], last_answer(page)
+    start, _, kind, shot = chip.get_attribute("value").split("|")
+    assert kind == "video" and shot != "", chip.get_attribute("value")
+
+    player = play_chip(page, chip)
+    assert abs(player["t"] - float(start)) <= 1.0, player
+    assert f"/media/{archive['board']}" in player["src"]
+    thumb = page.locator("#cc-player-thumb")
+    thumb.wait_for(state="visible")
+    page.wait_for_function("() => document.getElementById('cc-player-thumb').naturalWidth > 0",
+                           timeout=15_000)
+    assert f"/thumb/{archive['board']}?t=" in thumb.evaluate("i => i.src")
+    said = chip.get_attribute("title")  # the cited text, shown beside the thumbnail
+    shown = page.locator("#cc-player-text").inner_text()
+    assert said and said in shown, (said, shown, page.locator("#cc-player-title").inner_text())
+    page.wait_for_timeout(500)  # let the video paint its first frame for the screenshot
+    page.screenshot(path=str(SCREENS / "chat-slide.png"), full_page=True)
+
+
+def test_chat_filters_limit_the_search(open_app, fake, page, archive):
+    """Recordings, tags and dates chosen on the chat page decide what the answer may use."""
+    fake.replies, fake.deltas = [ROUTER], ANSWER
+    cases = [("recording", "Board meeting"), ("tag", "calls"), ("from", "2024-01-01"),
+             ("until", "2023-12-31")]
+    for kind, value in cases:
+        page.goto(open_app.url)
+        open_filters(page)
+        if kind == "recording":
+            choose(page, "cc-only-recordings", value)
+        elif kind == "tag":
+            choose(page, "cc-only-tags", value)
+        else:
+            box = page.locator(f"#cc-{kind} input").first
+            box.fill(value)
+            box.press("Enter")
+        sent = len(fake.requests)
+        ask(page, "where is sheila from?")
+        answered(page)
+        prompts = prompts_since(fake, sent)
+        expect_board = (kind, value) in (("recording", "Board meeting"), ("from", "2024-01-01"))
+        assert ("Board meeting" in prompts) == expect_board, (kind, prompts)
+        assert ("Phone call" in prompts) != expect_board, (kind, prompts)
+        chips = page.locator("#cc-chat .cc-chip").evaluate_all(
+            "cs => cs.map(c => c.getAttribute('name'))")
+        assert set(chips) <= {archive["board"] if expect_board else archive["call"]}
+        if kind == "recording":
+            page.screenshot(path=str(SCREENS / "filters.png"), full_page=True)
+
+    # A mistyped date is named in a plain sentence instead of being quietly ignored.
+    page.goto(open_app.url)
+    open_filters(page)
+    page.locator("#cc-from input").first.fill("14/03/2024")
+    sent = len(fake.requests)
+    ask(page, "where is sheila from?")
+    answered(page)
+    assert "I could not read the date “14/03/2024” in “Recorded from”" in last_answer(page)
+    assert "for example 2024-03-31" in last_answer(page) and len(fake.requests) == sent
+
+    # Nothing in the chosen dates: no LLM call, and the answer says the search was limited.
+    page.goto(open_app.url)
+    open_filters(page)
+    for kind, value in (("from", "2025-01-01"), ("until", "2025-12-31")):
+        page.locator(f"#cc-{kind} input").first.fill(value)
+        page.locator(f"#cc-{kind} input").first.press("Enter")
+    sent = len(fake.requests)
+    ask(page, "where is sheila from?")
+    answered(page)
+    assert "Only the recordings chosen under “Limit the search” were searched" in \
+        last_answer(page)
+    assert not [r for r in fake.requests[sent:] if r["body"].get("stream")]
 
 
 def test_media_route_serves_only_catalogued_recordings(open_app, archive):
@@ -215,11 +370,26 @@ def test_media_route_serves_only_catalogued_recordings(open_app, archive):
         r = http.get("/media/../../../../etc/passwd")
         assert b"root:" not in r.content
 
+        from PIL import Image
+
+        shot = http.get(f"/thumb/{archive['board']}", params={"t": 3})
+        assert shot.status_code == 200 and shot.headers["content-type"] == "image/jpeg"
+        image = Image.open(io.BytesIO(shot.content))
+        assert image.format == "JPEG" and image.size[0] <= 320
+        assert http.get(f"/thumb/{archive['board']}", params={"t": 9999}).status_code == 200
+        assert http.get(f"/thumb/{archive['call']}", params={"t": 3}).status_code == 404  # audio
+        for t in (-1, "nan", "inf"):
+            assert http.get(f"/thumb/{archive['board']}", params={"t": t}).status_code == 400
+        assert http.get(f"/thumb/{archive['board']}", params={"t": "x"}).status_code == 422
+        for bad in ("0123456789abcdef", "..%2F..%2Fetc%2Fpasswd", "%2e%2e"):
+            assert http.get(f"/thumb/{bad}", params={"t": 1}).status_code == 404, bad
+
 
 def test_restricted_user_never_sees_the_board_recording(staff_app, fake, browser, archive):
     board, call = archive["board"], archive["call"]
     with httpx.Client(base_url=staff_app.url) as http:  # not signed in: nothing at all
         assert http.get(f"/media/{call}").status_code == 404
+        assert http.get(f"/thumb/{board}", params={"t": 3}).status_code == 404
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
     try:
@@ -249,17 +419,70 @@ def test_restricted_user_never_sees_the_board_recording(staff_app, fake, browser
         medias = page.locator(".cc-chip").evaluate_all(
             "cs => cs.map(c => c.getAttribute('name'))")
         assert board not in medias
+        assert "4417" not in page.locator("#cc-chat").inner_text()
+
+        # The chat filters offer only what alice may see: no board recording, no board tag.
+        open_filters(page)
+        recordings = options_of(page, "cc-only-recordings")
+        assert any("Phone call" in o for o in recordings), recordings
+        assert not any("Board meeting" in o for o in recordings), recordings
+        assert options_of(page, "cc-only-tags") == ["calls"]
 
         page.get_by_role("tab", name="Library").click()
         library_shows(page, "Phone call")
         assert "Board meeting" not in page.locator("#cc-library").inner_text()
+        picks = options_of(page, "cc-pick")
+        assert picks and not any("Board meeting" in o for o in picks), picks
         page.screenshot(path=str(SCREENS / "library-staff.png"), full_page=True)
 
         # The browser's own session: the call plays, the board recording does not exist.
         assert page.request.get(f"{staff_app.url}/media/{call}").status == 200
         assert page.request.get(f"{staff_app.url}/media/{board}").status == 404
+        assert page.request.get(f"{staff_app.url}/thumb/{board}?t=3").status == 404
+        # Even a hand-made request naming the board recording as a filter cannot reach it.
+        from ui.web import FilterError, chat_filters
+
+        ctx = staff_app.app.state.clipcite
+        with pytest.raises(FilterError, match="no longer in the library"):
+            chat_filters(ctx.groups("alice"), ctx.searchable("alice"), [board], [], None, None)
     finally:
         context.close()
+
+
+def test_chat_answers_while_a_long_file_is_ingested(open_app, fake, page, media, tmp_path):
+    """A four-minute upload is still being read when the answer to a question arrives."""
+    long = tmp_path / "Long meeting.mp3"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-stream_loop", "7", "-i",
+                    str(media / "sample.wav"), "-c:a", "libmp3lame", "-b:a", "32k", str(long)],
+                   check=True)
+    ctx = open_app.app.state.clipcite
+    fake.replies, fake.deltas = [ROUTER], ANSWER
+    page.goto(open_app.url)
+    page.get_by_role("tab", name="Library").click()
+    page.locator("#cc-upload input[type=file]").set_input_files(str(long))
+    page.locator("#cc-add").click()
+    page.wait_for_function("() => (document.querySelector('#cc-progress.cc-busy')?.innerText"
+                           " || '').includes('Long meeting')", timeout=60_000)
+    assert page.locator("#cc-progress progress").is_visible()
+
+    page.get_by_role("tab", name="Ask").click()
+    asked = time.time()
+    ask(page, "where is sheila from?")
+    page.locator("#cc-chat .cc-chip").first.wait_for(timeout=120_000)
+    answered(page)
+    answered_at = time.time()
+    state = ctx.ingester.state
+    assert state.running and state.current == "Long meeting.mp3", state  # still reading it
+    assert "Sheila is in Texas" in last_answer(page)
+    page.screenshot(path=str(SCREENS / "chat-while-ingesting.png"), full_page=True)
+    page.get_by_role("tab", name="Library").click()
+    page.screenshot(path=str(SCREENS / "library-busy.png"), full_page=True)
+
+    ctx.ingester.wait_idle(600)
+    rec = next(r for r in ctx.reader.catalog.all() if r.title == "Long meeting")
+    assert rec.searchable and rec.ingested_at > answered_at, (rec, asked, answered_at)
+    ctx.ingester.submit("delete", media_id=rec.media_id)  # leave the archive as it was
+    ctx.ingester.wait_idle(120)
 
 
 def test_upload_is_ingested_in_the_background(open_app, page, media):
@@ -293,6 +516,44 @@ def test_upload_is_ingested_in_the_background(open_app, page, media):
         assert http.get(f"/media/{rec.media_id}").status_code == 404
 
 
+def test_upload_limit_is_explained(open_app, page, tmp_path):
+    """A file over the configured limit is refused in the browser with a plain sentence, and
+    the server refuses it too."""
+    big = tmp_path / "Town hall.wav"
+    big.write_bytes(b"RIFF" + os.urandom((LIMIT_MB + 1) * 1024 * 1024))
+    page.goto(open_app.url)
+    page.get_by_role("tab", name="Library").click()
+    assert f"up to {LIMIT_MB} MB each" in page.locator("#cc-upload").inner_text()
+    page.locator("#cc-upload input[type=file]").set_input_files(str(big))
+    note = page.locator("#cc-upload-note-text")
+    page.wait_for_function("() => document.getElementById('cc-upload-note-text')"
+                           ".textContent.length > 0", timeout=15_000)
+    text = note.inner_text()
+    assert "“Town hall.wav” is 6.0 MB, more than the 5 MB allowed, so it was not added" in text
+    assert "ask your administrator to raise the upload limit" in text
+    page.get_by_text("exceed the maximum allowed size", exact=False).first.wait_for()
+    page.screenshot(path=str(SCREENS / "upload-too-big.png"), full_page=True)
+    page.locator("#cc-add").click()
+    page.get_by_text("Choose one or more audio or video files first").first.wait_for()
+    ctx = open_app.app.state.clipcite
+    assert not any("town" in p.name.lower() for p in ctx.library_dir.iterdir())
+    with httpx.Client(base_url=open_app.url) as http:  # past the browser: the server says no
+        r = http.post("/gradio_api/upload", files={"files": ("Town hall.wav", big.read_bytes())})
+        assert r.status_code == 413, (r.status_code, r.text)
+
+
+def test_unreachable_llm_gives_a_plain_message(llm_down_app, page):
+    page.goto(llm_down_app.url)
+    ask(page, "where is sheila from?")
+    answered(page)
+    text = last_answer(page)
+    assert "cannot be reached right now" in text and "try again" in text, text
+    assert "administrator" in text
+    for technical in ("Traceback", "Error", "127.0.0.1", "http", "Exception"):
+        assert technical not in text, text
+    page.screenshot(path=str(SCREENS / "llm-down.png"), full_page=True)
+
+
 def test_non_loopback_host_needs_users_file(tmp_path):
     from ui.settings import Settings
     from ui.users import UsersFileError, hash_password, load_users, verify
@@ -318,3 +579,48 @@ def test_non_loopback_host_needs_users_file(tmp_path):
     assert users.groups_for("bob") == frozenset({"a"})
     assert safe_filename("../../etc/pa ss*wd.WAV") == "pa ss_wd.wav"
     assert safe_filename("..\\..\\x.mp4") == "x.mp4" and safe_filename("...") == "recording"
+
+
+def test_settings_filters_and_error_words(tmp_path):
+    from ui.settings import Settings
+    from ui.web import FilterError, chat_filters, friendly_error, parse_day, still_offered
+
+    assert Settings().upload_limit_mb == 500
+    env = {"CLIPCITE_CONFIG": str(tmp_path / "none.toml"), "CLIPCITE_UPLOAD_LIMIT_MB": "12.5"}
+    assert Settings.load(env).upload_limit_mb == 12.5
+
+    assert parse_day("2024-03-14", "x") == dt.date(2024, 3, 14)
+    assert parse_day("2024-03-14 00:00:00", "x") == dt.date(2024, 3, 14)
+    assert parse_day(" ", "x") is None
+    with pytest.raises(FilterError, match="year-month-day"):
+        parse_day("14/03/2024", "Recorded from")
+
+    class Rec:
+        media_id = "abc"
+
+    f = chat_filters(frozenset({"staff"}), [Rec()], ["abc", "zzz"], ["calls"], "2024-03-14",
+                     "2024-03-14")
+    assert f.groups == frozenset({"staff"}) and f.recordings == ("abc",) and f.tags == ("calls",)
+    assert f.before - f.after in (23 * 3600, 24 * 3600, 25 * 3600)  # the whole day, DST or not
+    with pytest.raises(FilterError, match="after"):
+        chat_filters(None, [], [], [], "2024-03-15", "2024-03-14")
+    assert chat_filters(None, [], None, None, None, None) == \
+        type(f)(groups=None)
+
+    class APIConnectionError(Exception):
+        pass
+
+    try:
+        try:
+            raise ConnectionRefusedError(111, "Connection refused")
+        except OSError as inner:
+            raise APIConnectionError("Connection error.") from inner
+    except APIConnectionError as e:
+        assert "cannot be reached" in friendly_error(e)
+    class APITimeoutError(APIConnectionError):  # as in openai: a timeout is a connection error
+        pass
+
+    assert "took too long" in friendly_error(APITimeoutError("Request timed out."))
+    assert "try again" in friendly_error(RuntimeError("disk full"))
+    assert still_offered(["a", "gone"], [("A (2024-01-01)", "a")]) == ["a"]
+    assert still_offered(None, ["calls"]) == []

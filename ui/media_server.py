@@ -1,21 +1,27 @@
-"""`/media/{media_id}`: streams a recording the signed-in user may see, and nothing else.
+"""`/media/{media_id}` and `/thumb/{media_id}?t=SECONDS`: a recording the signed-in user may
+see, or a small JPEG of its video at a moment, and nothing else.
 
 The client names a media id only; the file path always comes from the catalog. A recording
 that is absent, not visible to the caller's groups, or whose file is gone is a plain 404 (absent
 and forbidden look the same, on purpose). Starlette's FileResponse answers HTTP Range requests
-(206 Partial Content), which the browser's <video>/<audio> element needs to seek.
+(206 Partial Content), which the browser's <video>/<audio> element needs to seek. Both routes
+check access the same way, through `resolve`.
 """
 
 from __future__ import annotations
 
+import io
+import math
 import mimetypes
 import re
 import threading
 from collections.abc import Callable
+from functools import lru_cache
 from pathlib import Path
 
+import av
 from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response
 
 from retrieval.catalog import Catalog
 from retrieval.index import CATALOG_FILE
@@ -26,6 +32,11 @@ _TYPES = {".wav": "audio/wav", ".mp3": "audio/mpeg", ".m4a": "audio/mp4", ".aac"
           ".flac": "audio/flac", ".ogg": "audio/ogg", ".oga": "audio/ogg", ".opus": "audio/ogg",
           ".webm": "video/webm", ".mp4": "video/mp4", ".m4v": "video/mp4", ".mov": "video/mp4",
           ".mkv": "video/x-matroska"}
+
+THUMB_WIDTH = 320
+# Decoding is CPU work on a small shared machine: at most two thumbnails are made at a time.
+_THUMB_SLOTS = threading.BoundedSemaphore(2)
+_PRIVATE = {"Cache-Control": "private, max-age=300", "X-Content-Type-Options": "nosniff"}
 
 # Groups of the caller: None is unrestricted; an empty set sees public recordings only.
 GroupsOf = Callable[[Request], "frozenset[str] | None"]
@@ -66,13 +77,49 @@ def resolve(reader: CatalogReader, media_id: str, groups: frozenset[str] | None)
     return path if path.is_file() else None
 
 
+def frame_jpeg(path: Path, t: float, width: int = THUMB_WIDTH) -> bytes | None:
+    """A small JPEG of the video frame on screen at `t` seconds; None for audio or a bad file.
+
+    It seeks to the keyframe before `t` and decodes from there: ingestion's sample_frames
+    decodes from the start, which is fine for a whole file but far too slow for one picture.
+    """
+    stat = path.stat()
+    return _frame_jpeg(str(path), stat.st_mtime_ns, stat.st_size, round(t, 1), width)
+
+
+@lru_cache(maxsize=256)  # keyed on the file's mtime and size, so a replaced file is re-read
+def _frame_jpeg(path: str, _mtime_ns: int, _size: int, t: float, width: int) -> bytes | None:
+    try:
+        with _THUMB_SLOTS, av.open(path, metadata_errors="ignore") as container:
+            video = next((s for s in container.streams.video
+                          if not (s.disposition & av.stream.Disposition.attached_pic)), None)
+            if video is None:
+                return None
+            if t > 0 and video.time_base:
+                container.seek(int(t / video.time_base), stream=video, backward=True)
+            shown = None
+            for frame in container.decode(video):
+                if frame.time is None:
+                    continue
+                if shown is not None and frame.time > t + 1e-3:
+                    break  # the previous frame is the one on screen at t
+                shown = frame
+            if shown is None:
+                return None
+            w = min(width, shown.width)
+            h = max(2, int(round(shown.height * w / shown.width / 2)) * 2)
+            buf = io.BytesIO()
+            shown.to_image(width=w, height=h).save(buf, "JPEG", quality=75)
+            return buf.getvalue()
+    except (av.error.FFmpegError, OSError, ValueError):
+        return None
+
+
 def media_router(reader: CatalogReader, groups_of: GroupsOf) -> APIRouter:
     router = APIRouter()
 
-    @router.get("/media/{media_id}")
-    @router.head("/media/{media_id}")
-    def media(media_id: str, request: Request) -> FileResponse:
-        # A plain def: FastAPI runs it in a worker thread, so the SQLite read does not block.
+    def allowed(request: Request, media_id: str) -> Path:
+        """The file, if the caller may see this recording; else the same 404 for every case."""
         try:
             groups = groups_of(request)
         except PermissionError:
@@ -80,9 +127,24 @@ def media_router(reader: CatalogReader, groups_of: GroupsOf) -> APIRouter:
         path = resolve(reader, media_id, groups)
         if path is None:
             raise HTTPException(404, "No such recording.")
-        return FileResponse(path, media_type=media_type(str(path)),
-                            headers={"Cache-Control": "private, max-age=300",
-                                     "X-Content-Type-Options": "nosniff"},
+        return path
+
+    @router.get("/media/{media_id}")
+    @router.head("/media/{media_id}")
+    def media(media_id: str, request: Request) -> FileResponse:
+        # A plain def: FastAPI runs it in a worker thread, so the SQLite read does not block.
+        path = allowed(request, media_id)
+        return FileResponse(path, media_type=media_type(str(path)), headers=_PRIVATE,
                             content_disposition_type="inline")
+
+    @router.get("/thumb/{media_id}")
+    def thumb(media_id: str, request: Request, t: float = 0.0) -> Response:
+        path = allowed(request, media_id)
+        if not math.isfinite(t) or t < 0:
+            raise HTTPException(400, "The time must be a number of seconds, 0 or more.")
+        data = frame_jpeg(path, t) if is_video(str(path)) else None
+        if data is None:
+            raise HTTPException(404, "This recording has no picture at that moment.")
+        return Response(data, media_type="image/jpeg", headers=_PRIVATE)
 
     return router

@@ -58,6 +58,8 @@ class Settings:
     llm_base_url: str | None = None
     llm_api_key: str | None = None
     llm_max_tokens: int = 300
+    # The web app refuses larger uploads (in MB of 1024 x 1024 bytes, as Gradio counts them).
+    upload_limit_mb: float = 500.0
 
     @property
     def effective_language(self) -> str | None:

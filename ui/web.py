@@ -1,20 +1,25 @@
 """`clipcite serve`: the web app for people who do not use a terminal.
 
 Two pages. **Ask**: a chat whose answers stream in, each citation a chip ("Q3 planning meeting ·
-00:24") that plays that moment in the player beside the chat. **Library**: what is indexed,
-uploads (ingested in the background while chat keeps working), re-ingest and delete.
+00:24") that plays that moment in the player beside the chat, with a thumbnail of the screen
+beside the cited text when the moment was found on a slide or frame; "Limit the search" narrows
+a question to chosen recordings, tags or recording dates. **Library**: what is indexed, uploads
+(ingested in the background while chat keeps working; `upload_limit_mb` caps their size),
+re-ingest and delete. Every failure reaches the page as a sentence, never a traceback.
 
 Threads: the models load once per process into one *engine* thread that owns the searcher
 (SQLite connections stay in the thread that made them), and answers run there one at a time;
 ingestion runs in its own thread with its own index handle; the media route and the library
 table read the catalog through per-thread connections. Access groups of the signed-in user go
-into Filters(groups=...) for every answer, listing and media request.
+into Filters(groups=...) for every answer, listing, filter choice, media and thumbnail request.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 import ipaddress
+import json
 import logging
 import os
 import queue
@@ -39,6 +44,7 @@ from fastapi import FastAPI, Request  # noqa: E402
 
 from assistant.evidence import clock  # noqa: E402
 from retrieval.filters import Filters  # noqa: E402
+from retrieval.schema import FRAMES, SLIDES  # noqa: E402
 from ui.media_server import CatalogReader, is_video, media_router  # noqa: E402
 from ui.settings import Settings  # noqa: E402
 from ui.users import Users, load_users  # noqa: E402
@@ -47,6 +53,9 @@ log = logging.getLogger("clipcite.web")
 
 MEDIA_SUFFIXES = (".wav", ".mp3", ".m4a", ".aac", ".flac", ".ogg", ".oga", ".opus", ".webm",
                   ".mp4", ".m4v", ".mov", ".mkv", ".avi", ".wma", ".wmv")
+MB = 1024 * 1024  # as Gradio counts a "mb" in max_file_size
+TOO_BIG_ADVICE = ("Make it smaller (for example, save only the sound, or the video at a lower "
+                  "quality), or ask your administrator to raise the upload limit.")
 EXAMPLES = [
     "What did we decide about the launch date?",
     "Which recordings are in the library?",
@@ -63,6 +72,46 @@ def plain_error(e: BaseException) -> str:
     """One line a person can read: what happened, without a traceback."""
     text = " ".join(str(e).split())[:240]
     return text or type(e).__name__
+
+
+_ASK_ADMIN = "if it keeps happening, tell your administrator."
+# Failures of the LLM service, told apart by class name so that no client library is imported
+# here (openai, httpx and the standard library each have their own classes for these).
+# Timeouts come first: openai's APITimeoutError is a kind of APIConnectionError.
+_LLM_PROBLEMS = (
+    (("APITimeoutError", "TimeoutException", "Timeout", "TimeoutError"),
+     f"The answering service took too long to reply. Please try again; {_ASK_ADMIN}"),
+    (("APIConnectionError", "ConnectError", "ConnectionError"),
+     "The answering service (the language model) cannot be reached right now. Please try "
+     f"again in a few minutes; {_ASK_ADMIN}"),
+    (("AuthenticationError", "PermissionDeniedError"),
+     "The answering service refused this app's key. Please tell your administrator: the "
+     "LLM key in the settings needs checking."),
+    (("RateLimitError",),
+     "The answering service is busy with too many requests. Please wait a minute and ask "
+     "again."),
+)
+
+
+def _class_names(e: BaseException) -> set[str]:
+    """Class names of an error, its bases and the errors it was raised from."""
+    names: set[str] = set()
+    seen: set[int] = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        names.update(k.__name__ for k in type(e).__mro__)
+        e = e.__cause__ or e.__context__
+    return names
+
+
+def friendly_error(e: BaseException) -> str:
+    """What went wrong and what to do, in words for people who never see a traceback."""
+    names = _class_names(e)
+    for classes, sentence in _LLM_PROBLEMS:
+        if names.intersection(classes):
+            return sentence
+    return (f"Sorry, I could not answer that: {plain_error(e)}. Please try again in a moment; "
+            f"{_ASK_ADMIN}")
 
 
 # -- the engine: models loaded once, answers run in one thread ---------------------------------
@@ -87,7 +136,7 @@ class Engine:
     def wait_ready(self, timeout: float | None = None) -> None:
         self._loaded.result(timeout)
 
-    def turn(self, message: str, history: list, groups: frozenset[str] | None) -> Iterator[Any]:
+    def turn(self, message: str, history: list, filters: Filters) -> Iterator[Any]:
         """The assistant's events for one turn; an exception arrives as an exception item."""
         from assistant.agent import Assistant
 
@@ -96,7 +145,7 @@ class Engine:
         def run() -> None:
             try:
                 self._loaded.result()
-                assistant = Assistant(self.searcher, self.chat, filters=Filters(groups=groups))
+                assistant = Assistant(self.searcher, self.chat, filters=filters)
                 for event in assistant.turn(message, history):
                     out.put(event)
             except BaseException as e:  # noqa: BLE001 - reported to the page, logged here
@@ -233,6 +282,11 @@ def safe_filename(name: str) -> str:
     return f"{stem[:100]}{suffix}"
 
 
+def too_big_message(name: str, size: int, limit_mb: float) -> str:
+    return (f"“{name}” is {size / MB:.1f} MB, more than the {limit_mb:g} MB allowed, so it was "
+            f"not added. {TOO_BIG_ADVICE}")
+
+
 def unique_path(folder: Path, name: str) -> Path:
     path = folder / name
     stem, suffix = os.path.splitext(name)
@@ -244,21 +298,44 @@ def unique_path(folder: Path, name: str) -> Path:
 
 
 # -- rendering ---------------------------------------------------------------------------------
-def chip_html(c: Any) -> str:
+_VISUAL = (SLIDES, FRAMES)
+
+
+def thumb_time(c: Any, found: list[Any]) -> float | None:
+    """When a citation's moment was found on screen (slides or frames), the time of the picture
+    to show beside its text: the cited start if the slide was up then, else the slide's start."""
+    for m in found:
+        if m.media_id != c.media_id or abs(m.start - c.start) > 0.01 or abs(m.end - c.end) > 0.01:
+            continue
+        spans = [(m.start, m.end)] if m.modality in _VISUAL else []
+        spans += [(float(e["start"]), float(e["end"])) for e in m.evidence
+                  if e.get("modality") in _VISUAL]
+        if spans:
+            inside = any(s <= c.start <= e for s, e in spans)
+            return c.start if inside else min(s for s, _ in spans)
+    return None
+
+
+def chip_html(c: Any, thumb: float | None = None) -> str:
     """A citation chip. Gradio's chat sanitiser drops data-* attributes but keeps a button's
-    name, value and title: name is the media id, value "start|end|kind", title the cited text."""
+    name, value and title: name is the media id, value "start|end|kind|thumbnail time" (empty
+    when the moment was not on screen), title the cited text."""
     kind = "video" if is_video(c.path) else "audio"
-    attrs = {"class": "cc-chip", "name": c.media_id, "value": f"{c.start:.2f}|{c.end:.2f}|{kind}",
+    shot = f"{thumb:.1f}" if thumb is not None and kind == "video" else ""
+    attrs = {"class": "cc-chip", "name": c.media_id,
+             "value": f"{c.start:.2f}|{c.end:.2f}|{kind}|{shot}",
              "title": " ".join(c.text.split())[:600]}
     attr = " ".join(f'{k}="{html.escape(str(v), quote=True)}"' for k, v in attrs.items())
     return f"<button {attr}>[{c.n}] {html.escape(c.title)} · {clock(c.start)}</button>"
 
 
-def answer_html(reply: Any) -> str:
+def answer_html(reply: Any, note: str = "") -> str:
     body = html.escape(reply.answer.strip() or "I have no answer to that.")
+    if note:
+        body += f"\n\n<em>{html.escape(note)}</em>"
     if not reply.citations:
         return body
-    chips = " ".join(chip_html(c) for c in reply.citations)
+    chips = " ".join(chip_html(c, thumb_time(c, reply.found)) for c in reply.citations)
     return f'{body}\n\n<div class="cc-chips">{chips}</div>'
 
 
@@ -266,7 +343,10 @@ PLAYER_HTML = """
 <div id="cc-player-box">
   <div id="cc-player-title">Click a citation under an answer to play that moment here.</div>
   <video id="cc-player" controls preload="metadata" playsinline></video>
-  <div id="cc-player-text"></div>
+  <div id="cc-player-cited">
+    <img id="cc-player-thumb" alt="" style="display:none">
+    <div id="cc-player-text"></div>
+  </div>
 </div>
 """
 
@@ -290,6 +370,15 @@ HEAD = """
     document.getElementById('cc-player-title').textContent = title + ' · ' + clock(start);
     var said = chip.getAttribute('title') || '';
     document.getElementById('cc-player-text').textContent = said ? '“' + said + '”' : '';
+    var thumb = document.getElementById('cc-player-thumb'), shot = parts[3];
+    if (thumb && shot) {  // a slide or frame hit: the picture on screen beside the cited text
+      thumb.onerror = function () { thumb.style.display = 'none'; };
+      thumb.alt = 'The screen at ' + clock(parseFloat(shot));
+      thumb.src = 'thumb/' + encodeURIComponent(id) + '?t=' + encodeURIComponent(shot);
+      thumb.style.display = '';
+    } else if (thumb) {
+      thumb.removeAttribute('src'); thumb.style.display = 'none';
+    }
     v.className = parts[2] === 'audio' ? 'cc-audio' : 'cc-video';
     v.setAttribute('data-start', String(start));
     var seek = function () {
@@ -298,8 +387,8 @@ HEAD = """
     };
     if (v.getAttribute('data-media') === id && v.readyState >= 1) { seek(); return; }
     v.setAttribute('data-media', id); v.removeAttribute('data-ready');
-    v.onerror = function () {
-      document.getElementById('cc-player-text').textContent =
+    v.onerror = function () {  // in the title line: the cited text stays readable
+      document.getElementById('cc-player-title').textContent =
         'This recording cannot be played right now. It may have been removed, or you may not ' +
         'have access to it. Ask your administrator if you need it.';
     };
@@ -311,6 +400,50 @@ HEAD = """
 </script>
 """
 
+# Gradio refuses a file over max_file_size in the browser with a short notice that names only
+# the limit; this says which file, how big, and what to do, under the upload box.
+UPLOAD_LIMIT_JS = """
+<script>
+(function () {
+  var LIMIT_MB = __LIMIT_MB__, MB = 1048576, ADVICE = __ADVICE__;
+  function check(files) {
+    var note = document.getElementById('cc-upload-note-text');
+    if (!note) return;
+    note.textContent = Array.prototype.filter.call(files || [], function (f) {
+      return f.size > LIMIT_MB * MB;
+    }).map(function (f) {
+      return '“' + f.name + '” is ' + (f.size / MB).toFixed(1) + ' MB, more than the ' +
+        LIMIT_MB + ' MB allowed, so it was not added. ' + ADVICE;
+    }).join(' ');
+  }
+  document.addEventListener('change', function (ev) {
+    var t = ev.target;
+    if (t.matches && t.matches('#cc-upload input[type=file]')) check(t.files);
+  }, true);
+  document.addEventListener('drop', function (ev) {
+    var t = ev.target;
+    if (t.closest && t.closest('#cc-upload') && ev.dataTransfer) check(ev.dataTransfer.files);
+  }, true);
+})();
+</script>
+"""
+
+
+def upload_limit_js(limit_mb: float) -> str:
+    return (UPLOAD_LIMIT_JS.replace("__LIMIT_MB__", f"{limit_mb:g}")
+            .replace("__ADVICE__", json.dumps(TOO_BIG_ADVICE)))
+
+
+# The date picker keeps a mistyped date to itself, so the question would quietly search every
+# date; sending what is typed lets the answer say what is wrong with it.
+SEND_TYPED_DATES = """(...args) => {
+  const typed = (id, value) => {
+    const box = document.querySelector('#' + id + ' input');
+    return box ? (box.value || null) : value;  // not on the page: the value Gradio holds
+  };
+  return [...args.slice(0, 5), typed('cc-from', args[5]), typed('cc-until', args[6])];
+}"""
+
 CSS = """
 .cc-chip { display:inline-block; margin:4px 6px 0 0; padding:3px 10px; border-radius:14px;
   border:1px solid #7a9cc6; background:#eef4fb; color:#17375e; cursor:pointer; font-size:0.9em; }
@@ -318,7 +451,10 @@ CSS = """
 #cc-player { width:100%; max-height:360px; background:#000; border-radius:6px; }
 #cc-player.cc-audio { height:54px; background:transparent; }
 #cc-player-title { font-weight:600; margin-bottom:6px; }
-#cc-player-text { margin-top:8px; font-style:italic; color:#444; }
+#cc-player-cited { display:flex; gap:10px; align-items:flex-start; margin-top:8px; }
+#cc-player-thumb { width:160px; flex:none; border:1px solid #ccc; border-radius:4px; }
+#cc-player-text { font-style:italic; color:#444; }
+#cc-upload-note-text { color:#a12d0c; }
 """
 
 
@@ -341,16 +477,83 @@ LIBRARY_COLUMNS = ["Title", "Length", "Date", "Status", "Spoken passages", "Slid
                    "Video frames", "Who can see it", "Problem"]
 
 
+# -- chat filters ------------------------------------------------------------------------------
+class FilterError(ValueError):
+    """A chat filter that cannot be used, in one sentence that says what to do."""
+
+
+_DAY = re.compile(r"^(\d{4}-\d{2}-\d{2})(?:[ T]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?$")
+
+
+def parse_day(text: str | None, label: str) -> dt.date | None:
+    """A YYYY-MM-DD date typed or picked in the page (a time after it is ignored)."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    m = _DAY.match(text)
+    try:
+        return dt.date.fromisoformat(m.group(1)) if m else dt.date.fromisoformat(text)
+    except ValueError:
+        raise FilterError(f"I could not read the date “{text}” in “{label}”. Write it as "
+                          "year-month-day, for example 2024-03-31, or clear it.") from None
+
+
+def _midnight(day: dt.date) -> float:
+    """The start of a day in this server's time zone, as Unix seconds."""
+    return time.mktime(day.timetuple())
+
+
+def chat_filters(groups: frozenset[str] | None, visible: list[Any], recordings: list | None,
+                 tags: list | None, date_from: str | None, date_to: str | None) -> Filters:
+    """The Filters of one question: the person's groups always, then what they chose.
+
+    Chosen recordings are kept only if this person may see them (the page's choices are not
+    trusted); "until" includes the whole of that day.
+    """
+    allowed = {r.media_id for r in visible}
+    chosen = tuple(dict.fromkeys(i for i in recordings or () if i in allowed))
+    if recordings and not chosen:
+        raise FilterError("The recordings chosen under “Limit the search” are no longer in the "
+                          "library. Clear that choice or pick other recordings.")
+    first, last = parse_day(date_from, "Recorded from"), parse_day(date_to, "Recorded until")
+    if first and last and first > last:
+        raise FilterError("The “Recorded from” date is after the “Recorded until” date. Swap "
+                          "them, or clear one of them.")
+    return Filters(groups=groups, recordings=chosen, tags=tuple(dict.fromkeys(tags or ())),
+                   after=_midnight(first) if first else None,
+                   before=_midnight(last + dt.timedelta(days=1)) if last else None)
+
+
+def is_narrowed(filters: Filters) -> bool:
+    return bool(filters.recordings or filters.tags or filters.after is not None
+                or filters.before is not None)
+
+
+def recording_choices(visible: list[Any]) -> list[tuple[str, str]]:
+    return [(f"{r.title} ({_fmt_date(r.recorded_at)})", r.media_id) for r in visible]
+
+
+def tag_choices(visible: list[Any]) -> list[str]:
+    return sorted({t for r in visible for t in r.tags}, key=str.lower)
+
+
+def still_offered(chosen: list | None, choices: list) -> list:
+    """The chosen values that are still choices: Gradio rejects a question that sends a value
+    no longer offered (a deleted recording), with an error the person cannot act on."""
+    values = {c[1] if isinstance(c, tuple) else c for c in choices}
+    return [v for v in chosen or () if v in values]
+
+
 # -- the app -----------------------------------------------------------------------------------
 class WebContext:
     """What every browser session shares: settings, users, engine, ingester, catalog reader."""
 
     def __init__(self, settings: Settings, users: Users | None = None,
-                 library_dir: Path | None = None, max_upload_mb: float = 500.0) -> None:
+                 library_dir: Path | None = None) -> None:
         self.settings, self.users = settings, users
         self.library_dir = Path(library_dir or Path(settings.index_dir).parent / "library")
         self.library_dir.mkdir(parents=True, exist_ok=True)
-        self.max_upload_mb = max_upload_mb
+        self.max_upload_mb = float(settings.upload_limit_mb)
         self.reader = CatalogReader(settings.index_dir)
         self.engine = Engine(settings)
         self.ingester = Ingester(settings, self.library_dir)
@@ -362,18 +565,23 @@ class WebContext:
         groups = self.groups(username)
         return [r for r in self.reader.catalog.all() if r.visible_to(groups)]
 
+    def searchable(self, username: str | None) -> list[Any]:
+        """What this person's questions can reach: the chat filters' choices."""
+        return self.reader.catalog.visible(self.groups(username))
+
 
 def _username(request: gr.Request | None) -> str | None:
     return getattr(request, "username", None) if request is not None else None
 
 
 def build_app(settings: Settings, users: Users | None = None, *,
-              context: WebContext | None = None, library_dir: Path | None = None,
-              max_upload_mb: float = 500.0) -> gr.Blocks:
+              context: WebContext | None = None, library_dir: Path | None = None) -> gr.Blocks:
     """The Gradio app. Serve it with `create_app` (it adds the /media route and sign-in)."""
-    ctx = context or WebContext(settings, users, library_dir, max_upload_mb)
+    ctx = context or WebContext(settings, users, library_dir)
 
-    def respond(message: str, chat: list, turns: list, request: gr.Request):
+    def respond(message: str, chat: list, turns: list, recordings: list | None,
+                tags: list | None, date_from: str | None, date_to: str | None,
+                request: gr.Request):
         from assistant.agent import Turn
 
         message = (message or "").strip()
@@ -384,9 +592,16 @@ def build_app(settings: Settings, users: Users | None = None, *,
         chat = [*chat, {"role": "user", "content": html.escape(message)},
                 {"role": "assistant", "content": "…"}]
         yield "", chat, turns
+        try:
+            filters = chat_filters(ctx.groups(user), ctx.searchable(user), recordings, tags,
+                                   date_from, date_to)
+        except FilterError as e:
+            chat[-1] = {"role": "assistant", "content": html.escape(str(e))}
+            yield gr.skip(), chat, turns
+            return
         text, reply = "", None
         try:
-            for event in ctx.engine.turn(message, list(turns), ctx.groups(user)):
+            for event in ctx.engine.turn(message, list(turns), filters):
                 if isinstance(event, BaseException):
                     raise event
                 if event.kind == "token":
@@ -396,16 +611,16 @@ def build_app(settings: Settings, users: Users | None = None, *,
                 elif event.kind == "reply":
                     reply = event.data
         except Exception as e:  # noqa: BLE001 - a sentence, never a traceback
-            chat[-1] = {"role": "assistant", "content": html.escape(
-                f"Sorry, I could not answer that: {plain_error(e)}. Please try again in a "
-                "moment; if it keeps happening, tell your administrator.")}
+            chat[-1] = {"role": "assistant", "content": html.escape(friendly_error(e))}
             yield gr.skip(), chat, turns
             return
         if reply is None:
             chat[-1] = {"role": "assistant", "content": "Sorry, no answer came back. Please "
                                                         "try again."}
         else:
-            chat[-1] = {"role": "assistant", "content": answer_html(reply)}
+            note = ("Only the recordings chosen under “Limit the search” were searched."
+                    if is_narrowed(filters) and not reply.citations else "")
+            chat[-1] = {"role": "assistant", "content": answer_html(reply, note)}
             turns = [*turns, Turn("user", message), Turn("assistant", reply.answer)]
         yield gr.skip(), chat, turns
 
@@ -427,9 +642,13 @@ def build_app(settings: Settings, users: Users | None = None, *,
         return [(f"{r.title} ({_status_words(r)[0]})", r.media_id)
                 for r in ctx.recordings(_username(request))]
 
-    def refresh(request: gr.Request):
+    def refresh(request: gr.Request, recs: list | None = None, tags: list | None = None):
+        visible = ctx.searchable(_username(request))
+        rec_options, tag_options = recording_choices(visible), tag_choices(visible)
         return (gr.update(value=library_rows(request)),
-                gr.update(choices=choices(request), value=None), ctx.ingester.state.version)
+                gr.update(choices=choices(request), value=None), ctx.ingester.state.version,
+                gr.update(choices=rec_options, value=still_offered(recs, rec_options)),
+                gr.update(choices=tag_options, value=still_offered(tags, tag_options)))
 
     def progress_html() -> str:
         s = ctx.ingester.state
@@ -444,12 +663,10 @@ def build_app(settings: Settings, users: Users | None = None, *,
                 f"<progress max='1' value='{s.fraction:.2f}' style='width:100%'></progress>"
                 f"</div>{recent}")
 
-    def tick(seen: int, request: gr.Request):
-        version = ctx.ingester.state.version
-        if version == seen:
-            return progress_html(), gr.skip(), gr.skip(), seen
-        table, picker, version = refresh(request)
-        return progress_html(), table, picker, version
+    def tick(seen: int, recs: list | None, tags: list | None, request: gr.Request):
+        if ctx.ingester.state.version == seen:
+            return progress_html(), gr.skip(), gr.skip(), seen, gr.skip(), gr.skip()
+        return progress_html(), *refresh(request, recs, tags)
 
     def upload(files: list | None, request: gr.Request):
         if not files:
@@ -461,19 +678,17 @@ def build_app(settings: Settings, users: Users | None = None, *,
         for f in files:
             src = Path(f if isinstance(f, str) else getattr(f, "name", f))
             name = safe_filename(getattr(f, "orig_name", None) or src.name)
-            size_mb = src.stat().st_size / 1e6
             if not name.lower().endswith(MEDIA_SUFFIXES):
-                refused.append(f"“{name}” is not an audio or video file")
+                refused.append(f"“{name}” is not an audio or video file, so it was not added.")
                 continue
-            if size_mb > ctx.max_upload_mb:
-                refused.append(f"“{name}” is {size_mb:.0f} MB, over the "
-                               f"{ctx.max_upload_mb:.0f} MB limit")
+            if src.stat().st_size > ctx.max_upload_mb * MB:  # Gradio checks too; never trust it
+                refused.append(too_big_message(name, src.stat().st_size, ctx.max_upload_mb))
                 continue
             dst = unique_path(ctx.library_dir, name)
             shutil.copyfile(src, dst)
             saved.append(dst)
         for why in refused:
-            gr.Warning(f"{why}; it was not added.")
+            gr.Warning(why)
         if saved:
             ctx.ingester.submit("ingest", paths=saved,
                                 groups=sorted(groups) if groups else None)
@@ -513,6 +728,23 @@ def build_app(settings: Settings, users: Users | None = None, *,
                                              autofocus=True)
                             send = gr.Button("Ask", variant="primary", scale=1,
                                              elem_id="cc-ask")
+                        with gr.Accordion("Limit the search to some recordings, tags or "
+                                          "dates", open=False, elem_id="cc-filters"):
+                            with gr.Row():
+                                only_recs = gr.Dropdown(
+                                    label="Only these recordings", choices=[], multiselect=True,
+                                    elem_id="cc-only-recordings", scale=3,
+                                    info="Leave empty to search everything you can see.")
+                                only_tags = gr.Dropdown(
+                                    label="Only recordings tagged", choices=[], multiselect=True,
+                                    elem_id="cc-only-tags", scale=2)
+                            with gr.Row():
+                                date_from = gr.DateTime(label="Recorded from (year-month-day)",
+                                                        include_time=False, type="string",
+                                                        elem_id="cc-from")
+                                date_to = gr.DateTime(label="Recorded until (year-month-day)",
+                                                      include_time=False, type="string",
+                                                      elem_id="cc-until")
                         gr.Examples(EXAMPLES, inputs=[box], label="Try asking")
                         new = gr.Button("New conversation", elem_id="cc-new")
                     with gr.Column(scale=2):
@@ -524,8 +756,10 @@ def build_app(settings: Settings, users: Users | None = None, *,
                 with gr.Row():
                     with gr.Column():
                         files = gr.File(label=f"Add recordings (audio or video, up to "
-                                              f"{ctx.max_upload_mb:.0f} MB each)",
+                                              f"{ctx.max_upload_mb:g} MB each)",
                                         file_count="multiple", elem_id="cc-upload")
+                        gr.HTML("<div id='cc-upload-note-text' role='status'></div>",
+                                elem_id="cc-upload-note")
                         add = gr.Button("Add to library", variant="primary", elem_id="cc-add")
                     with gr.Column():
                         picker = gr.Dropdown(label="Recording", choices=[], elem_id="cc-pick")
@@ -534,13 +768,16 @@ def build_app(settings: Settings, users: Users | None = None, *,
                             delete = gr.Button("Delete", variant="stop", elem_id="cc-delete")
                 timer = gr.Timer(1.5)
 
-        ask_args = dict(fn=respond, inputs=[box, chatbot, turns], outputs=[box, chatbot, turns],
-                        concurrency_limit=None, show_progress="hidden")
+        ask_args = dict(fn=respond, inputs=[box, chatbot, turns, only_recs, only_tags, date_from,
+                                            date_to],
+                        outputs=[box, chatbot, turns], concurrency_limit=None,
+                        show_progress="hidden", js=SEND_TYPED_DATES)
         box.submit(**ask_args)
         send.click(**ask_args)
         new.click(new_conversation, outputs=[chatbot, turns, box], queue=False)
-        demo.load(refresh, outputs=[table, picker, seen], queue=False)
-        timer.tick(tick, inputs=[seen], outputs=[progress, table, picker, seen],
+        listings = [table, picker, seen, only_recs, only_tags]
+        demo.load(refresh, outputs=listings, queue=False)
+        timer.tick(tick, inputs=[seen, only_recs, only_tags], outputs=[progress, *listings],
                    concurrency_limit=None, show_progress="hidden")
         add.click(upload, inputs=[files], outputs=[progress, files], concurrency_limit=None)
         again.click(act("reingest"), inputs=[picker], outputs=[progress],
@@ -561,9 +798,9 @@ def _gradio_user(gradio_app: Any, request: Request) -> str | None:
 
 
 def create_app(settings: Settings, users: Users | None = None, *,
-               library_dir: Path | None = None, max_upload_mb: float = 500.0) -> FastAPI:
-    """The whole server: Gradio at /, the media route at /media/{media_id}."""
-    demo = build_app(settings, users, library_dir=library_dir, max_upload_mb=max_upload_mb)
+               library_dir: Path | None = None) -> FastAPI:
+    """The whole server: Gradio at /, the media and thumbnail routes beside it."""
+    demo = build_app(settings, users, library_dir=library_dir)
     ctx: WebContext = demo.clipcite  # type: ignore[attr-defined]
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     holder: dict[str, Any] = {}
@@ -580,8 +817,8 @@ def create_app(settings: Settings, users: Users | None = None, *,
     app = gr.mount_gradio_app(
         app, demo, path="", auth=users.check if users else None,
         auth_message="Sign in with the name and password your administrator gave you.",
-        max_file_size=f"{int(max_upload_mb)}mb", ssr_mode=False, footer_links=[],
-        head=HEAD, css=CSS, show_error=False, allowed_paths=[],
+        max_file_size=int(ctx.max_upload_mb * MB), ssr_mode=False, footer_links=[],
+        head=HEAD + upload_limit_js(ctx.max_upload_mb), css=CSS, show_error=False, allowed_paths=[],
     )
     from starlette.routing import Mount
 
@@ -611,13 +848,13 @@ def check_host(host: str, users_file: str | Path | None, insecure: bool) -> None
 
 def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860,
           users_file: str | Path | None = None, insecure: bool = False,
-          library_dir: Path | None = None, max_upload_mb: float = 500.0) -> None:
+          library_dir: Path | None = None) -> None:
     """Run the web app until interrupted."""
     import uvicorn
 
     check_host(host, users_file, insecure)
     users = load_users(Path(users_file)) if users_file else None
-    app = create_app(settings, users, library_dir=library_dir, max_upload_mb=max_upload_mb)
+    app = create_app(settings, users, library_dir=library_dir)
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     print(f"clipcite is running: open http://{shown}:{port}/ in a browser "
           f"(index {settings.index_dir}). Ctrl-C stops it.", flush=True)
