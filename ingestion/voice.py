@@ -1,0 +1,156 @@
+"""Speaker embeddings ("voice vectors") behind one small interface, and voice prints.
+
+The default encoder is Resemblyzer's d-vector LSTM, because its weights ship inside the wheel:
+nothing is downloaded. A stronger encoder (ECAPA, a pyannote model by path) can sit behind the
+same `SpeakerEncoder` protocol later.
+
+A voice print is the normalised mean of a speaker's window vectors; matching prints across
+recordings favours precision: a wrong name is worse than no name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Protocol
+
+import numpy as np
+
+from ingestion.media import SAMPLE_RATE
+
+# Resemblyzer's training audio was normalised to -30 dBFS; its input is a power (not log)
+# mel spectrogram, so the loudness it sees matters.
+_TARGET_DBFS = -30.0
+_BATCH = 64  # windows per forward pass: all at once needs 1.5 GB at 10 minutes, 64 need 0.8 GB
+_HOP = 160  # samples per mel frame (10 ms)
+
+
+class SpeakerEncoder(Protocol):
+    name: str
+    window: float  # seconds of audio per embedding
+
+    def embed(self, audio: np.ndarray, starts: np.ndarray) -> np.ndarray:
+        """L2-normalised vectors, one row per window audio[start : start + window * rate]."""
+        ...
+
+
+class ResemblyzerEncoder:
+    """Resemblyzer's packaged d-vector model: 256-d vectors over 1.6 s windows, 40 mel bands."""
+
+    name = "resemblyzer-0.1.4"
+    window = 1.6
+
+    def __init__(self, threads: int | None = None) -> None:
+        import warnings
+
+        import torch
+
+        with warnings.catch_warnings():  # its scipy.ndimage.morphology import is deprecated
+            warnings.simplefilter("ignore", DeprecationWarning)
+            from resemblyzer import VoiceEncoder
+            from resemblyzer.audio import wav_to_mel_spectrogram
+
+        if threads:
+            torch.set_num_threads(threads)
+        self._torch = torch
+        self._mel = wav_to_mel_spectrogram
+        self._model = VoiceEncoder(device="cpu", verbose=False).eval()
+        with torch.no_grad():  # the first pass sets up the LSTM kernels: do it while loading
+            self._model(torch.zeros(_BATCH, int(self.window * SAMPLE_RATE) // _HOP, 40))
+
+    def embed(self, audio: np.ndarray, starts: np.ndarray) -> np.ndarray:
+        size = int(round(self.window * SAMPLE_RATE))
+        frames = size // _HOP
+        starts = np.asarray(starts, dtype=np.int64)
+        if len(starts) == 0:
+            return np.zeros((0, 256), dtype=np.float32)
+        gain = _gain(audio, starts, size)
+        out = []
+        for i in range(0, len(starts), _BATCH):
+            batch = starts[i:i + _BATCH]
+            # One mel spectrogram per batch span, sliced per window: neighbouring windows
+            # overlap, so this costs a fraction of one spectrogram per window.
+            lo, hi = int(batch[0]), int(batch[-1]) + size
+            span = audio[lo:hi]
+            if len(span) < hi - lo:
+                span = np.pad(span, (0, hi - lo - len(span)))
+            mel = self._mel(span * gain)
+            offsets = (batch - lo) // _HOP
+            mels = np.stack([_frames(mel, o, frames) for o in offsets])
+            with self._torch.no_grad():
+                out.append(self._model(self._torch.from_numpy(mels)).numpy())
+        return np.concatenate(out).astype(np.float32)
+
+
+def _frames(mel: np.ndarray, offset: int, count: int) -> np.ndarray:
+    part = mel[offset:offset + count]
+    if len(part) < count:
+        part = np.pad(part, ((0, count - len(part)), (0, 0)))
+    return part
+
+
+def _gain(audio: np.ndarray, starts: np.ndarray, size: int) -> float:
+    """One gain for the whole recording (measured on the windows, i.e. on speech)."""
+    step = max(1, len(starts) // 200)  # a sample of the windows is enough for a level
+    power = [float(np.mean(np.square(audio[s:s + size], dtype=np.float64)))
+             for s in starts[::step]]
+    rms = np.sqrt(np.mean(power)) if power else 0.0
+    if rms <= 1e-6:
+        return 1.0
+    return float(10 ** (_TARGET_DBFS / 20) / rms)
+
+
+_ENCODERS: dict[str, Callable[[int | None], SpeakerEncoder]] = {
+    "resemblyzer": lambda threads: ResemblyzerEncoder(threads),
+}
+
+
+def load_speaker_encoder(name: str | None = None, threads: int | None = None) -> SpeakerEncoder:
+    """The named speaker encoder ("resemblyzer", the default); never downloads weights."""
+    key = (name or "resemblyzer").strip().lower()
+    if key in _ENCODERS:
+        return _ENCODERS[key](threads)
+    raise ValueError(f"unknown speaker encoder {name!r}: only 'resemblyzer' (packaged weights) "
+                     "is available offline")
+
+
+# --------------------------------------------------------------------------- voice prints
+
+def voice_print(vectors: np.ndarray) -> np.ndarray:
+    """A speaker's voice print: the normalised mean of their normalised window vectors."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-9)
+    mean = vectors.mean(axis=0)
+    return (mean / max(float(np.linalg.norm(mean)), 1e-9)).astype(np.float32)
+
+
+# Cosine similarity between voice prints above which two prints are called the same person.
+# Calibrated for precision on generated voices (eval/bench_diarization.py, "voice matching").
+MATCH_THRESHOLD = 0.95
+
+
+def match_voices(prints: Mapping[str, np.ndarray], known: Mapping[str, np.ndarray],
+                 threshold: float = MATCH_THRESHOLD) -> dict[str, tuple[str, float]]:
+    """Name this recording's speakers after known voice prints: {speaker: (name, similarity)}.
+
+    One-to-one (two speakers of one recording are never the same person), best pairs first,
+    and only pairs at or above `threshold`; speakers without a confident match are left out.
+    """
+    if not prints or not known:
+        return {}
+    speakers, names = list(prints), list(known)
+    a = np.stack([prints[s] for s in speakers]).astype(np.float64)
+    b = np.stack([known[n] for n in names]).astype(np.float64)
+    a /= np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-9)
+    b /= np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-9)
+    sim = a @ b.T
+    result: dict[str, tuple[str, float]] = {}
+    used: set[int] = set()
+    for flat in np.argsort(-sim, axis=None):
+        i, j = divmod(int(flat), len(names))
+        if sim[i, j] < threshold:
+            break
+        if speakers[i] in result or j in used:
+            continue
+        result[speakers[i]] = (names[j], float(sim[i, j]))
+        used.add(j)
+    return result
