@@ -10,7 +10,10 @@ Layout of an index directory:
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import sqlite3
+import threading
+from collections.abc import Collection, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +22,7 @@ import numpy as np
 
 from retrieval.catalog import Catalog, Recording
 from retrieval.keyword import KeywordIndex
-from retrieval.schema import MODALITIES, TEXT_MODALITIES
+from retrieval.schema import MODALITIES, TEXT_MODALITIES, TRANSCRIPT
 
 CATALOG_FILE = "catalog.sqlite3"
 MANIFEST_FILE = "index.json"
@@ -36,8 +39,18 @@ class Hit:
     id: str
     modality: str
     text: str
-    metadata: dict[str, Any]
+    metadata: dict[str, Any]  # empty until loaded (see Index.hydrate)
     distance: float
+
+    @property
+    def loaded(self) -> bool:
+        return bool(self.metadata)
+
+
+def segment_gen(seg_id: str) -> str | None:
+    """The generation inside an id made by schema.segment_id (media:gen:modality:index)."""
+    parts = seg_id.rsplit(":", 3)
+    return parts[1] if len(parts) == 4 else None
 
 
 class Index:
@@ -54,6 +67,8 @@ class Index:
             settings=Settings(anonymized_telemetry=False, allow_reset=False),
         )
         self._collections: dict[str, Any] = {}
+        self._reader: ThreadPoolExecutor | None = None
+        self._reader_local = threading.local()
 
     # -- encoders recorded with the index ------------------------------------------------
     def manifest(self) -> dict[str, str]:
@@ -129,38 +144,70 @@ class Index:
 
     # -- reading -------------------------------------------------------------------------
     def query(self, modality: str, embedding: np.ndarray, k: int,
-              gens: Sequence[str], where: dict[str, Any] | None = None) -> list[Hit]:
+              gens: Sequence[str], where: dict[str, Any] | None = None,
+              hydrate: bool = True) -> list[Hit]:
         """Nearest segments among the given generations (the caller's visible ones).
 
         Chroma's `gen $in [...]` pre-filter costs 25x an unfiltered query at 100k segments
         (708 vs 29 ms, eval/bench_search.py). When the allowed generations are most of the
         index, the query runs unfiltered with head-room and the rest are dropped here; the
-        access rule is the same, applied one step later.
+        access rule is the same, applied one step later. The query returns ids only (reading
+        each result's metadata was 80% of its cost): the generation is read from the id, and
+        with `hydrate` only the k kept hits are loaded, their stored generation checked again.
+        Without `hydrate` the hits are not loaded: the caller must pass the ones it uses
+        through `hydrate()`.
         """
         if not gens:
             return []
         allowed = set(gens)
         active = self.catalog.generation_count()
         share = len(allowed) / max(active, 1)
+        hits: list[Hit] | None = None
         if share >= 0.5 and not where:
             fetch = min(int(k / share) + 2 * k + 10, 10_000)
-            hits = self._query(modality, embedding, fetch, None)
-            kept = [h for h in hits if h.metadata.get("gen") in allowed]
-            if len(kept) >= k or len(hits) < fetch:
-                return kept[:k]
-        clause: dict[str, Any] = {"gen": {"$in": list(gens)}}
-        if where:
-            clause = {"$and": [clause, where]}
-        return self._query(modality, embedding, k, clause)
+            found = self._query(modality, embedding, fetch, None)
+            kept = [h for h in found if segment_gen(h.id) in allowed]
+            if len(kept) >= k or len(found) < fetch:
+                hits = kept[:k]
+        if hits is None:
+            clause: dict[str, Any] = {"gen": {"$in": list(gens)}}
+            if where:
+                clause = {"$and": [clause, where]}
+            hits = self._query(modality, embedding, k, clause)
+        return self.hydrate(hits, allowed) if hydrate else hits
 
     def _query(self, modality: str, embedding: np.ndarray, k: int,
                clause: dict[str, Any] | None) -> list[Hit]:
         col = self.collection(modality)
         res = col.query(query_embeddings=np.asarray([embedding]), n_results=k, where=clause,
-                        include=["documents", "metadatas", "distances"])
-        return [Hit(id=i, modality=modality, text=d or "", metadata=m, distance=float(dist))
-                for i, d, m, dist in zip(res["ids"][0], res["documents"][0],
-                                         res["metadatas"][0], res["distances"][0])]
+                        include=["distances"])
+        return [Hit(id=i, modality=modality, text="", metadata={}, distance=float(dist))
+                for i, dist in zip(res["ids"][0], res["distances"][0])]
+
+    def hydrate(self, hits: Sequence[Hit], gens: Collection[str]) -> list[Hit]:
+        """Load the text and metadata of hits not yet loaded (one Chroma get per modality).
+
+        Returns the hits in order without those whose segment is gone (deleted meanwhile)
+        or whose stored generation is not among `gens`: the access check on what is returned.
+        """
+        missing: dict[str, list[str]] = {}
+        for hit in hits:
+            if not hit.loaded:
+                missing.setdefault(hit.modality, []).append(hit.id)
+        found: dict[tuple[str, str], Hit] = {}
+        for modality, ids in missing.items():
+            for seg_id, hit in self.by_ids(modality, list(dict.fromkeys(ids))).items():
+                found[(modality, seg_id)] = hit
+        out = []
+        for hit in hits:
+            if not hit.loaded:
+                data = found.get((hit.modality, hit.id))
+                if data is None:
+                    continue
+                hit.text, hit.metadata = data.text, data.metadata
+            if hit.metadata.get("gen") in gens:
+                out.append(hit)
+        return out
 
     def by_ids(self, modality: str, ids: Sequence[str]) -> dict[str, Hit]:
         if not ids:
@@ -169,18 +216,42 @@ class Index:
         return {i: Hit(id=i, modality=modality, text=d or "", metadata=m, distance=0.0)
                 for i, d, m in zip(res["ids"], res["documents"], res["metadatas"])}
 
+    def keyword_hits(self, query: str, modalities: Sequence[str], k: int,
+                     gens: Sequence[str], db: sqlite3.Connection | None = None
+                     ) -> dict[str, list[Hit]]:
+        """BM25 matches of each modality among the given generations, best first, not loaded
+        (one FTS5 scan for all modalities; see KeywordIndex.search_modalities)."""
+        scored = self.keywords.search_modalities(query, modalities, gens, k, db)
+        return {modality: [Hit(id=seg_id, modality=modality, text="", metadata={},
+                               distance=-score) for seg_id, score in found]
+                for modality, found in scored.items()}
+
+    def keyword_hits_later(self, query: str, modalities: Sequence[str], k: int,
+                           gens: Sequence[str]) -> Future[dict[str, list[Hit]]]:
+        """keyword_hits on the other core, while the caller encodes and queries Chroma.
+
+        The BM25 scan is the largest part of a search and runs inside SQLite, which releases
+        the GIL; a reader thread with its own connection (WAL: readers never block) overlaps it
+        with the dense half. Results are those of keyword_hits.
+        """
+        if self._reader is None:
+            self._reader = ThreadPoolExecutor(1, thread_name_prefix="bm25-reader")
+        return self._reader.submit(self._keyword_hits_on_reader, query, tuple(modalities), k,
+                                   list(gens))
+
+    def _keyword_hits_on_reader(self, query: str, modalities: Sequence[str], k: int,
+                                gens: Sequence[str]) -> dict[str, list[Hit]]:
+        db = getattr(self._reader_local, "db", None)
+        if db is None:  # opened in, and used only by, the reader thread
+            db = sqlite3.connect(str(self.catalog.path), timeout=30.0)
+            self._reader_local.db = db
+        return self.keyword_hits(query, modalities, k, gens, db)
+
     def keyword_query(self, modality: str, query: str, k: int,
                       gens: Sequence[str]) -> list[Hit]:
-        """BM25 matches among the given generations, best first, as Hits."""
-        scored = self.keywords.search(query, modality, gens, k)
-        found = self.by_ids(modality, [i for i, _ in scored])
-        hits = []
-        for seg_id, score in scored:
-            if seg_id in found:  # a row whose vector write was cut short is skipped
-                hit = found[seg_id]
-                hit.distance = -score
-                hits.append(hit)
-        return hits
+        """BM25 matches among the given generations, best first, as loaded Hits."""
+        hits = self.keyword_hits(query, (modality,), k, gens)[modality]
+        return self.hydrate(hits, set(gens))  # a row whose vector write was cut short is skipped
 
     def segments(self, modality: str, gens: Sequence[str],
                  where: dict[str, Any] | None = None) -> list[Hit]:
@@ -215,3 +286,15 @@ class Index:
                 meta["groups"] = list(groups) or None
                 metas.append(meta)
             col.update(ids=res["ids"], metadatas=metas)
+
+    def set_speaker(self, rec: Recording, label: str, name: str) -> int:
+        """Show `name` for every transcript segment of the speaker `label`; returns how many."""
+        if not rec.gen:
+            return 0
+        col = self.collection(TRANSCRIPT)
+        res = col.get(where={"$and": [{"gen": rec.gen}, {"speaker_label": label}]},
+                      include=["metadatas"])
+        if res["ids"]:
+            col.update(ids=res["ids"],
+                       metadatas=[{**meta, "speaker": name} for meta in res["metadatas"]])
+        return len(res["ids"])

@@ -80,13 +80,39 @@ class KeywordIndex:
     def search(self, query: str, modality: str, gens: Sequence[str],
                k: int) -> list[tuple[str, float]]:
         """(segment id, BM25 score; higher is better) of the best k matches."""
+        return self.search_modalities(query, (modality,), gens, k).get(modality, [])
+
+    def search_modalities(self, query: str, modalities: Sequence[str], gens: Sequence[str],
+                          k: int, db: sqlite3.Connection | None = None
+                          ) -> dict[str, list[tuple[str, float]]]:
+        """The best k matches of each modality, from one MATCH over the whole table.
+
+        BM25 scores every matching row (modality and gen are UNINDEXED, and BM25's statistics
+        are table-wide), which is most of a keyword search's cost, so the modalities share one
+        scan instead of paying for it once each. Rows come out best first (FTS5's `rank` is
+        bm25()); a row's stored columns are read only until every modality has k, not for
+        each match. Scores and order, ties included, are those of one filtered
+        `ORDER BY bm25() LIMIT k` query per modality. `db`: another connection to the same
+        file (a reader thread's own) instead of the catalog's.
+        """
+        out: dict[str, list[tuple[str, float]]] = {m: [] for m in modalities}
         expression = match_expression(query)
-        if expression is None or not gens:
-            return []
-        marks = ",".join("?" * len(gens))
-        rows = self._db.execute(
-            f"SELECT seg_id, bm25(segment_text) AS score FROM segment_text "
-            f"WHERE segment_text MATCH ? AND modality = ? AND gen IN ({marks}) "
-            f"ORDER BY score LIMIT ?",
-            (expression, modality, *gens, k)).fetchall()
-        return [(row[0], -float(row[1])) for row in rows]
+        if expression is None or not gens or k <= 0 or not modalities:
+            return out
+        allowed = set(gens)
+        wanted = set(modalities)
+        cursor = (db or self._db).execute(
+            "SELECT seg_id, modality, gen, rank FROM segment_text WHERE segment_text MATCH ?"
+            " ORDER BY rank", (expression,))
+        try:
+            for seg_id, modality, gen, rank in cursor:
+                if modality in wanted and gen in allowed:
+                    found = out[modality]
+                    found.append((seg_id, -float(rank)))
+                    if len(found) >= k:
+                        wanted.discard(modality)
+                        if not wanted:
+                            break
+        finally:
+            cursor.close()  # an unfinished statement would hold its read snapshot open
+        return out

@@ -13,7 +13,8 @@ from typing import Any
 TRANSCRIPT = "transcript"
 SLIDES = "slides"
 FRAMES = "frames"
-MODALITIES: tuple[str, ...] = (TRANSCRIPT, SLIDES, FRAMES)
+AUDIO = "audio"  # ~10 s windows of sound (CLAP), when a CLAP model is configured
+MODALITIES: tuple[str, ...] = (TRANSCRIPT, SLIDES, FRAMES, AUDIO)
 # Collections whose documents are searchable text (BM25 and text embeddings).
 TEXT_MODALITIES: tuple[str, ...] = (TRANSCRIPT, SLIDES)
 
@@ -26,7 +27,8 @@ class Segment:
     start: float
     end: float
     text: str
-    speaker: str | None = None
+    speaker: str | None = None  # the shown name: "Maria", or "Speaker 2" until named
+    speaker_label: str | None = None  # the diarization cluster ("Speaker 2"); renames find it
 
 
 @dataclass
@@ -53,6 +55,7 @@ def segment_metadata(rec: RecordingInfo, seg: Segment, gen: str) -> dict[str, An
         "start": float(seg.start),
         "end": float(seg.end),
         "speaker": seg.speaker or "",
+        "speaker_label": seg.speaker_label or "",
         "modality": seg.modality,
         "recorded_at": float(rec.recorded_at),
         "gen": gen,

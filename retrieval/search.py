@@ -12,17 +12,18 @@ slide that stays up for minutes absorb speech hits, swells moments until they ci
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from retrieval.catalog import Recording
+from retrieval.clap import ClapEncoder
 from retrieval.clip import ClipEncoder
 from retrieval.encoders import TextEncoder
 from retrieval.filters import Filters, visible_recordings
 from retrieval.index import Hit, Index
-from retrieval.schema import FRAMES, SLIDES, TEXT_MODALITIES, TRANSCRIPT, Moment
+from retrieval.schema import AUDIO, FRAMES, SLIDES, TEXT_MODALITIES, TRANSCRIPT, Moment
 
 RRF_K = 60
 MAX_MOMENT_SECONDS = 20.0
@@ -34,6 +35,7 @@ DEFAULT_WEIGHTS = {
     (TRANSCRIPT, "dense"): 1.0, (TRANSCRIPT, "keyword"): 0.3,
     (SLIDES, "dense"): 1.0, (SLIDES, "keyword"): 0.3,
     (FRAMES, "dense"): 0.5,
+    (AUDIO, "dense"): 0.5,
 }
 
 
@@ -44,37 +46,64 @@ class Searcher:
     index: Index
     text: TextEncoder
     clip: ClipEncoder | None = None
+    clap: ClapEncoder | None = None
     _vectors: dict[tuple[str, str], np.ndarray] = field(default_factory=dict, repr=False)
 
     def dense(self, modality: str, query: str, k: int, gens: Sequence[str],
-              where: dict | None = None) -> list[Hit]:
+              where: dict | None = None, hydrate: bool = True) -> list[Hit]:
         vector = self.query_vector(modality, query)
         if vector is None:
             return []
-        return self.index.query(modality, vector, k, gens, where)
+        return self.index.query(modality, vector, k, gens, where, hydrate)
 
     def query_vector(self, modality: str, query: str) -> np.ndarray | None:
         """The query's embedding for a collection; each phrasing is encoded once per search
         (transcript and slides share the text encoder), not once per collection."""
-        encoder = "clip" if modality == FRAMES else "text"
-        if encoder == "clip" and self.clip is None:
+        encoder = {FRAMES: self.clip, AUDIO: self.clap}.get(modality, self.text)
+        if encoder is None:
             return None
-        key = (encoder, query)
+        key = (modality if encoder is not self.text else "text", query)
         if key not in self._vectors:
             if len(self._vectors) > 256:
                 self._vectors.clear()
-            self._vectors[key] = (self.clip.embed_texts([query])[0] if encoder == "clip"
-                                  else self.text.embed_queries([query])[0])
+            self._vectors[key] = (self.text.embed_queries([query])[0] if encoder is self.text
+                                  else encoder.embed_texts([query])[0])
         return self._vectors[key]
 
     def keyword(self, modality: str, query: str, k: int, gens: Sequence[str],
                 speaker: str | None = None) -> list[Hit]:
         if modality not in TEXT_MODALITIES:
             return []
-        hits = self.index.keyword_query(modality, query, k * (4 if speaker else 1), gens)
-        if speaker:
-            hits = [h for h in hits if (h.metadata.get("speaker") or "") == speaker]
-        return hits[:k]
+        return self.keywords((modality,), query, k, gens, speaker)[modality]
+
+    def keywords(self, modalities: Sequence[str], query: str, k: int, gens: Sequence[str],
+                 speaker: str | None = None) -> dict[str, list[Hit]]:
+        """BM25 hits of each text modality from one keyword scan; not loaded (see
+        Index.hydrate) unless a speaker filter needs their metadata."""
+        return self.keywords_later(modalities, query, k, gens, speaker, background=False)()
+
+    def keywords_later(self, modalities: Sequence[str], query: str, k: int,
+                       gens: Sequence[str], speaker: str | None = None,
+                       background: bool = True) -> Callable[[], dict[str, list[Hit]]]:
+        """keywords(), started now (in the index's reader thread when `background`); call
+        the result to wait for it."""
+        modalities = [m for m in modalities if m in TEXT_MODALITIES]
+        depth = k * (4 if speaker else 1)
+        if background:
+            future = self.index.keyword_hits_later(query, modalities, depth, gens)
+            get: Callable[[], dict[str, list[Hit]]] = future.result
+        else:
+            found = self.index.keyword_hits(query, modalities, depth, gens)
+            get = lambda: found  # noqa: E731
+
+        def result() -> dict[str, list[Hit]]:
+            if not speaker:
+                return get()
+            allowed = set(gens)
+            return {m: [h for h in self.index.hydrate(hits, allowed)
+                        if (h.metadata.get("speaker") or "") == speaker][:k]
+                    for m, hits in get().items()}
+        return result
 
 
 def rrf(ranked_lists: Sequence[Sequence[Hit]], k: int = RRF_K,
@@ -153,11 +182,16 @@ def _evidence_text(draft: _Draft) -> str:
     return " ".join(seen) if modality == TRANSCRIPT else "\n".join(seen)
 
 
+def _moment_window(k: int) -> int:
+    """How much of the fused list to_moments reads for k moments."""
+    return max(k * 3, 10)
+
+
 def to_moments(fused: Sequence[tuple[Hit, float]], k: int,
                recordings: dict[str, Recording]) -> list[Moment]:
     """Merge the top of a fused list into at most k moments, best first."""
     drafts: list[_Draft] = []
-    for hit, score in fused[: max(k * 3, 10)]:
+    for hit, score in fused[:_moment_window(k)]:
         if any(_absorb(d, hit) for d in drafts):
             continue
         start, end = _span(hit)
@@ -188,42 +222,115 @@ def ranked_lists(searcher: Searcher, queries: Sequence[str], modalities: Sequenc
                  depth: int, gens: Sequence[str], speaker: str | None,
                  methods: Sequence[str] = ("dense", "keyword"),
                  weights: dict[tuple[str, str], float] | None = None,
-                 ) -> tuple[list[list[Hit]], list[float]]:
+                 hydrate: bool = True) -> tuple[list[list[Hit]], list[float]]:
+    """Each (phrasing, modality, method) ranked list with its RRF weight. Without `hydrate`
+    the hits are ids and scores only (search() loads just the fused top)."""
     weights = weights or DEFAULT_WEIGHTS
     where = {"speaker": speaker} if speaker else None
     lists: list[list[Hit]] = []
     list_weights: list[float] = []
+    keyword_modalities = [m for m in modalities if (m, "keyword") in weights]
+    # Every phrasing's keyword scan starts first, in the reader thread, and runs while this
+    # thread encodes and queries Chroma; the lists keep their order (RRF ties depend on it).
+    pending = {query: searcher.keywords_later(keyword_modalities, query, depth, gens, speaker)
+               for query in queries if "keyword" in methods and keyword_modalities}
     for query in queries:
+        dense = {m: searcher.dense(m, query, depth, gens, where, hydrate) for m in modalities
+                 if "dense" in methods and (m, "dense") in weights}
+        keyword = pending[query]() if query in pending else {}
+        if hydrate:
+            allowed = set(gens)
+            keyword = {m: searcher.index.hydrate(h, allowed) for m, h in keyword.items()}
         for modality in modalities:
             for method in methods:
                 if (modality, method) not in weights:
                     continue
-                if method == "dense":
-                    hits = searcher.dense(modality, query, depth, gens, where)
-                else:
-                    hits = searcher.keyword(modality, query, depth, gens, speaker)
+                hits = (dense if method == "dense" else keyword).get(modality, [])
                 if hits:
                     lists.append(hits)
                     list_weights.append(weights[(modality, method)])
     return lists, list_weights
 
 
+@dataclass
+class Like:
+    """An example to search by (ingestion/example.py reads it): its picture's CLIP vector joins
+    the fusion as a ranked list over frames; its voice lifts hits where that voice speaks."""
+
+    image: np.ndarray | None = None
+    voice: np.ndarray | None = None
+
+
+# A hit whose speaker's voice print is this close to the example's voice counts as the same
+# voice (resemblyzer cosine; one voice across recordings >= 0.9, different ones mostly below).
+SAME_VOICE = 0.85
+LIKE_WEIGHT = 1.0
+
+
 def search(searcher: Searcher, query: str | Sequence[str], k: int = 10,
            filters: Filters | None = None,
-           modalities: Sequence[str] = (TRANSCRIPT, SLIDES, FRAMES),
+           modalities: Sequence[str] = (TRANSCRIPT, SLIDES, FRAMES, AUDIO),
            methods: Sequence[str] = ("dense", "keyword"),
-           weights: dict[tuple[str, str], float] | None = None) -> list[Moment]:
+           weights: dict[tuple[str, str], float] | None = None,
+           like: Like | None = None) -> list[Moment]:
     """The k best moments for a question (or several phrasings of it) that the caller may see."""
     queries = [" ".join(q.split()) for q in ([query] if isinstance(query, str) else query)]
     queries = list(dict.fromkeys(q for q in queries if q))
-    if not queries or k <= 0:
+    image = like.image if like is not None else None
+    if (not queries and image is None) or k <= 0:
         return []
     filters = filters or Filters()
+    if filters.speaker:
+        filters = replace(filters, speaker=_speaker_spelling(searcher.index, filters.speaker))
     recordings = {r.media_id: r for r in visible_recordings(searcher.index, filters)}
     gens = [r.gen for r in recordings.values() if r.gen]
     if not gens:
         return []
     depth = max(k * 4, 20)
     lists, list_weights = ranked_lists(searcher, queries, modalities, depth, gens,
-                                       filters.speaker, methods, weights)
-    return to_moments(rrf(lists, weights=list_weights), k, recordings)
+                                       filters.speaker, methods, weights, hydrate=False)
+    if image is not None and FRAMES in modalities:
+        where = {"speaker": filters.speaker} if filters.speaker else None
+        lists.append(searcher.index.query(FRAMES, image, depth, gens, where, hydrate=False))
+        list_weights.append(LIKE_WEIGHT)
+    # Fusion needs only ids; text and metadata are loaded for the part to_moments reads
+    # (loading every list's depth was most of the Chroma time).
+    fused = rrf(lists, weights=list_weights)[:_moment_window(k)]
+    loaded = {id(h) for h in searcher.index.hydrate([h for h, _ in fused], set(gens))}
+    fused = [(h, s) for h, s in fused if id(h) in loaded]
+    if like is not None and like.voice is not None:
+        fused = _lift_voice(searcher.index, fused, like.voice)
+    return to_moments(fused, k, recordings)
+
+
+def _speaker_spelling(index: Index, speaker: str) -> str:
+    """The stored spelling of a speaker's name ("maria" finds "Maria"); unknown names as given."""
+    from retrieval.speakers import SpeakerStore
+
+    wanted = " ".join(speaker.split()).casefold()
+    for name in SpeakerStore(index.catalog.connection).shown_names():
+        if name.casefold() == wanted:
+            return name
+    return speaker
+
+
+def _lift_voice(index: Index, fused: list[tuple[Hit, float]],
+                voice: np.ndarray) -> list[tuple[Hit, float]]:
+    """Re-rank with one more list: the speech hits whose speaker sounds like the example,
+    most alike first."""
+    from retrieval.speakers import SpeakerStore
+
+    prints = SpeakerStore(index.catalog.connection).prints(
+        {h.metadata.get("gen", "") for h, _ in fused})
+    target = voice / (np.linalg.norm(voice) or 1.0)
+    alike = []
+    for hit, _ in fused:
+        vec = prints.get((hit.metadata.get("gen", ""), hit.metadata.get("speaker_label", "")))
+        if vec is not None and hit.modality == TRANSCRIPT:
+            similarity = float(vec @ target)
+            if similarity >= SAME_VOICE:
+                alike.append((similarity, hit.id))
+    bonus = {hit_id: LIKE_WEIGHT / (RRF_K + rank)
+             for rank, (_, hit_id) in enumerate(sorted(alike, reverse=True), start=1)}
+    lifted = [(h, s + bonus.get(h.id, 0.0)) for h, s in fused]
+    return sorted(lifted, key=lambda pair: pair[1], reverse=True)

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
+from retrieval.catalog import Recording
 from retrieval.filters import Filters, visible_recordings
-from retrieval.schema import FRAMES, SLIDES, TRANSCRIPT, Moment
+from retrieval.index import Index
+from retrieval.schema import AUDIO, FRAMES, SLIDES, TRANSCRIPT, Moment
 from retrieval.search import Searcher, search
+from retrieval.speakers import Speaker, SpeakerError, SpeakerStore, SpeakerTurn
 
 
 class NotFound(Exception):
@@ -37,6 +41,14 @@ def search_frames(searcher: Searcher, query: str | Sequence[str], k: int = 10,
     if searcher.clip is None:
         return []
     return search(searcher, query, k, filters, modalities=(FRAMES,), methods=("dense",))
+
+
+def search_audio(searcher: Searcher, query: str | Sequence[str], k: int = 10,
+                 filters: Filters | None = None) -> list[Moment]:
+    """Moments whose sound matches a description ("applause", "music"; CLAP); empty when off."""
+    if searcher.clap is None:
+        return []
+    return search(searcher, query, k, filters, modalities=(AUDIO,), methods=("dense",))
 
 
 def search_all(searcher: Searcher, query: str | Sequence[str], k: int = 10,
@@ -71,10 +83,14 @@ def get_context(searcher: Searcher, media_id: str, start: float, end: float,
     rec = allowed.get(media_id)
     if rec is None or rec.gen is None:
         raise NotFound(f"no recording {media_id!r}")
-    lo, hi = start - padding, end + padding
+    return _lines(searcher.index, rec, (TRANSCRIPT, SLIDES), start - padding, end + padding)
+
+
+def _lines(index: Index, rec: Recording, modalities: Sequence[str], lo: float = float("-inf"),
+           hi: float = float("inf")) -> list[Moment]:
     out: list[Moment] = []
-    for modality in (TRANSCRIPT, SLIDES):
-        for hit in searcher.index.segments(modality, [rec.gen]):
+    for modality in modalities:
+        for hit in index.segments(modality, [rec.gen] if rec.gen else []):
             s, e = float(hit.metadata["start"]), float(hit.metadata["end"])
             if e >= lo and s <= hi:
                 out.append(Moment(media_id=rec.media_id, path=rec.path, title=rec.title,
@@ -89,3 +105,73 @@ def recording_segments(searcher: Searcher, media_id: str,
     """Every transcript segment of one recording, for summaries that must cover all of it."""
     return [m for m in get_context(searcher, media_id, 0.0, float("inf"), 0.0, filters)
             if m.modality == TRANSCRIPT]
+
+
+def find_recording(index: Index, ref: str, groups: frozenset[str] | None = None) -> Recording:
+    """A searchable recording the caller may see, by media id, file path, file name or title.
+
+    A title may also be a part of one, when only one recording's title holds it.
+    """
+    import os
+
+    recs = visible_recordings(index, Filters(groups=groups))
+    wanted = ref.strip()
+    absolute = os.path.abspath(os.path.expanduser(wanted))
+    for rec in recs:
+        if wanted in (rec.media_id, rec.path) or rec.path == absolute:
+            return rec
+    named = [r for r in recs if wanted.casefold() in
+             (Path(r.path).name.casefold(), Path(r.path).stem.casefold())]
+    if len(named) == 1:
+        return named[0]
+    exact = [r for r in recs if r.title.casefold() == wanted.casefold()]
+    partial = [r for r in recs if wanted.casefold() in r.title.casefold()]
+    found = exact or partial
+    if len(found) == 1:
+        return found[0]
+    if found:
+        titles = "; ".join(r.title for r in found[:5])
+        raise NotFound(f'"{ref}" matches several recordings ({titles}): give its path or id')
+    raise NotFound(f'no indexed recording "{ref}" (see `clipcite status`)')
+
+
+def transcript(index: Index, rec: Recording) -> list[Moment]:
+    """Every transcript line of a recording found with find_recording (which checked access)."""
+    return _lines(index, rec, (TRANSCRIPT,))
+
+
+def speaker_turns(index: Index, rec: Recording) -> list[SpeakerTurn]:
+    """Who spoke when in a recording, with names where known."""
+    return SpeakerStore(index.catalog.connection).turns(rec)
+
+
+def speakers(index: Index, rec: Recording) -> list[Speaker]:
+    """A recording's speakers: label, name (confirmed or suggested) and speaking time."""
+    return SpeakerStore(index.catalog.connection).speakers(rec)
+
+
+def rename_speaker(index: Index, rec: Recording, speaker: str, name: str) -> Speaker:
+    """Give a recording's speaker a name (or confirm a suggested one), in place.
+
+    The stored segments' metadata changes (no re-embedding), so search results, the speaker
+    filter and answers show the name at once, and the name's voice print grows by this speaker.
+    """
+    store = SpeakerStore(index.catalog.connection)
+    found = store.find(rec, speaker)
+    name = " ".join(name.split())
+    if not name or len(name) > 80:
+        raise SpeakerError("a speaker's name needs 1 to 80 characters")
+    for other in store.speakers(rec):
+        if other.label != found.label and other.shown.casefold() == name.casefold():
+            raise SpeakerError(f'"{other.shown}" already names another speaker in {rec.title}')
+    # Segments first, by their label: a crash before the catalog update is repaired by
+    # running the same rename again, and never leaves segments under a name nobody has.
+    index.set_speaker(rec, found.label, name)
+    store.set_name(rec, found.label, name)
+    return store.find(rec, name)
+
+
+def slides(index: Index, rec: Recording) -> list[Moment]:
+    """Every slide (text on screen) segment of a recording found with find_recording, in time
+    order: where the pictures change, for a timeline of thumbnails."""
+    return _lines(index, rec, (SLIDES,))

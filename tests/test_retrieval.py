@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from ingestion.batch import BatchOptions, run_batch
 from retrieval import tools
 from retrieval.encoders import load_text_encoder
 from retrieval.evaluation import load_queries, matches
+from retrieval.catalog import Catalog, Recording
 from retrieval.filters import Filters
 from retrieval.index import Index
 from retrieval.keyword import match_expression
-from retrieval.schema import Moment, TRANSCRIPT
+from retrieval.schema import SLIDES, TRANSCRIPT, Moment, Segment
 from retrieval.search import Searcher
 from tests.conftest import copy_media
 
@@ -137,3 +140,140 @@ def test_cli_eval_prints_metrics(searcher: Searcher, tmp_path: Path, run_cli):
     assert "| fused (all modalities) | 2 |" in out and "Hit@1" in out
     fused = next(line for line in out.splitlines() if line.startswith("| fused"))
     assert float(fused.split("|")[4]) == 1.0  # Hit@5: both found
+
+
+# -- search at scale: cached catalog, one keyword scan, lazily loaded hits ----------------------
+class _HashEncoder:
+    """A stand-in text encoder: a fixed unit vector per text (no model needed)."""
+
+    name = "multilingual-e5-small"
+    dim = 384
+
+    def embed_queries(self, texts: list[str]) -> np.ndarray:
+        return self.embed_passages(texts)
+
+    def embed_passages(self, texts: list[str]) -> np.ndarray:
+        out = []
+        for text in texts:
+            seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
+            v = np.random.default_rng(seed).standard_normal(self.dim).astype(np.float32)
+            out.append(v / np.linalg.norm(v))
+        return np.stack(out)
+
+
+def _write(index: Index, media_id: str, lines: list[str], groups: list[str] = (),
+           slides: list[str] = ()) -> Recording:
+    from ingestion.extract import Extraction
+    from ingestion.writer import write_recording
+
+    enc = _HashEncoder()
+    segments = {TRANSCRIPT: [Segment(TRANSCRIPT, 5.0 * i, 5.0 * i + 4, t, speaker="Ann")
+                             for i, t in enumerate(lines)],
+                SLIDES: [Segment(SLIDES, 5.0 * i, 5.0 * i + 4, t) for i, t in enumerate(slides)]}
+    vectors = {m: enc.embed_passages([s.text for s in segs]) if segs else np.zeros((0, 384))
+               for m, segs in segments.items()}
+    extraction = Extraction(duration=5.0 * len(lines), title_tag=None, created_at=None,
+                            segments=segments, vectors=vectors,
+                            models={TRANSCRIPT: enc.name, SLIDES: enc.name}, notes=[], timings={})
+    rec = Recording(media_id=media_id, path=f"/lib/{media_id}.wav", title=media_id.title(),
+                    status="pending", recorded_at=1.7e9, groups=list(groups))
+    return write_recording(index, rec, extraction)
+
+
+SECRET_LINES = ["the merger code name is bluebird", "bluebird closes on friday"]
+OPEN_LINES = ["lunch is at noon", "the printer on floor two is broken", "bluebird? no idea"]
+
+
+@pytest.fixture()
+def small(tmp_path: Path) -> Searcher:
+    """Three recordings: one for the board only, two open (a staff caller sees 2 of 3 gens,
+    so dense search takes the unfiltered query and drops the board's segments itself)."""
+    index = Index(tmp_path / "index")
+    _write(index, "secret", SECRET_LINES, groups=["board"], slides=["Bluebird: merger plan"])
+    _write(index, "open1", OPEN_LINES, slides=["Agenda", "Agenda", "Printer status"])
+    _write(index, "open2", OPEN_LINES[::-1], slides=["Agenda"])
+    return Searcher(index, _HashEncoder())
+
+
+def test_visible_cache_follows_ingest_delete_and_access_changes(small: Searcher, tmp_path: Path):
+    index = small.index
+    staff = frozenset({"staff"})
+    assert [r.media_id for r in index.catalog.visible(staff)] == ["open1", "open2"]
+    assert index.catalog.generation_count() == 3
+    secret = index.catalog.get("secret")
+    index.set_access(secret, [], ["staff"])  # set_access: now staff may see it
+    assert {r.media_id for r in index.catalog.visible(staff)} == {"open1", "open2", "secret"}
+    index.set_access(index.catalog.get("secret"), [], ["board"])
+    assert "secret" not in {r.media_id for r in index.catalog.visible(staff)}
+    old_gen = index.catalog.get("open1").gen
+    _write(index, "open1", ["a new take of the meeting"])  # re-ingest: a new generation
+    assert index.catalog.get("open1").gen != old_gen
+    assert {r.gen for r in index.catalog.visible()} == \
+        {r.gen for r in index.catalog.all() if r.gen}
+    assert index.remove_recording("open2")  # delete
+    assert [r.media_id for r in index.catalog.visible(staff)] == ["open1"]
+    assert index.catalog.generation_count() == 2
+    # Another connection (another process: ingest, CLI) writing the same catalog file.
+    other = Catalog(index.catalog.path)
+    other.update_access("secret", [], [])
+    assert {r.media_id for r in index.catalog.visible(staff)} == {"open1", "secret"}
+    other.remove("secret")
+    assert [r.media_id for r in index.catalog.visible(staff)] == ["open1"]
+    other.close()
+
+
+def test_modifying_a_returned_recording_cannot_widen_access(small: Searcher):
+    catalog = small.index.catalog
+    staff = frozenset({"staff"})
+    for rec in catalog.visible():
+        rec.groups.clear()  # a careless caller; the cache keeps the groups it read
+    assert "secret" not in {r.media_id for r in catalog.visible(staff)}
+    assert "secret" not in {m.media_id for m in tools.search_all(
+        small, "bluebird merger code name", k=10, filters=Filters(groups=staff))}
+
+
+@pytest.mark.parametrize("tool", [tools.search_all, tools.search_transcript,
+                                  tools.search_slides])
+def test_lazily_loaded_search_never_returns_other_groups(small: Searcher, tool):
+    staff = Filters(groups=frozenset({"staff"}))
+    for query in (SECRET_LINES[0], "bluebird", "Bluebird: merger plan"):
+        moments = tool(small, [query, "merger"], k=10, filters=staff)
+        assert all(m.media_id != "secret" and "merger" not in m.text for m in moments)
+        for speaker in (None, "Ann"):
+            filters = Filters(groups=staff.groups, speaker=speaker)
+            assert all(m.media_id != "secret" for m in tool(small, query, k=10, filters=filters))
+    assert tools.search_all(small, SECRET_LINES[0], k=1)[0].media_id == "secret"  # can fail
+
+
+def test_hits_are_loaded_only_from_allowed_generations(small: Searcher):
+    index = small.index
+    gens = [r.gen for r in index.catalog.visible()]
+    vector = _HashEncoder().embed_queries([SECRET_LINES[0]])[0]
+    lazy = index.query(TRANSCRIPT, vector, 4, gens, hydrate=False)
+    assert lazy and not any(h.loaded for h in lazy)
+    loaded = index.query(TRANSCRIPT, vector, 4, gens)
+    assert [h.id for h in index.hydrate(lazy, set(gens))] == [h.id for h in loaded]
+    assert all(h.text and h.metadata["gen"] in gens for h in loaded)
+    secret_gen = index.catalog.get("secret").gen
+    others = set(gens) - {secret_gen}
+    assert all(h.metadata["gen"] != secret_gen for h in index.hydrate(
+        index.query(TRANSCRIPT, vector, 4, gens, hydrate=False), others))
+
+
+def test_one_keyword_scan_equals_a_filtered_query_per_modality(small: Searcher):
+    keywords = small.index.keywords
+    db = small.index.catalog.connection
+    gens = [r.gen for r in small.index.catalog.visible()]
+    for query in ("bluebird agenda printer", "agenda", "broken printer noon", "nothing"):
+        for allowed in (gens, gens[:1], gens[1:]):
+            for k in (1, 2, 10):
+                both = keywords.search_modalities(query, (TRANSCRIPT, SLIDES), allowed, k)
+                for modality in (TRANSCRIPT, SLIDES):
+                    expression = match_expression(query)
+                    marks = ",".join("?" * len(allowed))
+                    rows = db.execute(
+                        f"SELECT seg_id, bm25(segment_text) AS score FROM segment_text WHERE "
+                        f"segment_text MATCH ? AND modality = ? AND gen IN ({marks}) "
+                        f"ORDER BY score LIMIT ?", (expression, modality, *allowed, k)).fetchall()
+                    assert both[modality] == [(r[0], -float(r[1])) for r in rows]
+                    assert keywords.search(query, modality, allowed, k) == both[modality]

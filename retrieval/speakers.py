@@ -1,0 +1,193 @@
+"""Who spoke when, and what the speakers are called: turns, names and voice prints.
+
+Ingestion stores each recording's speaker turns and one voice print per speaker, keyed by the
+recording's generation (like its segments), so a replaced or half-written recording never mixes
+old and new turns. Speakers are "Speaker 1", "Speaker 2" ... until named. A name is either
+confirmed by a user or suggested by ingestion because the voice matched a named speaker's print;
+the segments' `speaker` metadata always holds the shown name, so search filters by it.
+
+A named speaker's voice print is the duration-weighted mean of the prints of every recording
+where a user confirmed that name; suggestions never feed it (one wrong match would spread).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from retrieval.catalog import Recording
+
+CONFIRMED = "confirmed"
+SUGGESTED = "suggested"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS speaker_turns (
+    gen     TEXT NOT NULL,
+    start   REAL NOT NULL,
+    end_    REAL NOT NULL,
+    label   TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS speaker_turns_gen ON speaker_turns (gen, start);
+CREATE TABLE IF NOT EXISTS speakers (
+    gen      TEXT NOT NULL,
+    label    TEXT NOT NULL,  -- "Speaker 2": the cluster, stable for this generation
+    name     TEXT,           -- shown instead of the label when set
+    status   TEXT,           -- confirmed | suggested | NULL
+    score    REAL,           -- voice match score of a suggestion
+    seconds  REAL NOT NULL,  -- how long this speaker talks (weights the voice print)
+    print    BLOB,           -- float32 mean embedding of the speaker's turns
+    PRIMARY KEY (gen, label)
+);
+"""
+
+
+@dataclass(frozen=True)
+class SpeakerTurn:
+    start: float
+    end: float
+    speaker: str  # the shown name: a name, or the label
+
+
+@dataclass(frozen=True)
+class Speaker:
+    label: str
+    name: str | None
+    status: str | None
+    score: float | None
+    seconds: float
+
+    @property
+    def shown(self) -> str:
+        return self.name or self.label
+
+
+@dataclass(frozen=True)
+class SpeakerInput:
+    """What ingestion hands over for one speaker of a new generation."""
+
+    label: str
+    seconds: float
+    print: np.ndarray | None
+    name: str | None = None  # a suggested name from voice matching
+    score: float | None = None
+
+
+class SpeakerError(ValueError):
+    pass
+
+
+def _blob(vector: np.ndarray | None) -> bytes | None:
+    return None if vector is None else np.asarray(vector, dtype=np.float32).tobytes()
+
+
+def _vector(blob: bytes | None) -> np.ndarray | None:
+    return None if blob is None else np.frombuffer(blob, dtype=np.float32)
+
+
+class SpeakerStore:
+    """Speaker tables beside the catalog, in the same database."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+        self._db.executescript(_SCHEMA)
+
+    # -- writing (ingestion) -------------------------------------------------------------
+    def add_generation(self, gen: str, turns: Sequence[tuple[float, float, str]],
+                       speakers: Sequence[SpeakerInput]) -> None:
+        """Store a generation's turns (label per turn) and speakers before it becomes visible."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.executemany("INSERT INTO speaker_turns VALUES (?,?,?,?)",
+                                 [(gen, float(s), float(e), label) for s, e, label in turns])
+            self._db.executemany(
+                "INSERT OR REPLACE INTO speakers VALUES (?,?,?,?,?,?,?)",
+                [(gen, s.label, s.name, SUGGESTED if s.name else None, s.score, s.seconds,
+                  _blob(s.print)) for s in speakers])
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def forget_unused(self) -> int:
+        """Delete rows of generations that are neither visible nor being written."""
+        cur = self._db.execute(
+            "SELECT DISTINCT gen FROM speakers UNION SELECT DISTINCT gen FROM speaker_turns")
+        live = {r[0] for r in self._db.execute(
+            "SELECT gen FROM recordings WHERE gen IS NOT NULL"
+            " UNION SELECT gen FROM garbage WHERE retired=0")}
+        dead = [r[0] for r in cur.fetchall() if r[0] not in live]
+        for gen in dead:
+            self._db.execute("DELETE FROM speaker_turns WHERE gen=?", (gen,))
+            self._db.execute("DELETE FROM speakers WHERE gen=?", (gen,))
+        return len(dead)
+
+    # -- reading -------------------------------------------------------------------------
+    def speakers(self, rec: Recording) -> list[Speaker]:
+        rows = self._db.execute(
+            "SELECT label, name, status, score, seconds FROM speakers WHERE gen=?"
+            " ORDER BY CAST(substr(label, 9) AS INTEGER), label", (rec.gen,)).fetchall()
+        return [Speaker(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+
+    def turns(self, rec: Recording) -> list[SpeakerTurn]:
+        shown = {s.label: s.shown for s in self.speakers(rec)}
+        rows = self._db.execute("SELECT start, end_, label FROM speaker_turns WHERE gen=?"
+                                " ORDER BY start", (rec.gen,)).fetchall()
+        return [SpeakerTurn(r[0], r[1], shown.get(r[2], r[2])) for r in rows]
+
+    def find(self, rec: Recording, speaker: str) -> Speaker:
+        """A speaker of the recording by shown name or label (case-insensitive)."""
+        wanted = speaker.strip().casefold()
+        found = self.speakers(rec)
+        for s in found:
+            if wanted in (s.shown.casefold(), s.label.casefold()):
+                return s
+        names = ", ".join(f'"{s.shown}"' for s in found) or "none"
+        raise SpeakerError(f'no speaker "{speaker}" in {rec.title} (speakers: {names})')
+
+    def voices(self, audience: Sequence[str] = ()) -> dict[str, np.ndarray]:
+        """Each confirmed name's voice print (unit length), over recordings still indexed.
+
+        Only recordings that everyone in `audience` (a new recording's access groups; empty:
+        everyone) may see lend their names, so a suggestion never reveals a name from a
+        recording its viewers could not open.
+        """
+        rows = self._db.execute(
+            "SELECT s.name, s.seconds, s.print, r.groups_ FROM speakers s"
+            " JOIN recordings r ON r.gen = s.gen WHERE s.status=? AND s.print IS NOT NULL",
+            (CONFIRMED,)).fetchall()
+        sums: dict[str, np.ndarray] = {}
+        for name, seconds, blob, groups_json in rows:
+            groups = set(json.loads(groups_json or "[]"))
+            if groups and (not audience or not set(audience) <= groups):
+                continue
+            vec = _vector(blob)
+            assert vec is not None
+            sums[name] = sums.get(name, 0) + vec * max(float(seconds), 1e-3)
+        return {n: v / (np.linalg.norm(v) or 1.0) for n, v in sums.items()}
+
+    def prints(self, gens: set[str]) -> dict[tuple[str, str], np.ndarray]:
+        """Voice prints (unit length) of the speakers of these generations, by (gen, label)."""
+        out: dict[tuple[str, str], np.ndarray] = {}
+        for gen in gens:
+            for label, blob in self._db.execute(
+                    "SELECT label, print FROM speakers WHERE gen=? AND print IS NOT NULL", (gen,)):
+                vec = _vector(blob)
+                assert vec is not None
+                out[(gen, label)] = vec / (np.linalg.norm(vec) or 1.0)
+        return out
+
+    def shown_names(self) -> list[str]:
+        """Every name or label shown for a speaker of an indexed recording."""
+        rows = self._db.execute("SELECT DISTINCT COALESCE(s.name, s.label) FROM speakers s"
+                                " JOIN recordings r ON r.gen = s.gen")
+        return [r[0] for r in rows]
+
+    # -- naming --------------------------------------------------------------------------
+    def set_name(self, rec: Recording, label: str, name: str) -> None:
+        """Name a speaker (a user's choice: confirmed)."""
+        self._db.execute("UPDATE speakers SET name=?, status=?, score=NULL WHERE gen=? AND label=?",
+                         (name, CONFIRMED, rec.gen, label))
