@@ -7,6 +7,7 @@ writes to the index, one recording at a time, each as a single visible switch.
 
 from __future__ import annotations
 
+import errno
 import multiprocessing
 import os
 import queue as queue_mod
@@ -31,6 +32,36 @@ UNCHANGED = "unchanged"
 REMOVED = "removed"
 
 
+class DiskFullError(Exception):
+    """The disk holding the index is full. Every later write would fail the same way, so the
+    batch stops with this one-line message instead of failing each remaining file."""
+
+
+_NO_SPACE = ("disk is full", "no space left", "os error 28", "sqlite_full", "quota exceeded")
+
+
+def is_disk_full(exc: BaseException | None) -> bool:
+    """True when an error (or one it was raised from) means no space is left: SQLite says
+    "database or disk is full", Chroma's Rust core passes that or "os error 28" on as text."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if any(words in str(exc).lower() for words in _NO_SPACE):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def disk_full_message(index_dir: Path, indexed: int = 0) -> str:
+    done = (f"{indexed} recording{'s' if indexed != 1 else ''} indexed in this run before it "
+            "filled, and all indexed before, are intact" if indexed else
+            "recordings indexed before are intact")
+    return (f"the disk holding the index is full (no space left on device: {index_dir}); "
+            f"{done}. Free some space and run the ingest again to index the rest.")
+
+
 @dataclass
 class BatchOptions:
     extract: ExtractOptions = field(default_factory=ExtractOptions)
@@ -38,6 +69,7 @@ class BatchOptions:
     groups: list[str] | None = None
     workers: int = 1
     prune: bool = False
+    again: bool = False  # read unchanged files again (e.g. with a known speaker count)
     file_timeout: float | None = None  # None: 120 s plus three times the recording's length
 
 
@@ -150,7 +182,8 @@ def _stat_job(path: Path, index: Index, options: BatchOptions) -> tuple[_Job | N
         reason = "file not found" if isinstance(e, FileNotFoundError) else f"cannot read: {e.strerror}"
         index.catalog.record_failure(media_id, str(path), title, reason)
         return None, Outcome(str(path), FAILED, reason, media_id)
-    if existing and existing.size == st.st_size and existing.mtime == st.st_mtime:
+    if (not options.again and existing and existing.size == st.st_size
+            and existing.mtime == st.st_mtime):
         return None, _unchanged(index, existing, options)
     try:
         digest = content_hash(path)
@@ -158,7 +191,7 @@ def _stat_job(path: Path, index: Index, options: BatchOptions) -> tuple[_Job | N
         reason = f"cannot read the file: {e.strerror.lower() if e.strerror else e}"
         index.catalog.record_failure(media_id, str(path), title, reason, st.st_size, st.st_mtime)
         return None, Outcome(str(path), FAILED, reason, media_id)
-    if existing and existing.content_hash == digest:
+    if not options.again and existing and existing.content_hash == digest:
         index.catalog.touch(media_id, st.st_size, st.st_mtime)
         return None, _unchanged(index, existing, options)
     rec = Recording(
@@ -214,11 +247,28 @@ def _time_limit(job: _Job, options: BatchOptions) -> float:
 
 def run_batch(paths: Sequence[Path], index: Index, options: BatchOptions,
               reporter: Reporter | None = None) -> list[Outcome]:
-    """Ingest files and folders; returns one outcome per file (and per pruned recording)."""
-    reporter = reporter or SilentReporter()
+    """Ingest files and folders; returns one outcome per file (and per pruned recording).
+
+    Raises DiskFullError when the index's disk fills: what was committed stays whole and
+    searchable, a half-written recording is garbage that the next run collects.
+    """
+    outcomes: list[Outcome] = []
+    try:
+        _run(paths, index, options, reporter or SilentReporter(), outcomes)
+        return outcomes
+    except Exception as e:
+        if not is_disk_full(e):
+            raise
+    # Raised outside the handler: one sentence, not chained to the SQLite or Chroma error.
+    raise DiskFullError(disk_full_message(index.directory,
+                                          sum(o.status == INDEXED for o in outcomes)))
+
+
+def _run(paths: Sequence[Path], index: Index, options: BatchOptions, reporter: Reporter,
+         outcomes: list[Outcome]) -> None:
     index.collect_garbage()  # segments left by a writer that was killed
     files, missing = discover([Path(p) for p in paths])
-    outcomes: list[Outcome] = [Outcome(str(p), FAILED, "file or folder not found") for p in missing]
+    outcomes.extend(Outcome(str(p), FAILED, "file or folder not found") for p in missing)
     reporter.batch_started(files)
     todo: deque[_Job] = deque()
     for path in files:
@@ -230,15 +280,13 @@ def run_batch(paths: Sequence[Path], index: Index, options: BatchOptions,
         elif job is not None:
             todo.append(job)
     if todo:
-        outcomes.extend(_extract_all(todo, index, options, reporter))
+        _extract_all(todo, index, options, reporter, outcomes)
     if options.prune:
         outcomes.extend(prune(index))
-    return outcomes
 
 
 def _extract_all(todo: deque[_Job], index: Index, options: BatchOptions,
-                 reporter: Reporter) -> list[Outcome]:
-    outcomes: list[Outcome] = []
+                 reporter: Reporter, outcomes: list[Outcome]) -> None:
     workers = max(1, options.workers)
     pool = _Pool(options.extract, workers)
     inflight: dict[Future, _Job] = {}
@@ -272,6 +320,8 @@ def _extract_all(todo: deque[_Job], index: Index, options: BatchOptions,
                     try:
                         done(job, _finish(index, job, fut.result()))
                     except Exception as e:  # noqa: BLE001 - the batch must go on
+                        if is_disk_full(e):
+                            raise  # every later write would fail too: run_batch says so once
                         done(job, _fail(index, job, f"could not write to the index: {_reason(e)}",
                                         transient=True))
                 elif isinstance(exc, BrokenProcessPool):
@@ -300,7 +350,6 @@ def _extract_all(todo: deque[_Job], index: Index, options: BatchOptions,
                 pool.restart()
     finally:
         pool.close()
-    return outcomes
 
 
 def _drain(events: Any, by_path: dict[str, _Job], reporter: Reporter) -> None:

@@ -17,18 +17,21 @@ from pathlib import Path
 import numpy as np
 
 from ingestion.asr import AsrOptions, Transcriber, load_transcriber
+from ingestion.diarization import DiarizeOptions, diarize, label_words
 from ingestion.media import SAMPLE_RATE, MediaError, decode_audio, probe, sample_frames
 from ingestion.ocr import read_text, tesseract_version
 from ingestion.segments import segment_words
 from ingestion.visual import VisualResult, extract_keyframes
+from ingestion.voice import SpeakerEncoder, load_speaker_encoder
+from retrieval.clap import ClapEncoder, audio_windows, load_clap
 from retrieval.clip import ClipEncoder, load_clip
 from retrieval.encoders import TextEncoder, load_text_encoder
-from retrieval.schema import FRAMES, SLIDES, TRANSCRIPT, Segment
+from retrieval.schema import AUDIO, FRAMES, SLIDES, TRANSCRIPT, Segment
 
 MIN_DURATION = 0.5  # seconds; shorter clips hold no word Whisper can read
 
 # Share of a file's work per stage, for one progress bar per file.
-_WEIGHTS = {"decode": 0.05, "visual": 0.25, "speech": 0.6, "embed": 0.1}
+_WEIGHTS = {"decode": 0.05, "visual": 0.25, "speech": 0.55, "speakers": 0.05, "embed": 0.1}
 
 Progress = Callable[[str, float], None]  # (stage, fraction of the whole file done)
 
@@ -40,9 +43,13 @@ class ExtractOptions:
     text_model: str = "multilingual-e5-small"
     clip_model: str = "ViT-B-32"
     clip_weights: str | None = None
+    clap_model: str | None = None  # None: no audio (CLAP) collection
     ocr: bool = True
     ocr_lang: str = "eng"
     frame_interval: float = 2.0
+    diarize: bool = True  # who spoke when
+    speaker_model: str = "resemblyzer"
+    speakers: DiarizeOptions = field(default_factory=DiarizeOptions)  # count, if known
     threads: int = 0
     cache_dir: Path = Path(".cache")
 
@@ -57,6 +64,9 @@ class Extraction:
     models: dict[str, str]
     notes: list[str]
     timings: dict[str, float]
+    # Diarization: turns as (start, end, label) and per label (seconds spoken, voice print).
+    turns: list[tuple[float, float, str]] = field(default_factory=list)
+    voices: dict[str, tuple[float, np.ndarray]] = field(default_factory=dict)
 
 
 class Models:
@@ -67,6 +77,8 @@ class Models:
         self._transcriber: Transcriber | None = None
         self._text: TextEncoder | None = None
         self._clip: ClipEncoder | None | bool = False  # False: not tried yet
+        self._speakers: SpeakerEncoder | None = None
+        self._clap: ClapEncoder | None | bool = False  # False: not tried yet
 
     @property
     def transcriber(self) -> Transcriber:
@@ -79,6 +91,19 @@ class Models:
         if self._text is None:
             self._text = load_text_encoder(self.options.text_model, self.options.threads or None)
         return self._text
+
+    @property
+    def speaker_encoder(self) -> SpeakerEncoder:
+        if self._speakers is None:
+            self._speakers = load_speaker_encoder(self.options.speaker_model,
+                                                  self.options.threads or None)
+        return self._speakers
+
+    @property
+    def clap(self) -> ClapEncoder | None:
+        if self._clap is False:
+            self._clap = load_clap(self.options.clap_model, self.options.threads)
+        return self._clap  # type: ignore[return-value]
 
     @property
     def clip(self) -> ClipEncoder | None:
@@ -143,6 +168,8 @@ def extract(path: Path, title: str, options: ExtractOptions, models: Models,
     slides = visual.slide_segments()
 
     words = []
+    turns: list[tuple[float, float, str]] = []
+    voices: dict[str, tuple[float, np.ndarray]] = {}
     if info.has_audio:
         t = time.perf_counter()
         audio, warning = decode_audio(path)
@@ -167,6 +194,18 @@ def extract(path: Path, title: str, options: ExtractOptions, models: Models,
         timings["speech"] = time.perf_counter() - t
         done += _WEIGHTS["speech"]
         report("speech", done)
+        if options.diarize and words:
+            t = time.perf_counter()
+            found = diarize(audio, models.speaker_encoder, options.speakers)
+            words = label_words(words, found.turns)
+            turns = [(turn.start, turn.end, turn.speaker) for turn in found.turns]
+            spoken: dict[str, float] = {}
+            for start, end, label in turns:
+                spoken[label] = spoken.get(label, 0.0) + end - start
+            voices = {label: (spoken.get(label, 0.0), vec) for label, vec in found.prints.items()}
+            timings["speakers"] = time.perf_counter() - t
+        done += _WEIGHTS["speakers"]
+        report("speakers", done)
     else:
         notes.append("no audio track: only on-screen content indexed")
 
@@ -187,6 +226,8 @@ def extract(path: Path, title: str, options: ExtractOptions, models: Models,
     frame_pairs = visual.frame_segments()
     segments[FRAMES] = [seg for seg, _ in frame_pairs]
     vectors[FRAMES] = np.asarray([vec for _, vec in frame_pairs], dtype=np.float32)
+    if info.has_audio and models.clap is not None:
+        segments[AUDIO], vectors[AUDIO] = _hear(audio, segments[TRANSCRIPT], models.clap)
     timings["embed"] = time.perf_counter() - t
     report("embed", 1.0)
     timings["total"] = time.perf_counter() - t0
@@ -194,14 +235,18 @@ def extract(path: Path, title: str, options: ExtractOptions, models: Models,
     model_names = {TRANSCRIPT: models.text.name, SLIDES: models.text.name}
     if info.has_audio:
         model_names["speech"] = models.transcriber.name
+    if turns:
+        model_names["speakers"] = models.speaker_encoder.name
     if info.has_video and options.ocr:
         model_names["ocr"] = f"tesseract {tesseract_version()}"
     if frame_pairs and models.clip is not None:
         model_names[FRAMES] = models.clip.name
+    if segments.get(AUDIO) and models.clap is not None:
+        model_names[AUDIO] = models.clap.name
     model_names["versions"] = package_versions()
     return Extraction(duration=info.duration, title_tag=info.title, created_at=info.created_at,
                       segments=segments, vectors=vectors, models=model_names, notes=notes,
-                      timings=timings)
+                      timings=timings, turns=turns, voices=voices)
 
 
 def _look(path: Path, duration: float, options: ExtractOptions, models: Models,
@@ -222,3 +267,15 @@ def _look(path: Path, duration: float, options: ExtractOptions, models: Models,
         duration=duration, read_text=ocr,
         embed_images=clip.embed_images if clip is not None else None)
     return result, time.perf_counter() - t
+
+
+def _hear(audio: np.ndarray, transcript: list[Segment],
+          clap: ClapEncoder) -> tuple[list[Segment], np.ndarray]:
+    """~10 s sound windows embedded by CLAP. A window's text is the speech inside it, so a sound
+    hit shows what was being said (it is not searched by keyword)."""
+    windows = audio_windows(len(audio) / SAMPLE_RATE)
+    segments = []
+    for start, end in windows:
+        said = " ".join(s.text for s in transcript if s.end > start and s.start < end)
+        segments.append(Segment(modality=AUDIO, start=start, end=end, text=said[:300]))
+    return segments, clap.embed_audio(audio, windows, SAMPLE_RATE)

@@ -38,7 +38,7 @@ def _ends_sentence(word: Word) -> bool:
 def _to_segment(words: list[Word]) -> Segment:
     text = " ".join(w.text.strip() for w in words if w.text.strip())
     return Segment(modality=TRANSCRIPT, start=words[0].start, end=words[-1].end,
-                   text=text, speaker=words[0].speaker)
+                   text=text, speaker=words[0].speaker, speaker_label=words[0].speaker)
 
 
 def _implausible(words: list[Word]) -> bool:

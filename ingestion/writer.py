@@ -6,9 +6,11 @@ import time
 import uuid
 
 from ingestion.extract import Extraction
+from ingestion.voice import match_voices
 from retrieval.catalog import Recording
 from retrieval.index import Index
-from retrieval.schema import FRAMES, RecordingInfo, segment_id, segment_metadata
+from retrieval.schema import FRAMES, TRANSCRIPT, RecordingInfo, segment_id, segment_metadata
+from retrieval.speakers import SpeakerInput, SpeakerStore
 
 
 def write_recording(index: Index, rec: Recording, extraction: Extraction) -> Recording:
@@ -21,6 +23,11 @@ def write_recording(index: Index, rec: Recording, extraction: Extraction) -> Rec
     for modality, name in extraction.models.items():
         if modality in extraction.segments and extraction.segments[modality]:
             index.check_encoder(modality, name)
+    speakers = SpeakerStore(index.catalog.connection)
+    suggested = suggest_names(speakers, rec, extraction)
+    for seg in extraction.segments.get(TRANSCRIPT, []):
+        if seg.speaker_label in suggested:
+            seg.speaker = suggested[seg.speaker_label][0]
     gen = uuid.uuid4().hex[:12]
     index.catalog.begin_generation(gen)
     info = RecordingInfo(media_id=rec.media_id, path=rec.path, title=rec.title,
@@ -37,6 +44,9 @@ def write_recording(index: Index, rec: Recording, extraction: Extraction) -> Rec
             documents=[s.text for s in segments],
             metadatas=[segment_metadata(info, s, gen) for s in segments],
         )
+    speakers.add_generation(gen, extraction.turns, [
+        SpeakerInput(label, seconds, vec, *suggested.get(label, (None, None)))
+        for label, (seconds, vec) in extraction.voices.items()])
     rec.gen = gen
     rec.counts = counts
     rec.models = {k: v for k, v in extraction.models.items()
@@ -46,4 +56,12 @@ def write_recording(index: Index, rec: Recording, extraction: Extraction) -> Rec
     if retired:
         index.delete_generation(retired)
         index.catalog.forget_garbage(retired)
+    speakers.forget_unused()
     return rec
+
+
+def suggest_names(speakers: SpeakerStore, rec: Recording,
+                  extraction: Extraction) -> dict[str, tuple[str, float]]:
+    """Known names whose voice print matches a speaker of the new recording (suggestions)."""
+    prints = {label: vec for label, (_, vec) in extraction.voices.items()}
+    return match_voices(prints, speakers.voices(rec.groups))

@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,9 +38,14 @@ def _settings(args: argparse.Namespace) -> Settings:
         language=getattr(args, "language", None),
         clip_weights=getattr(args, "clip_weights", None),
         clip_model=getattr(args, "clip_model", None),
+        clap_model=getattr(args, "clap_model", None),
         workers=getattr(args, "workers", None),
         file_timeout=getattr(args, "file_timeout", None),
         ocr=False if getattr(args, "no_ocr", False) else None,
+        diarize=False if getattr(args, "no_speakers", False) else None,
+        speakers=getattr(args, "speakers", None),
+        min_speakers=getattr(args, "min_speakers", None),
+        max_speakers=getattr(args, "max_speakers", None),
     )
 
 
@@ -59,9 +65,14 @@ def cmd_ingest(args: argparse.Namespace, console: Console) -> int:
     if not settings.clip_weights:
         console.print("[dim]CLIP frame search is off: no CLIP weights configured "
                       "(set clip_weights to a file or a pretrained tag to enable it).[/]")
+    if not settings.clap_model:
+        from retrieval.clap import OFF_MESSAGE
+
+        console.print(f"[dim]{OFF_MESSAGE[0].upper()}{OFF_MESSAGE[1:]}.[/]")
     options = BatchOptions(
         extract=settings.extract_options(), tags=_split_list(args.tags),
         groups=_split_list(args.groups), workers=settings.workers, prune=args.prune,
+        again=args.again,
         file_timeout=settings.file_timeout,
     )
     started = time.monotonic()
@@ -127,23 +138,36 @@ def search_filters(args: argparse.Namespace):
 
 
 def open_searcher(settings: Settings):
+    from retrieval.clap import load_clap
     from retrieval.clip import load_clip
     from retrieval.encoders import load_text_encoder
     from retrieval.search import Searcher
 
     return Searcher(index=_open_index(settings), text=load_text_encoder(settings.text_model),
-                    clip=load_clip(settings.clip_model, settings.clip_weights))
+                    clip=load_clip(settings.clip_model, settings.clip_weights),
+                    clap=load_clap(settings.clap_model))
 
 
 def cmd_search(args: argparse.Namespace, console: Console) -> int:
-    from retrieval.search import search
+    from retrieval.schema import MODALITIES, SLIDES
+    from retrieval.search import Like, search
 
     settings = _settings(args)
+    if not args.query and not args.like:
+        raise ValueError("give a question to search for, or --like FILE")
     searcher = open_searcher(settings)
-    queries = [args.query, *(args.also or [])]
-    moments = search(searcher, queries, k=args.k, filters=search_filters(args))
+    query, like, modalities = args.query or "", None, MODALITIES
+    if args.like:
+        example = read_example_file(Path(args.like).expanduser(), settings)
+        like = Like(image=example.image, voice=example.voice)
+        query = " ".join(filter(None, [args.query, example.text]))
+        if example.kind == "image":  # on-screen text is looked for on screen
+            modalities = (SLIDES, *(() if example.image is None else ("frames",)))
+    queries = [query, *(args.also or [])]
+    moments = search(searcher, queries, k=args.k, filters=search_filters(args),
+                     modalities=modalities, like=like)
     if args.json:
-        print(json.dumps({"query": args.query, "results": [m.to_json() for m in moments]},
+        print(json.dumps({"query": query, "results": [m.to_json() for m in moments]},
                          ensure_ascii=False, indent=2))
         return 0
     if not moments:
@@ -156,6 +180,19 @@ def cmd_search(args: argparse.Namespace, console: Console) -> int:
                       f" [dim]({m.modality}{who}, {m.path})[/]")
         console.print(f"   {' '.join(m.text.split())[:300]}", markup=False, highlight=False)
     return 0
+
+
+def read_example_file(path: Path, settings: Settings):
+    """An example clip or screenshot read with the ingestion models (see ingestion/example.py)."""
+    from ingestion.example import read_example
+    from ingestion.extract import Models
+    from ingestion.media import MediaError
+
+    options = settings.extract_options()
+    try:
+        return read_example(path, options, Models(options))
+    except MediaError as e:
+        raise ValueError(f"cannot search by {path.name}: {e}") from None
 
 
 def _assistant(args: argparse.Namespace, settings: Settings):
@@ -196,6 +233,8 @@ def cmd_chat(args: argparse.Namespace, console: Console) -> int:
     settings = _settings(args)
     assistant = _assistant(args, settings)
     history: list[Turn] = []
+    # Read the prompts' fixed parts while the user types the first question.
+    threading.Thread(target=assistant.warm_up, name="clipcite-warm-up", daemon=True).start()
     console.print("Ask about your recordings. An empty line or Ctrl-D ends the chat.")
     while True:
         try:
@@ -217,14 +256,78 @@ def cmd_chat(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _recording(args: argparse.Namespace, settings: Settings, ref: str):
+    from retrieval.tools import find_recording
+
+    index = _open_index(settings)
+    groups = _split_list(getattr(args, "groups", None))
+    return index, find_recording(index, ref, frozenset(groups) if groups is not None else None)
+
+
+def cmd_speakers(args: argparse.Namespace, console: Console) -> int:
+    from retrieval import tools
+    from ui.export import to_rttm
+
+    settings = _settings(args)
+    words = list(args.words)
+    if words[0] == "rename":
+        if len(words) != 4:
+            raise ValueError('use: clipcite speakers rename RECORDING "Speaker 2" "Maria"')
+        index, rec = _recording(args, settings, words[1])
+        speaker = tools.rename_speaker(index, rec, words[2], words[3])
+        console.print(f'{rec.title}: "{words[2]}" is now "{speaker.shown}".')
+        return 0
+    if len(words) != 1:
+        raise ValueError("use: clipcite speakers RECORDING [--rttm], or speakers rename ...")
+    index, rec = _recording(args, settings, words[0])
+    turns = tools.speaker_turns(index, rec)
+    if args.rttm:
+        sys.stdout.write(to_rttm(turns, Path(rec.path).stem))
+        return 0
+    if args.json:
+        print(json.dumps({
+            "media_id": rec.media_id, "title": rec.title,
+            "speakers": [{"label": s.label, "name": s.name, "status": s.status,
+                          "seconds": round(s.seconds, 1)} for s in tools.speakers(index, rec)],
+            "turns": [{"start": round(t.start, 3), "end": round(t.end, 3), "speaker": t.speaker}
+                      for t in turns]}, indent=2))
+        return 0
+    from assistant.evidence import clock
+
+    for s in tools.speakers(index, rec):
+        note = " (suggested: confirm with `speakers rename`)" if s.status == "suggested" else ""
+        console.print(f"{s.shown}: {clock(s.seconds)} of speech{note}", markup=False)
+    for t in turns:
+        console.print(f"{clock(t.start)}–{clock(t.end)}  {t.speaker}", markup=False)
+    if not turns:
+        console.print("No speaker turns: this recording has no speech, or it was indexed "
+                      "without speakers (add them: clipcite ingest FILE --again).")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace, console: Console) -> int:
+    from retrieval import tools
+    from ui.export import render
+
+    settings = _settings(args)
+    index, rec = _recording(args, settings, args.recording)
+    text = render(args.format, tools.transcript(index, rec), tools.speaker_turns(index, rec),
+                  rec.path)
+    if args.output:
+        Path(args.output).expanduser().write_text(text, encoding="utf-8")
+        console.print(f"Wrote {args.output} ({args.format}) for {rec.title}.")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace, console: Console) -> int:
     from ui.web import serve
 
-    settings = _settings(args)
+    settings = _settings(args).with_overrides(upload_limit_mb=args.max_upload_mb)
     serve(settings, host=args.host, port=args.port, users_file=args.users,
           insecure=args.insecure,
-          library_dir=Path(args.library).expanduser() if args.library else None,
-          max_upload_mb=args.max_upload_mb)
+          library_dir=Path(args.library).expanduser() if args.library else None)
     return 0
 
 
@@ -251,6 +354,7 @@ def cmd_eval_answers(args: argparse.Namespace, console: Console) -> int:
 
     settings = _settings(args)
     assistant = _assistant(args, settings)
+    assistant.warm_up()  # latency as in a running chat, not the first question after loading
     report = evaluate_answers(assistant, load_questions(Path(args.file)))
     print(report_table(report))
     if args.show:
@@ -313,12 +417,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--groups", help="comma-separated access groups (default: everyone)")
     p.add_argument("--workers", type=int, help="files processed in parallel (default 1)")
     p.add_argument("--prune", action="store_true", help="forget recordings whose files are gone")
+    p.add_argument("--again", action="store_true",
+                   help="read unchanged files again (after changing models or --speakers)")
     p.add_argument("--asr-model", help="tiny.en (default), base, a model folder or a hub name")
     p.add_argument("--asr-backend", choices=["faster-whisper", "openai-whisper"])
     p.add_argument("--language", help="spoken language code, or 'auto'")
     p.add_argument("--clip-weights", help="CLIP weights file or pretrained tag (enables frames)")
     p.add_argument("--clip-model", help="open_clip architecture name or config JSON path")
+    p.add_argument("--clap-model", help="CLAP model folder or checkpoint (enables sound search)")
     p.add_argument("--no-ocr", action="store_true", help="do not read on-screen text")
+    p.add_argument("--speakers", type=int, metavar="N",
+                   help="how many people speak, when you know (default: estimated)")
+    p.add_argument("--min-speakers", type=int, metavar="N", help="at least N speakers")
+    p.add_argument("--max-speakers", type=int, metavar="N", help="at most N speakers")
+    p.add_argument("--no-speakers", action="store_true", help="do not tell speakers apart")
     p.add_argument("--file-timeout", type=float, help="seconds before giving up on one file")
     p.set_defaults(func=cmd_ingest)
 
@@ -327,7 +439,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_status)
 
     p = with_index(sub.add_parser("search", help="find moments that match a question"))
-    p.add_argument("query")
+    p.add_argument("query", nargs="?", default="")
+    p.add_argument("--like", metavar="FILE",
+                   help="search by example: an audio clip (its words, and its voice ranks "
+                        "higher) or a screenshot (its text on slides, its picture with CLIP)")
     p.add_argument("--k", type=int, default=10, help="how many moments (default 10)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--also", action="append", metavar="PHRASING",
@@ -369,9 +484,26 @@ def build_parser() -> argparse.ArgumentParser:
                    help="allow a network address without a users file")
     p.add_argument("--library", metavar="DIR",
                    help="where uploads are kept (default: 'library' beside the index)")
-    p.add_argument("--max-upload-mb", type=float, default=500,
-                   help="largest upload in MB (default 500)")
+    p.add_argument("--max-upload-mb", type=float, default=None,
+                   help="largest upload in MB (default: the upload_limit_mb setting, 500)")
     p.set_defaults(func=cmd_serve)
+
+    p = with_index(sub.add_parser(
+        "speakers", help="who spoke when in a recording; rename a speaker",
+        description='clipcite speakers RECORDING [--rttm]  |  clipcite speakers rename '
+                    'RECORDING "Speaker 2" "Maria". RECORDING: its file path, id or title.'))
+    p.add_argument("words", nargs="+", metavar="RECORDING")
+    p.add_argument("--rttm", action="store_true", help="print the turns as RTTM")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--groups", help="act as a member of these access groups")
+    p.set_defaults(func=cmd_speakers)
+
+    p = with_index(sub.add_parser("export", help="a recording's transcript as a file"))
+    p.add_argument("recording", metavar="RECORDING", help="its file path, id or title")
+    p.add_argument("--format", choices=["srt", "vtt", "txt", "rttm"], default="srt")
+    p.add_argument("-o", "--output", metavar="FILE", help="write here (default: print)")
+    p.add_argument("--groups", help="act as a member of these access groups")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("models", help="check and prepare the packaged models")
     p.set_defaults(func=cmd_models)

@@ -18,6 +18,7 @@ from typing import Any
 import platformdirs
 
 from ingestion.asr import AsrOptions
+from ingestion.diarization import DiarizeOptions
 from ingestion.extract import ExtractOptions
 
 APP = "clipcite"
@@ -48,6 +49,15 @@ class Settings:
     ocr: bool = True
     ocr_lang: str = "eng"
     frame_interval: float = 2.0
+    # Who spoke when: resemblyzer's packaged voice encoder; the count is estimated unless given.
+    diarize: bool = True
+    speaker_model: str = "resemblyzer"
+    speakers: int | None = None
+    min_speakers: int = 1
+    max_speakers: int = 8
+    # Audio-text search (CLAP) is off until a model is named: a transformers CLAP folder, a
+    # laion-clap checkpoint, or a hub name (downloads).
+    clap_model: str | None = None
     threads: int = 0  # 0: all cores
     workers: int = 1
     file_timeout: float | None = None
@@ -68,6 +78,11 @@ class Settings:
         return "en" if self.asr_model.endswith(".en") else None
 
     def extract_options(self) -> ExtractOptions:
+        if self.speakers is not None and self.speakers < 1:
+            raise ValueError("the number of speakers must be at least 1")
+        if not 1 <= self.min_speakers <= self.max_speakers:
+            raise ValueError(f"speakers: the minimum ({self.min_speakers}) must be at least 1 "
+                             f"and at most the maximum ({self.max_speakers})")
         return ExtractOptions(
             asr=AsrOptions(backend=self.asr_backend, model=self.asr_model,
                            compute_type=self.compute_type, beam_size=self.beam_size,
@@ -75,7 +90,9 @@ class Settings:
             language=self.effective_language, text_model=self.text_model,
             clip_model=self.clip_model, clip_weights=self.clip_weights, ocr=self.ocr,
             ocr_lang=self.ocr_lang, frame_interval=self.frame_interval, threads=self.threads,
-            cache_dir=self.cache_dir,
+            cache_dir=self.cache_dir, clap_model=self.clap_model, diarize=self.diarize, speaker_model=self.speaker_model,
+            speakers=DiarizeOptions(num_speakers=self.speakers, min_speakers=self.min_speakers,
+                                    max_speakers=self.max_speakers),
         )
 
     def llm_config(self):
