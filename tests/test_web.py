@@ -1,20 +1,24 @@
 """The web app (`clipcite serve`) in a real browser: Debian's chromium driven by Playwright.
 
 The app runs in this process (uvicorn in a thread) on 127.0.0.1 over a small real index: the
-phone call from ../shared/media/sample.wav (tag "calls", recorded 2023), open to everyone, and a
-board meeting video (a spoken text over one slide; tag "finance", recorded 2024) restricted to
-the group "board". The LLM is tests/fake_openai.py: it stands in for a remote OpenAI-compatible
-LLM API, which cannot be reached from this machine; search, citations, access groups, filters,
-thumbnails and media serving are all real. Screenshots go to tests/artifacts/screens.
+phone call from ../shared/media/sample.wav (two speakers, told apart at ingest; tag "calls",
+recorded 2023), open to everyone, and a board meeting video (a spoken text over one slide; tag
+"finance", recorded 2024) restricted to the group "board". The LLM is tests/fake_openai.py: it
+stands in for a remote OpenAI-compatible LLM API, which cannot be reached from this machine;
+search, citations, access groups, filters, thumbnails, captions, downloads, speaker names and
+media serving are all real. Screenshots go to tests/artifacts/screens.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import io
 import json
 import os
+import shutil
 import socket
+import sqlite3
 import subprocess
 import threading
 import time
@@ -23,10 +27,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+import srt
+import webvtt
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from tests.conftest import ARTIFACTS, copy_media  # noqa: E402
+from tests.conftest import ARTIFACTS, REPO, copy_media  # noqa: E402
 from tests.fake_openai import FakeOpenAI  # noqa: E402
 
 import playwright.sync_api as playwright_sync  # noqa: E402
@@ -83,8 +89,13 @@ def archive(media: Path, tmp_path_factory: pytest.TempPathFactory, extract_optio
     encode(board, speech, length, [(work / "falcon.png", 0.0, length)])
     os.utime(call, (local_noon("2023-05-01"),) * 2)  # the recording date is the file's date
     os.utime(board, (local_noon("2024-03-14"),) * 2)
+    from ingestion.diarization import DiarizeOptions
+
     index = Index(root / "index")
-    out = run_batch([call], index, BatchOptions(extract=extract_options, tags=["calls"]))
+    # The call has two speakers; saying so (as `clipcite ingest --speakers 2` does) keeps the
+    # speaker labels of this fixture the same from run to run.
+    two = dataclasses.replace(extract_options, speakers=DiarizeOptions(num_speakers=2))
+    out = run_batch([call], index, BatchOptions(extract=two, tags=["calls"]))
     out += run_batch([board], index, BatchOptions(extract=extract_options, groups=["board"],
                                                   tags=["finance"]))
     assert [o.status for o in out] == ["indexed", "indexed"], out
@@ -269,7 +280,13 @@ def test_cited_answer_chip_plays_the_moment(open_app, fake, page, archive):
     assert "Phone call · 00:" in page.locator("#cc-player-title").inner_text()
     assert "sheila" in page.locator("#cc-player-text").inner_text().lower()
     assert not page.locator("#cc-player-thumb").is_visible()  # speech only: no picture
+    assert page.evaluate("() => document.querySelector('#cc-player track').getAttribute('src')")\
+        == f"captions/{archive['call']}.vtt"
+    page.wait_for_function("() => document.querySelector('#cc-player track').readyState === 2",
+                           timeout=15_000)  # the captions loaded
     page.screenshot(path=str(SCREENS / "player.png"), full_page=True)
+    link = page.locator("#cc-player-open").get_attribute("href")
+    assert link == f"?recording={archive['call']}&t={start:.2f}", link
 
     # "New conversation" clears the chat; the next question starts without history.
     page.locator("#cc-new").click()
@@ -445,6 +462,252 @@ def test_restricted_user_never_sees_the_board_recording(staff_app, fake, browser
         ctx = staff_app.app.state.clipcite
         with pytest.raises(FilterError, match="no longer in the library"):
             chat_filters(ctx.groups("alice"), ctx.searchable("alice"), [board], [], None, None)
+    finally:
+        context.close()
+
+
+# -- the recording page ------------------------------------------------------------------------
+def recording_lines(page, timeout: float = 60_000):
+    """The transcript lines shown on the recording page, once they are there."""
+    page.locator("#cc-rec-lines .cc-line").first.wait_for(timeout=timeout)
+    return page.locator("#cc-rec-lines .cc-line")
+
+
+def speakers_shown(page) -> list[str]:
+    return page.locator("#cc-rec-lines .cc-line-who").all_inner_texts()
+
+
+def played_from(page, element) -> dict:
+    """Clicks a line (or a found moment, or a slide) and returns the player once it has seeked."""
+    element.click()
+    page.wait_for_function("() => document.getElementById('cc-rec-player')"
+                           ".hasAttribute('data-seeked')", timeout=30_000)
+    return page.evaluate("""() => { const v = document.getElementById('cc-rec-player');
+        v.pause(); const t = v.currentTime; v.removeAttribute('data-seeked');
+        return {t: t, src: v.currentSrc}; }""")
+
+
+def fetch_captions(request, url: str, media_id: str) -> list:
+    r = request.get(f"{url}/captions/{media_id}.vtt")
+    assert r.status == 200 and r.headers["content-type"].startswith("text/vtt"), r.status
+    text = r.text()
+    assert text.startswith("WEBVTT")
+    return list(webvtt.from_buffer(io.StringIO(text)))
+
+
+def test_recording_page_plays_lines_with_captions(open_app, page, archive):
+    """Opened from the Library: the whole transcript, captions, a line plays from its start."""
+    call, board = archive["call"], archive["board"]
+    page.goto(open_app.url)
+    page.get_by_role("tab", name="Library").click()
+    library_shows(page, "Phone call")
+    choose(page, "cc-pick", "Phone call")
+    page.locator("#cc-open").click()
+    lines = recording_lines(page)
+    n = lines.count()
+    assert n >= 4 and "Phone call" in page.locator("#cc-rec-title").inner_text()
+    assert set(speakers_shown(page)) == {"Speaker 1", "Speaker 2"}, speakers_shown(page)
+
+    # Captions: the same lines as WebVTT, speakers as voices, loaded by the player's track.
+    cues = fetch_captions(page.request, open_app.url, call)
+    assert len(cues) == n and {c.voice for c in cues} == {"Speaker 1", "Speaker 2"}
+    page.wait_for_function("""n => { const v = document.getElementById('cc-rec-player');
+        const t = v.querySelector('track[kind=captions][default]');
+        return t && t.readyState === 2 && v.textTracks[0].cues.length === n; }""", arg=n,
+                           timeout=15_000)
+
+    # A click on a line plays from its start; that line becomes the highlighted one.
+    line = lines.nth(2)
+    start = float(line.get_attribute("data-start"))
+    player = played_from(page, line)
+    assert abs(player["t"] - start) <= 1.0, (player, start)
+    assert f"/media/{call}" in player["src"]
+    page.wait_for_function("s => document.querySelector('#cc-rec-lines .cc-current')"
+                           "?.getAttribute('data-start') === s", arg=f"{start:.2f}")
+    said = line.locator(".cc-line-text").inner_text()  # sound only: the caption is drawn here
+    page.wait_for_function("s => document.querySelector('#cc-rec-box .cc-caption').innerText"
+                           ".includes(s)", arg=said, timeout=15_000)
+    assert page.locator("#cc-rec-box .cc-caption").inner_text().startswith("Speaker ")
+    page.screenshot(path=str(SCREENS / "recording-call.png"), full_page=True)
+
+    # The board meeting, chosen in the page's own list: its slide sits on the timeline.
+    choose(page, "cc-rec-pick", "Board meeting")
+    page.wait_for_function("() => document.getElementById('cc-rec-title')?.innerText"
+                           ".includes('Board meeting')")
+    recording_lines(page)
+    slide = page.locator("#cc-rec-timeline .cc-slide").first
+    slide.wait_for()
+    assert f"thumb/{board}?t=" in slide.locator("img").get_attribute("src")
+    page.wait_for_function("() => document.querySelector('#cc-rec-timeline img')"
+                           ".naturalWidth > 0", timeout=15_000)
+    assert "Falcon acquisition" in slide.get_attribute("title")
+    links = page.locator(".cc-download").evaluate_all("as => as.map(a => a.getAttribute('href'))")
+    assert links == [f"export/{board}.{f}" for f in ("srt", "vtt", "txt", "rttm")]
+    last = recording_lines(page).last
+    player = played_from(page, last)
+    assert abs(player["t"] - float(last.get_attribute("data-start"))) <= 1.0, player
+    page.wait_for_timeout(500)  # the video paints the frame and its caption
+    page.screenshot(path=str(SCREENS / "recording.png"), full_page=True)
+    docs = REPO / "docs"
+    docs.mkdir(exist_ok=True)
+    shutil.copyfile(SCREENS / "recording.png", docs / "recording.png")
+
+
+def test_recording_page_renames_speakers(open_app, page, archive, run_cli):
+    """Speaker 2 gets a name on the page: the transcript, captions and CLI all show it; a
+    suggested name is confirmed with one click."""
+    call, board = archive["call"], archive["board"]
+    page.goto(f"{open_app.url}/?recording={call}&t=5")  # a citation's "open" link
+    recording_lines(page)
+    assert "#t=5.00" in page.evaluate("() => document.getElementById('cc-rec-player').src")
+    before = speakers_shown(page)
+    assert "Speaker 2" in before, before
+    choose(page, "cc-rec-speaker", "Speaker 2")
+    page.locator("#cc-rec-name textarea, #cc-rec-name input").first.fill("Sheila")
+    page.locator("#cc-rec-rename").click()
+    page.wait_for_function("() => [...document.querySelectorAll('#cc-rec-lines .cc-line-who')]"
+                           ".some(e => e.innerText === 'Sheila')", timeout=30_000)
+    after = speakers_shown(page)
+    assert after == ["Sheila" if w == "Speaker 2" else w for w in before], (before, after)
+    assert "Sheila" in page.locator("#cc-rec-speakers").inner_text()
+    page.wait_for_function("() => document.querySelector('#cc-rec-player track')"
+                           ".getAttribute('src').includes('?v=')")  # the captions reloaded
+    assert "Sheila" in {c.voice for c in fetch_captions(page.request, open_app.url, call)}
+    found = json.loads(run_cli("speakers", call, "--json", "--index",
+                               str(archive["index"])).stdout)
+    named = {s["label"]: (s["name"], s["status"]) for s in found["speakers"]}
+    assert named["Speaker 2"] == ("Sheila", "confirmed"), named
+    assert "Sheila" in {t["speaker"] for t in found["turns"]}
+
+    # A name already used by the other speaker is refused with a sentence.
+    choose(page, "cc-rec-speaker", "Speaker 1")
+    page.locator("#cc-rec-name textarea, #cc-rec-name input").first.fill("sheila")
+    page.locator("#cc-rec-rename").click()
+    page.get_by_text("already names another speaker", exact=False).first.wait_for()
+    assert speakers_shown(page) == after
+    page.screenshot(path=str(SCREENS / "recording-renamed.png"), full_page=True)
+
+    # Ingestion suggests a name when a voice matches; here the suggestion is written directly.
+    from retrieval.index import CATALOG_FILE
+
+    with sqlite3.connect(archive["index"] / CATALOG_FILE) as db:
+        gen = db.execute("SELECT gen FROM recordings WHERE media_id=?", (board,)).fetchone()[0]
+        assert db.execute("UPDATE speakers SET name='Dana', status='suggested', score=0.8 "
+                          "WHERE gen=? AND label='Speaker 1'", (gen,)).rowcount == 1
+    page.goto(f"{open_app.url}/?recording={board}")
+    recording_lines(page)
+    assert "suggested" in page.locator("#cc-rec-speakers").inner_text()
+    choose(page, "cc-rec-speaker", "Dana (suggested)")
+    confirm = page.locator("#cc-rec-confirm")
+    confirm.wait_for()
+    assert "Dana" in confirm.inner_text()
+    confirm.click()
+    page.wait_for_function("() => [...document.querySelectorAll('#cc-rec-lines .cc-line-who')]"
+                           ".some(e => e.innerText === 'Dana')", timeout=30_000)
+    found = json.loads(run_cli("speakers", board, "--json", "--index",
+                               str(archive["index"])).stdout)
+    assert ("Dana", "confirmed") in {(s["name"], s["status"]) for s in found["speakers"]}
+
+
+def test_search_within_a_recording(open_app, page, archive):
+    """The page's search finds moments of this recording only, and a moment plays there."""
+    from retrieval.filters import Filters
+    from retrieval.tools import search_all
+
+    call, board = archive["call"], archive["board"]
+    everywhere = open_app.app.state.clipcite.engine.call(search_all, "Sheila from Texas", 10,
+                                                         Filters())
+    assert {m.media_id for m in everywhere} == {call, board}  # both recordings say it
+    for media_id in (call, board):
+        page.goto(f"{open_app.url}/?recording={media_id}")
+        recording_lines(page)
+        box = page.locator("#cc-rec-query textarea, #cc-rec-query input").first
+        box.fill("Sheila from Texas")
+        box.press("Enter")
+        moments = page.locator("#cc-rec-found .cc-found")
+        moments.first.wait_for(timeout=60_000)
+        assert set(moments.evaluate_all("bs => bs.map(b => b.dataset.media)")) == {media_id}
+        first = moments.first
+        player = played_from(page, first)
+        assert abs(player["t"] - float(first.get_attribute("data-start"))) <= 1.0, player
+        if media_id == call:
+            page.screenshot(path=str(SCREENS / "recording-search.png"), full_page=True)
+
+
+def test_transcript_downloads(open_app, archive):
+    from ui.media_server import download_name
+
+    call = archive["call"]
+    with httpx.Client(base_url=open_app.url) as http:
+        files = {}
+        for fmt in ("srt", "vtt", "txt", "rttm"):
+            r = http.get(f"/export/{call}.{fmt}")
+            assert r.status_code == 200, (fmt, r.status_code)
+            assert r.headers["content-disposition"] == f'attachment; filename="Phone call.{fmt}"'
+            files[fmt] = r.text
+        subs = list(srt.parse(files["srt"]))
+        assert len(subs) == len(list(webvtt.from_buffer(io.StringIO(files["vtt"])))) >= 4
+        assert len(files["txt"].splitlines()) == len(subs)
+        rows = [line.split() for line in files["rttm"].splitlines()]
+        assert rows and all(r[0] == "SPEAKER" and len(r) == 10 for r in rows)
+        for bad in (f"/export/{call}.exe", f"/export/{call}", "/export/0123456789abcdef.srt",
+                    "/export/..%2F..%2Fetc%2Fpasswd.txt", "/captions/0123456789abcdef.vtt",
+                    f"/captions/{call}.srt"):
+            assert http.get(bad).status_code == 404, bad
+    assert download_name('Q3 "plan"/x\r\ny; z', "srt") == "Q3 _plan_x_y_ z.srt"
+    assert download_name("Réunion été", "txt") == "Reunion ete.txt"
+    assert download_name("../..", "vtt") == "recording.vtt"
+
+
+def sign_in(page, url: str, user: str, password: str) -> None:
+    page.goto(url)
+    page.locator("input[type=password]").wait_for()
+    page.locator("input:not([type=password])").first.fill(user)
+    page.locator("input[type=password]").fill(password)
+    page.keyboard.press("Enter")
+    page.get_by_text("Try asking").wait_for(timeout=30_000)
+
+
+def test_restricted_user_cannot_open_the_board_recording(staff_app, browser, archive):
+    """Page, captions and downloads of a recording outside alice's groups: 404, like a
+    recording that does not exist; her own recordings work."""
+    from retrieval.filters import Filters
+    from retrieval.tools import search_all
+
+    board, call = archive["board"], archive["call"]
+    with httpx.Client(base_url=staff_app.url) as http:  # not signed in: nothing at all
+        for path in (f"/captions/{call}.vtt", f"/export/{call}.srt"):
+            assert http.get(path).status_code == 404, path
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    try:
+        sign_in(page, staff_app.url, "alice", "wonderland")
+        page.goto(f"{staff_app.url}/?recording={board}")
+        page.locator("#cc-rec-box.cc-missing").wait_for()
+        assert "This recording is not available" in page.locator("#cc-rec-box").inner_text()
+        page.wait_for_timeout(1000)  # nothing replaces the note
+        assert page.locator("#cc-rec-box.cc-missing").count() == 1
+        assert page.locator("#cc-rec-player").count() == 0
+        assert page.locator("#cc-rec-lines .cc-line").count() == 0
+        recs = options_of(page, "cc-rec-pick")
+        assert any("Phone call" in o for o in recs) and not any("Board" in o for o in recs)
+        page.screenshot(path=str(SCREENS / "recording-forbidden.png"), full_page=True)
+        for path in [f"/captions/{board}.vtt", *(f"/export/{board}.{f}"
+                                                 for f in ("srt", "vtt", "txt", "rttm"))]:
+            r = page.request.get(staff_app.url + path)
+            assert r.status == 404 and b"Falcon" not in r.body(), path
+        assert page.request.get(f"{staff_app.url}/export/{call}.txt").status == 200
+        fetch_captions(page.request, staff_app.url, call)
+
+        # Past the page: the server-side calls refuse the board recording for alice too.
+        ctx = staff_app.app.state.clipcite
+        alice = ctx.groups("alice")
+        assert ctx.archive.view(board, alice) is None and ctx.archive.file(board, alice, "vtt") \
+            is None
+        with pytest.raises(LookupError):
+            ctx.archive.rename(board, alice, "Speaker 1", "Eve")
+        assert ctx.engine.call(search_all, "Falcon acquisition", 10,
+                               Filters(groups=alice, recordings=(board,))) == []
     finally:
         context.close()
 

@@ -1,5 +1,7 @@
 """`/media/{media_id}` and `/thumb/{media_id}?t=SECONDS`: a recording the signed-in user may
-see, or a small JPEG of its video at a moment, and nothing else.
+see, or a small JPEG of its video at a moment, and nothing else. `/captions/{media_id}.vtt`
+(the player's captions) and `/export/{media_id}.{srt|vtt|txt|rttm}` (downloads) are its
+transcript, under the same check.
 
 The client names a media id only; the file path always comes from the catalog. A recording
 that is absent, not visible to the caller's groups, or whose file is gone is a plain 404 (absent
@@ -15,6 +17,7 @@ import math
 import mimetypes
 import re
 import threading
+import unicodedata
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
@@ -40,6 +43,11 @@ _PRIVATE = {"Cache-Control": "private, max-age=300", "X-Content-Type-Options": "
 
 # Groups of the caller: None is unrestricted; an empty set sees public recordings only.
 GroupsOf = Callable[[Request], "frozenset[str] | None"]
+# (media id, the caller's groups, format) -> (title, file text), or None when there is none.
+TranscriptFiles = Callable[[str, "frozenset[str] | None", str], "tuple[str, str] | None"]
+
+EXPORT_TYPES = {"srt": "application/x-subrip; charset=utf-8", "vtt": "text/vtt; charset=utf-8",
+                "txt": "text/plain; charset=utf-8", "rttm": "text/plain; charset=utf-8"}
 
 
 class CatalogReader:
@@ -115,19 +123,37 @@ def _frame_jpeg(path: str, _mtime_ns: int, _size: int, t: float, width: int) -> 
         return None
 
 
-def media_router(reader: CatalogReader, groups_of: GroupsOf) -> APIRouter:
+def download_name(title: str, fmt: str) -> str:
+    """A file name safe in a Content-Disposition header on any system: plain ASCII letters,
+    digits, spaces and .-_() only (no quotes, slashes or line breaks), then the format."""
+    ascii_title = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode()
+    stem = re.sub(r"[^A-Za-z0-9 ._()-]+", "_", ascii_title).strip(" ._")[:100] or "recording"
+    return f"{stem}.{fmt}"
+
+
+def media_router(reader: CatalogReader, groups_of: GroupsOf,
+                 transcripts: TranscriptFiles | None = None) -> APIRouter:
     router = APIRouter()
+
+    def caller(request: Request) -> frozenset[str] | None:
+        try:
+            return groups_of(request)
+        except PermissionError:
+            raise HTTPException(404, "No such recording.") from None
 
     def allowed(request: Request, media_id: str) -> Path:
         """The file, if the caller may see this recording; else the same 404 for every case."""
-        try:
-            groups = groups_of(request)
-        except PermissionError:
-            raise HTTPException(404, "No such recording.") from None
-        path = resolve(reader, media_id, groups)
+        path = resolve(reader, media_id, caller(request))
         if path is None:
             raise HTTPException(404, "No such recording.")
         return path
+
+    def transcript_file(request: Request, media_id: str, fmt: str) -> tuple[str, str]:
+        allowed(request, media_id)
+        found = transcripts(media_id, caller(request), fmt) if transcripts else None
+        if found is None:  # not searchable (yet): no transcript to give
+            raise HTTPException(404, "This recording has no transcript yet.")
+        return found
 
     @router.get("/media/{media_id}")
     @router.head("/media/{media_id}")
@@ -146,5 +172,22 @@ def media_router(reader: CatalogReader, groups_of: GroupsOf) -> APIRouter:
         if data is None:
             raise HTTPException(404, "This recording has no picture at that moment.")
         return Response(data, media_type="image/jpeg", headers=_PRIVATE)
+
+    @router.get("/captions/{media_id}.vtt")
+    def captions(media_id: str, request: Request) -> Response:
+        _, text = transcript_file(request, media_id, "vtt")
+        # Not cached: a renamed speaker shows in the captions at the next load.
+        return Response(text, media_type=EXPORT_TYPES["vtt"],
+                        headers={**_PRIVATE, "Cache-Control": "no-store"})
+
+    @router.get("/export/{media_id}.{fmt}")
+    def export(media_id: str, fmt: str, request: Request) -> Response:
+        if fmt not in EXPORT_TYPES:
+            raise HTTPException(404, "Downloads are .srt, .vtt, .txt or .rttm files.")
+        title, text = transcript_file(request, media_id, fmt)
+        disposition = f'attachment; filename="{download_name(title, fmt)}"'
+        return Response(text, media_type=EXPORT_TYPES[fmt],
+                        headers={**_PRIVATE, "Cache-Control": "no-store",
+                                 "Content-Disposition": disposition})
 
     return router

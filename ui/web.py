@@ -1,17 +1,23 @@
 """`clipcite serve`: the web app for people who do not use a terminal.
 
-Two pages. **Ask**: a chat whose answers stream in, each citation a chip ("Q3 planning meeting ·
-00:24") that plays that moment in the player beside the chat, with a thumbnail of the screen
-beside the cited text when the moment was found on a slide or frame; "Limit the search" narrows
-a question to chosen recordings, tags or recording dates. **Library**: what is indexed, uploads
-(ingested in the background while chat keeps working; `upload_limit_mb` caps their size),
-re-ingest and delete. Every failure reaches the page as a sentence, never a traceback.
+Three pages. **Ask**: a chat whose answers stream in, each citation a chip ("Q3 planning meeting ·
+00:24") that plays that moment in the player beside the chat (with captions), with a thumbnail of
+the screen beside the cited text when the moment was found on a slide or frame; "Limit the
+search" narrows a question to chosen recordings, tags or recording dates. **Recording**: one
+recording with captions, its whole transcript (click a line to play it; the line being played is
+highlighted), slide thumbnails along a timeline, speakers to name, a search within it and
+downloads; reached by its own list, from the Library, or by a citation's "open the whole
+recording" link (`/?recording=ID&t=SECONDS`). **Library**: what is indexed, uploads (ingested in
+the background while chat keeps working; `upload_limit_mb` caps their size), re-ingest and
+delete. Every failure reaches the page as a sentence, never a traceback.
 
 Threads: the models load once per process into one *engine* thread that owns the searcher
 (SQLite connections stay in the thread that made them), and answers run there one at a time;
 ingestion runs in its own thread with its own index handle; the media route and the library
-table read the catalog through per-thread connections. Access groups of the signed-in user go
-into Filters(groups=...) for every answer, listing, filter choice, media and thumbnail request.
+table read the catalog through per-thread connections; the recording page, captions and
+downloads read (and rename speakers) in one more thread with its own index handle. Access groups
+of the signed-in user go into Filters(groups=...) for every answer, listing, filter choice,
+recording page, media, thumbnail, caption and download request.
 """
 
 from __future__ import annotations
@@ -127,11 +133,13 @@ class Engine:
         self._loaded: Future = self._pool.submit(self._load)
 
     def _load(self) -> None:
+        from assistant.agent import Assistant
         from assistant.llm import load_chat_model
         from ui.cli import open_searcher
 
         self.searcher = open_searcher(self.settings)
         self.chat = load_chat_model(self.settings.llm_config())
+        Assistant(self.searcher, self.chat).warm_up()  # the first question reads less prompt
 
     def wait_ready(self, timeout: float | None = None) -> None:
         self._loaded.result(timeout)
@@ -157,6 +165,93 @@ class Engine:
         self._pool.submit(run)
         while (item := out.get()) is not _DONE:
             yield item
+
+    def call(self, fn: Any, *args: Any, timeout: float = 120) -> Any:
+        """fn(searcher, *args) in the engine thread, which owns the searcher and its encoder."""
+        def run() -> Any:
+            self._loaded.result()
+            return fn(self.searcher, *args)
+
+        return self._pool.submit(run).result(timeout)
+
+
+# -- one recording: transcript, slides, speakers, files ----------------------------------------
+@dataclass
+class RecordingView:
+    rec: Any
+    lines: list[Any]  # transcript Moments, in time order
+    slides: list[Any]  # slide Moments, in time order
+    speakers: list[Any]  # retrieval.speakers.Speaker
+
+
+class Archive:
+    """Reads recordings and renames speakers in one thread with its own index handle (its
+    SQLite connections must stay in the thread that made them). Every call names the caller's
+    groups; a recording they may not see is None, exactly like one that does not exist."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="clipcite-archive")
+        self._index: Any = None
+
+    def _run(self, fn: Any, *args: Any) -> Any:
+        def run() -> Any:
+            if self._index is None:
+                from retrieval.index import Index
+
+                self._index = Index(self.settings.index_dir)
+            return fn(self._index, *args)
+
+        return self._pool.submit(run).result(120)
+
+    @staticmethod
+    def _find(index: Any, media_id: str, groups: frozenset[str] | None) -> Any:
+        from retrieval.filters import visible_recordings
+
+        return next((r for r in visible_recordings(index, Filters(groups=groups))
+                     if r.media_id == media_id), None)
+
+    def view(self, media_id: str, groups: frozenset[str] | None) -> RecordingView | None:
+        """Everything the recording page shows, or None."""
+        from retrieval import tools
+
+        def read(index: Any) -> RecordingView | None:
+            rec = self._find(index, media_id, groups)
+            if rec is None:
+                return None
+            return RecordingView(rec, tools.transcript(index, rec), tools.slides(index, rec),
+                                 tools.speakers(index, rec))
+
+        return self._run(read)
+
+    def rename(self, media_id: str, groups: frozenset[str] | None, speaker: str,
+               name: str) -> str:
+        """Names a speaker (or confirms a suggestion); returns the name. Raises SpeakerError
+        with a sentence when the name cannot be used, LookupError when the recording is gone."""
+        from retrieval import tools
+
+        def write(index: Any) -> str:
+            rec = self._find(index, media_id, groups)
+            if rec is None:
+                raise LookupError(media_id)
+            return tools.rename_speaker(index, rec, speaker, name).shown
+
+        return self._run(write)
+
+    def file(self, media_id: str, groups: frozenset[str] | None,
+             fmt: str) -> tuple[str, str] | None:
+        """(title, text) of a transcript download (srt, vtt, txt or rttm), or None."""
+        from retrieval import tools
+        from ui.export import render
+
+        def read(index: Any) -> tuple[str, str] | None:
+            rec = self._find(index, media_id, groups)
+            if rec is None:
+                return None
+            return rec.title, render(fmt, tools.transcript(index, rec),
+                                     tools.speaker_turns(index, rec), rec.path)
+
+        return self._run(read)
 
 
 # -- ingestion in the background ---------------------------------------------------------------
@@ -339,10 +434,133 @@ def answer_html(reply: Any, note: str = "") -> str:
     return f'{body}\n\n<div class="cc-chips">{chips}</div>'
 
 
+# -- the recording page ------------------------------------------------------------------------
+NOT_AVAILABLE = ("This recording is not available. It may have been removed, or you may not "
+                 "have access to it. Choose another one from the list.")
+DOWNLOADS = (("srt", "Subtitles (.srt)"), ("vtt", "Captions (.vtt)"), ("txt", "Text (.txt)"),
+             ("rttm", "Who spoke when (.rttm)"))
+_WHERE = {SLIDES: "on screen", FRAMES: "in the picture"}
+
+
+def _e(text: Any) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _slide_marks(view: RecordingView) -> list[tuple[float, str]]:
+    """One mark per slide on screen: its start and its text (slide text is stored per line)."""
+    marks: dict[float, list[str]] = {}
+    for m in view.slides:
+        marks.setdefault(round(m.start, 1), []).append(" ".join(m.text.split()))
+    return [(t, " / ".join(texts)[:300]) for t, texts in sorted(marks.items())]
+
+
+def timeline_html(view: RecordingView) -> str:
+    """Slide thumbnails placed along the recording's length; a click plays from there."""
+    rec = view.rec
+    marks = _slide_marks(view) if is_video(rec.path) else []
+    if not marks:
+        return ""
+    length = max(rec.duration or 0.0, marks[-1][0] + 1.0)
+    thumbs = "".join(
+        f'<button class="cc-seek cc-slide" data-start="{t:.2f}" '
+        f'title="{_e(clock(t))} · {_e(text)}"'
+        f' style="left:{min(100.0, 100.0 * t / length):.2f}%">'
+        f'<img src="thumb/{_e(rec.media_id)}?t={t:.1f}" alt="The screen at {_e(clock(t))}" '
+        f'loading="lazy"></button>' for t, text in marks)
+    return (f'<div class="cc-timeline-label">Slides along the recording (click one to play from '
+            f'there)</div><div id="cc-rec-timeline" class="cc-timeline" data-length="{length:.2f}">'
+            f'<div id="cc-rec-playhead"></div>{thumbs}</div>')
+
+
+def player_page_html(view: RecordingView | None, start: float = 0.0) -> str:
+    """The recording page's player (with captions), slide timeline and downloads."""
+    if view is None:
+        return f"<div id='cc-rec-box' class='cc-missing'>{_e(NOT_AVAILABLE)}</div>"
+    rec, media = view.rec, _e(view.rec.media_id)
+    kind = "cc-video" if is_video(rec.path) else "cc-audio"
+    when = f" · recorded {_fmt_date(rec.recorded_at)}" if rec.recorded_at else ""
+    length = f" · {clock(rec.duration)} long" if rec.duration else ""
+    at = f"#t={start:.2f}" if start > 0 else ""
+    links = " ".join(f'<a class="cc-download" href="export/{media}.{fmt}" download>{label}</a>'
+                     for fmt, label in DOWNLOADS)
+    return (f"<div id='cc-rec-box' data-media='{media}'>"
+            f"<div id='cc-rec-title'>{_e(rec.title)}{_e(length)}{_e(when)}</div>"
+            f"<video id='cc-rec-player' class='{kind}' controls preload='metadata' playsinline "
+            f"src='media/{media}{at}'><track kind='captions' default label='Transcript' "
+            f"src='captions/{media}.vtt'></video><div class='cc-caption' aria-live='polite'>"
+            f"</div>{timeline_html(view)}"
+            f"<div class='cc-downloads'>Download the transcript: {links}</div></div>")
+
+
+def transcript_html(view: RecordingView | None) -> str:
+    """Every line with its speaker and time; a click (or Enter) plays from that line."""
+    if view is None:
+        return ""
+    if not view.lines:
+        return ("<div id='cc-rec-lines' class='cc-empty'>No speech was found in this "
+                "recording.</div>")
+    items = "".join(
+        f'<li class="cc-line" role="button" tabindex="0" data-start="{m.start:.2f}" '
+        f'data-end="{m.end:.2f}"><span class="cc-line-time">{clock(m.start)}</span>'
+        f'<span class="cc-line-who">{_e(m.speaker or "")}</span>'
+        f'<span class="cc-line-text">{_e(" ".join(m.text.split()))}</span></li>'
+        for m in view.lines)
+    return (f"<div class='cc-lines-label'>Transcript ({len(view.lines)} lines): click a line to "
+            f"play from there</div><ol id='cc-rec-lines'>{items}</ol>")
+
+
+def speakers_html(view: RecordingView | None) -> str:
+    if view is None:
+        return ""
+    if not view.speakers:
+        return ("<div id='cc-rec-speakers'>No speakers were told apart in this recording "
+                "(re-ingest it from the Library to find them).</div>")
+    rows = []
+    for sp in view.speakers:
+        note = " — suggested from their voice: confirm it or give the right name" \
+            if sp.status == "suggested" else ""
+        rows.append(f"<li><b>{_e(sp.shown)}</b> · {clock(sp.seconds)} of speech{_e(note)}</li>")
+    return f"<ul id='cc-rec-speakers'>{''.join(rows)}</ul>"
+
+
+def speaker_choices(view: RecordingView | None) -> list[tuple[str, str]]:
+    """(shown, label): the label is stable while names change."""
+    if view is None:
+        return []
+    return [(f"{sp.shown} (suggested)" if sp.status == "suggested" else sp.shown, sp.label)
+            for sp in view.speakers]
+
+
+def found_html(moments: list[Any], query: str) -> str:
+    """Moments found within the recording; a click plays from there."""
+    if not moments:
+        return (f"<div id='cc-rec-found' class='cc-empty'>Nothing in this recording matches "
+                f"“{_e(query)}”. Try other words.</div>")
+    items = []
+    for m in sorted(moments, key=lambda m: m.start):
+        where = _WHERE.get(m.modality) or (f"said by {m.speaker}" if m.speaker else "said")
+        items.append(f'<li><button class="cc-seek cc-found" data-media="{_e(m.media_id)}" '
+                     f'data-start="{m.start:.2f}">{clock(m.start)} · {_e(where)}</button> '
+                     f'<span>{_e(" ".join(m.text.split())[:300])}</span></li>')
+    return f"<ol id='cc-rec-found'>{''.join(items)}</ol>"
+
+
+def parse_start(text: str | None) -> float:
+    """A start time from a link (?t=SECONDS); anything else starts at the beginning."""
+    try:
+        t = float(text or 0)
+    except ValueError:
+        return 0.0
+    return t if 0 <= t < 1e7 else 0.0
+
+
 PLAYER_HTML = """
 <div id="cc-player-box">
   <div id="cc-player-title">Click a citation under an answer to play that moment here.</div>
   <video id="cc-player" controls preload="metadata" playsinline></video>
+  <div class="cc-caption" aria-live="polite"></div>
+  <a id="cc-player-open" target="_blank" rel="noopener" style="display:none">Open the whole
+    recording (transcript, speakers, downloads) in a new tab</a>
   <div id="cc-player-cited">
     <img id="cc-player-thumb" alt="" style="display:none">
     <div id="cc-player-text"></div>
@@ -350,7 +568,7 @@ PLAYER_HTML = """
 </div>
 """
 
-HEAD = """
+HEAD = r"""
 <script>
 (function () {
   function clock(s) {
@@ -379,6 +597,11 @@ HEAD = """
     } else if (thumb) {
       thumb.removeAttribute('src'); thumb.style.display = 'none';
     }
+    var open = document.getElementById('cc-player-open');
+    if (open) {
+      open.href = '?recording=' + encodeURIComponent(id) + '&t=' + start.toFixed(2);
+      open.style.display = '';
+    }
     v.className = parts[2] === 'audio' ? 'cc-audio' : 'cc-video';
     v.setAttribute('data-start', String(start));
     var seek = function () {
@@ -394,7 +617,79 @@ HEAD = """
     };
     v.addEventListener('loadedmetadata', seek, {once: true});
     v.src = 'media/' + encodeURIComponent(id) + '#t=' + start.toFixed(2);
+    setCaptions(v, 'captions/' + encodeURIComponent(id) + '.vtt');
     v.load();
+  });
+
+  // Captions: the transcript as WebVTT, speaker names as voice tags.
+  function setCaptions(v, src) {
+    Array.prototype.forEach.call(v.querySelectorAll('track'), function (t) { t.remove(); });
+    var t = document.createElement('track');
+    t.kind = 'captions'; t.label = 'Transcript'; t.default = true; t.src = src;
+    v.appendChild(t);
+    t.track.mode = 'showing';
+  }
+  // Chrome draws no captions for sound without a picture: the box under the player shows
+  // the current caption with its speaker (hidden under a video, which draws its own).
+  document.addEventListener('cuechange', function (ev) {
+    var track = ev.target, v = track.parentElement, box = v && v.nextElementSibling;
+    if (!track.track || !box || !box.classList.contains('cc-caption')) return;
+    box.textContent = Array.prototype.map.call(track.track.activeCues || [], function (c) {
+      var who = /^<v\s+([^>]+)>/.exec(c.text);
+      return (who ? who[1] + ': ' : '') + c.getCueAsHTML().textContent;
+    }).join(' ');
+  }, true);
+  // After a speaker is renamed: the same captions again, with the new name.
+  window.ccReloadCaptions = function () {
+    var v = document.getElementById('cc-rec-player'), t = v && v.querySelector('track');
+    if (t) setCaptions(v, t.getAttribute('src').split('?')[0] + '?v=' + Date.now());
+  };
+
+  // The recording page: transcript lines, slide thumbnails and found moments play from their
+  // start; the line being played is highlighted and kept in view.
+  function playFrom(v, t) {
+    var go = function () {
+      v.currentTime = t; v.setAttribute('data-seeked', t.toFixed(2));
+      var p = v.play(); if (p && p.catch) p.catch(function () {});
+    };
+    if (v.readyState >= 1) go(); else v.addEventListener('loadedmetadata', go, {once: true});
+  }
+  function seekFromPage(ev) {
+    var el = ev.target.closest && ev.target.closest('.cc-line, .cc-seek');
+    var v = document.getElementById('cc-rec-player');
+    if (!el || !v) return;
+    ev.preventDefault();
+    playFrom(v, parseFloat(el.getAttribute('data-start')) || 0);
+  }
+  document.addEventListener('click', seekFromPage);
+  document.addEventListener('keydown', function (ev) {
+    if ((ev.key === 'Enter' || ev.key === ' ') && ev.target.classList &&
+        ev.target.classList.contains('cc-line')) seekFromPage(ev);
+  });
+  function follow(v) {
+    var t = v.currentTime, lines = document.querySelectorAll('#cc-rec-lines .cc-line'), now = null;
+    for (var i = 0; i < lines.length; i++) {
+      if (parseFloat(lines[i].getAttribute('data-start')) <= t + 0.05) now = lines[i]; else break;
+    }
+    var bar = document.getElementById('cc-rec-timeline');
+    var head = document.getElementById('cc-rec-playhead');
+    if (bar && head) {
+      var length = parseFloat(bar.getAttribute('data-length')) || v.duration || 1;
+      head.style.left = Math.min(100, 100 * t / length) + '%';
+    }
+    var was = document.querySelector('#cc-rec-lines .cc-current');
+    if (now === was) return;
+    if (was) was.classList.remove('cc-current');
+    if (!now) return;
+    now.classList.add('cc-current');
+    var box = document.getElementById('cc-rec-lines');  // scroll the list, not the page
+    box.scrollTop = Math.max(0, now.offsetTop - box.clientHeight / 3);
+  }
+  // Media events do not bubble: listen while they travel down (capture).
+  ['timeupdate', 'seeked'].forEach(function (name) {
+    document.addEventListener(name, function (ev) {
+      if (ev.target && ev.target.id === 'cc-rec-player') follow(ev.target);
+    }, true);
   });
 })();
 </script>
@@ -449,7 +744,37 @@ CSS = """
   border:1px solid #7a9cc6; background:#eef4fb; color:#17375e; cursor:pointer; font-size:0.9em; }
 .cc-chip:hover { background:#d9e7f7; }
 #cc-player { width:100%; max-height:360px; background:#000; border-radius:6px; }
-#cc-player.cc-audio { height:54px; background:transparent; }
+#cc-player.cc-audio, #cc-rec-player.cc-audio { height:54px; background:transparent; }
+.cc-caption { min-height:2.8em; margin:4px 0; padding:6px 10px; border-radius:6px;
+  background:#1d2733; color:#fff; }
+video:not(.cc-audio) + .cc-caption { display:none; }
+#cc-player-open { display:block; margin:6px 0; }
+#cc-rec-player { width:100%; max-height:400px; background:#000; border-radius:6px; }
+#cc-rec-title { font-weight:600; margin-bottom:6px; }
+.cc-missing, .cc-empty { color:#555; font-style:italic; padding:8px 0; }
+.cc-timeline-label, .cc-lines-label { font-size:0.9em; color:#555; margin:8px 0 4px; }
+.cc-timeline { position:relative; height:64px; margin:0 48px 8px 0;
+  border-top:3px solid #7a9cc6; }
+#cc-rec-playhead { position:absolute; top:-7px; left:0; width:3px; height:70px;
+  background:#c0392b; z-index:5; pointer-events:none; }
+.cc-slide { position:absolute; top:4px; padding:0; border:1px solid #999; background:#fff;
+  cursor:pointer; border-radius:3px; }
+.cc-slide:hover { z-index:6; border-color:#17375e; }
+.cc-slide img { display:block; width:88px; height:auto; max-height:54px; }
+.cc-downloads { margin-top:8px; }
+.cc-download { margin-right:12px; }
+#cc-rec-lines { max-height:520px; overflow-y:auto; position:relative; margin:0;
+  padding:0; list-style:none; border:1px solid #ddd; border-radius:6px; }
+.cc-line { display:grid; grid-template-columns:4.2em 8em 1fr; gap:6px; padding:4px 8px;
+  cursor:pointer; border-bottom:1px solid #f0f0f0; }
+.cc-line:hover { background:#f2f6fb; }
+.cc-line.cc-current { background:#fff3c4; }
+.cc-line-time { color:#17375e; font-variant-numeric:tabular-nums; }
+.cc-line-who { font-weight:600; color:#444; overflow-wrap:anywhere; }
+#cc-rec-found { padding-left:1.2em; }
+#cc-rec-found li { margin:4px 0; }
+.cc-found { padding:2px 8px; border:1px solid #7a9cc6; border-radius:12px; background:#eef4fb;
+  color:#17375e; cursor:pointer; }
 #cc-player-title { font-weight:600; margin-bottom:6px; }
 #cc-player-cited { display:flex; gap:10px; align-items:flex-start; margin-top:8px; }
 #cc-player-thumb { width:160px; flex:none; border:1px solid #ccc; border-radius:4px; }
@@ -557,6 +882,7 @@ class WebContext:
         self.reader = CatalogReader(settings.index_dir)
         self.engine = Engine(settings)
         self.ingester = Ingester(settings, self.library_dir)
+        self.archive = Archive(settings)
 
     def groups(self, username: str | None) -> frozenset[str] | None:
         return None if self.users is None else self.users.groups_for(username)
@@ -648,7 +974,8 @@ def build_app(settings: Settings, users: Users | None = None, *,
         return (gr.update(value=library_rows(request)),
                 gr.update(choices=choices(request), value=None), ctx.ingester.state.version,
                 gr.update(choices=rec_options, value=still_offered(recs, rec_options)),
-                gr.update(choices=tag_options, value=still_offered(tags, tag_options)))
+                gr.update(choices=tag_options, value=still_offered(tags, tag_options)),
+                gr.update(choices=rec_options))  # the recording page's list
 
     def progress_html() -> str:
         s = ctx.ingester.state
@@ -665,7 +992,7 @@ def build_app(settings: Settings, users: Users | None = None, *,
 
     def tick(seen: int, recs: list | None, tags: list | None, request: gr.Request):
         if ctx.ingester.state.version == seen:
-            return progress_html(), gr.skip(), gr.skip(), seen, gr.skip(), gr.skip()
+            return progress_html(), gr.skip(), gr.skip(), seen, gr.skip(), gr.skip(), gr.skip()
         return progress_html(), *refresh(request, recs, tags)
 
     def upload(files: list | None, request: gr.Request):
@@ -708,11 +1035,140 @@ def build_app(settings: Settings, users: Users | None = None, *,
             return progress_html()
         return run
 
+    # -- the recording page ---------------------------------------------------------------
+    def show(request: gr.Request, media_id: str | None, start: float = 0.0,
+             choices_too: bool = False) -> tuple:
+        """Everything on the recording page for one recording (or the "not available" note).
+        Outputs: see `page_outputs`."""
+        user = _username(request)
+        view, asked = None, media_id
+        if media_id:
+            try:
+                view = ctx.archive.view(media_id, ctx.groups(user))
+            except Exception as e:  # noqa: BLE001 - a sentence, never a traceback
+                log.exception("opening recording %s failed", media_id)
+                gr.Warning(f"The recording could not be opened: {plain_error(e)}. Please try "
+                           "again; if it keeps happening, tell your administrator.")
+        if media_id and view is None:
+            media_id = None
+        pick = gr.update(value=media_id)
+        if choices_too:
+            pick = gr.update(choices=recording_choices(ctx.searchable(user)), value=media_id)
+        player = player_page_html(view, start) if asked else (
+            "<div id='cc-rec-box' class='cc-empty'>Choose a recording above to see and hear it "
+            "with its whole transcript.</div>")
+        return (media_id, pick, player, transcript_html(view), *speaker_parts(view), "", "")
+
+    def speaker_parts(view: RecordingView | None, chosen: str | None = None) -> tuple:
+        """Speaker list, the speaker picker, the name box and the confirm button."""
+        choices = speaker_choices(view)
+        labels = [label for _, label in choices]
+        chosen = chosen if chosen in labels else None
+        return (speakers_html(view),
+                gr.update(choices=choices, value=chosen, interactive=bool(choices)),
+                *name_controls(view, chosen))
+
+    def name_controls(view: RecordingView | None, label: str | None) -> tuple:
+        sp = next((s for s in (view.speakers if view else []) if s.label == label), None)
+        suggested = sp is not None and sp.status == "suggested"
+        return (gr.update(value=(sp.name or "") if sp else ""),
+                gr.update(visible=suggested,
+                          value=f"Confirm “{sp.name}”" if suggested else "Confirm"))
+
+    def pick_recording(media_id: str | None, shown: str | None, request: gr.Request):
+        if media_id == shown:  # the page set the list itself: that recording is already shown
+            return (gr.skip(),) * len(page_outputs)
+        return show(request, media_id)
+
+    def open_from_link(request: gr.Request):
+        """`/?recording=ID&t=SECONDS` (a citation's link) opens that recording's page."""
+        params = getattr(request, "query_params", None) or {}
+        wanted = params.get("recording")
+        if not wanted:
+            return gr.skip(), *show(request, None, choices_too=True)
+        out = show(request, wanted, parse_start(params.get("t")), choices_too=True)
+        if out[0] is None:
+            gr.Warning(NOT_AVAILABLE)
+        return gr.Tabs(selected="recording"), *out
+
+    def open_from_library(media_id: str | None, request: gr.Request):
+        if not media_id:
+            gr.Warning("Choose a recording in the list first.")
+            return gr.skip(), *([gr.skip()] * len(page_outputs))
+        out = show(request, media_id, choices_too=True)
+        if out[0] is None:
+            gr.Warning("That recording cannot be opened yet: it is not ready to search. "
+                       "Its status in the table says why.")
+            return gr.skip(), *([gr.skip()] * len(page_outputs))
+        return gr.Tabs(selected="recording"), *out
+
+    def choose_speaker(media_id: str | None, label: str | None, request: gr.Request):
+        try:
+            view = ctx.archive.view(media_id, ctx.groups(_username(request))) if media_id \
+                else None
+        except Exception:  # noqa: BLE001 - the name box simply stays empty
+            log.exception("reading the speakers of %s failed", media_id)
+            view = None
+        return name_controls(view, label)
+
+    def rename(media_id: str | None, label: str | None, name: str | None,
+               request: gr.Request, confirm: bool = False):
+        keep = (gr.skip(),) * 5
+        if not media_id or not label:
+            gr.Warning("Choose a speaker in the list first.")
+            return keep
+        groups = ctx.groups(_username(request))
+        try:
+            view = ctx.archive.view(media_id, groups)
+            sp = next((s for s in (view.speakers if view else []) if s.label == label), None)
+            if confirm:
+                name = sp.name if sp is not None and sp.name else ""
+            if not (name or "").strip():
+                gr.Warning("Type the speaker's name first.")
+                return keep
+            shown = ctx.archive.rename(media_id, groups, label, name or "")
+            view = ctx.archive.view(media_id, groups)
+        except LookupError:
+            gr.Warning(NOT_AVAILABLE)
+            return keep
+        except ValueError as e:  # SpeakerError: a sentence about the name
+            gr.Warning(f"That name cannot be used: {plain_error(e)}.")
+            return keep
+        except Exception as e:  # noqa: BLE001 - a sentence, never a traceback
+            log.exception("renaming a speaker failed")
+            gr.Warning(f"The name could not be saved: {plain_error(e)}. Please try again; "
+                       "if it keeps happening, tell your administrator.")
+            return keep
+        gr.Info(f"“{shown}” is confirmed." if confirm else
+                f"{sp.shown if sp else label} is now called “{shown}”.")
+        return (transcript_html(view), *speaker_parts(view, label))
+
+    def confirm(media_id: str | None, label: str | None, request: gr.Request):
+        return rename(media_id, label, None, request, confirm=True)
+
+    def search_here(media_id: str | None, query: str | None, request: gr.Request):
+        from retrieval.tools import search_all
+
+        query = (query or "").strip()
+        if not media_id:
+            return "<div class='cc-empty'>Choose a recording first.</div>"
+        if not query:
+            return "<div class='cc-empty'>Type some words to find in this recording.</div>"
+        # Only this recording, and only if the caller may see it (the groups always apply).
+        filters = Filters(groups=ctx.groups(_username(request)), recordings=(media_id,))
+        try:
+            found = ctx.engine.call(search_all, query, 10, filters)
+        except Exception as e:  # noqa: BLE001 - a sentence, never a traceback
+            log.exception("searching within %s failed", media_id)
+            return (f"<div class='cc-empty'>The search did not work: {_e(plain_error(e))}. "
+                    "Please try again.</div>")
+        return found_html([m for m in found if m.media_id == media_id], query)
+
     with gr.Blocks(title="clipcite", analytics_enabled=False) as demo:
         turns = gr.State([])
         seen = gr.State(-1)
         gr.Markdown("## clipcite — ask your recordings")
-        with gr.Tabs():
+        with gr.Tabs() as tabs:
             with gr.Tab("Ask", id="ask"):
                 with gr.Row():
                     with gr.Column(scale=3):
@@ -749,6 +1205,34 @@ def build_app(settings: Settings, users: Users | None = None, *,
                         new = gr.Button("New conversation", elem_id="cc-new")
                     with gr.Column(scale=2):
                         gr.HTML(PLAYER_HTML, elem_id="cc-player-panel")
+            with gr.Tab("Recording", id="recording"):
+                current = gr.State(None)  # the media id shown: every action names it
+                rec_pick = gr.Dropdown(label="Recording", choices=[], elem_id="cc-rec-pick",
+                                       info="Only recordings you may see are listed.")
+                with gr.Row():
+                    with gr.Column(scale=3):
+                        rec_player = gr.HTML(elem_id="cc-rec-player-panel", js_on_load=None)
+                        with gr.Group():
+                            rec_query = gr.Textbox(
+                                label="Find in this recording", elem_id="cc-rec-query",
+                                placeholder="Words or a question, then Enter")
+                            rec_search = gr.Button("Find", elem_id="cc-rec-search")
+                        rec_found = gr.HTML(elem_id="cc-rec-found-panel", js_on_load=None)
+                        gr.Markdown("**Speakers** — give a speaker their name; the transcript, "
+                                    "captions, downloads and searches use it at once.")
+                        rec_speakers = gr.HTML(elem_id="cc-rec-speakers-panel", js_on_load=None)
+                        with gr.Row():
+                            rec_speaker = gr.Dropdown(label="Speaker", choices=[],
+                                                      elem_id="cc-rec-speaker", scale=2)
+                            rec_name = gr.Textbox(label="Their name", elem_id="cc-rec-name",
+                                                  scale=2, placeholder="For example: Maria Lopez")
+                        with gr.Row():
+                            rec_rename = gr.Button("Save name", variant="primary",
+                                                   elem_id="cc-rec-rename")
+                            rec_confirm = gr.Button("Confirm", visible=False,
+                                                    elem_id="cc-rec-confirm")
+                    with gr.Column(scale=2):
+                        rec_lines = gr.HTML(elem_id="cc-rec-lines-panel", js_on_load=None)
             with gr.Tab("Library", id="library"):
                 table = gr.Dataframe(headers=LIBRARY_COLUMNS, value=[], interactive=False,
                                      wrap=True, elem_id="cc-library", label="Recordings")
@@ -764,6 +1248,7 @@ def build_app(settings: Settings, users: Users | None = None, *,
                     with gr.Column():
                         picker = gr.Dropdown(label="Recording", choices=[], elem_id="cc-pick")
                         with gr.Row():
+                            open_rec = gr.Button("Open recording", elem_id="cc-open")
                             again = gr.Button("Re-ingest", elem_id="cc-reingest")
                             delete = gr.Button("Delete", variant="stop", elem_id="cc-delete")
                 timer = gr.Timer(1.5)
@@ -775,12 +1260,30 @@ def build_app(settings: Settings, users: Users | None = None, *,
         box.submit(**ask_args)
         send.click(**ask_args)
         new.click(new_conversation, outputs=[chatbot, turns, box], queue=False)
-        listings = [table, picker, seen, only_recs, only_tags]
+        listings = [table, picker, seen, only_recs, only_tags, rec_pick]
         demo.load(refresh, outputs=listings, queue=False)
         timer.tick(tick, inputs=[seen, only_recs, only_tags], outputs=[progress, *listings],
                    concurrency_limit=None, show_progress="hidden")
         add.click(upload, inputs=[files], outputs=[progress, files], concurrency_limit=None)
         again.click(act("reingest"), inputs=[picker], outputs=[progress],
+                    concurrency_limit=None)
+        page_outputs = [current, rec_pick, rec_player, rec_lines, rec_speakers, rec_speaker,
+                        rec_name, rec_confirm, rec_found, rec_query]
+        rec_pick.input(pick_recording, inputs=[rec_pick, current], outputs=page_outputs,
+                       concurrency_limit=None)
+        demo.load(open_from_link, outputs=[tabs, *page_outputs])
+        open_rec.click(open_from_library, inputs=[picker], outputs=[tabs, *page_outputs],
+                       concurrency_limit=None)
+        rec_speaker.input(choose_speaker, inputs=[current, rec_speaker],
+                          outputs=[rec_name, rec_confirm], concurrency_limit=None)
+        named = [rec_lines, rec_speakers, rec_speaker, rec_name, rec_confirm]
+        for trigger, fn, args in ((rec_rename.click, rename, [current, rec_speaker, rec_name]),
+                                  (rec_name.submit, rename, [current, rec_speaker, rec_name]),
+                                  (rec_confirm.click, confirm, [current, rec_speaker])):
+            trigger(fn, inputs=args, outputs=named, concurrency_limit=None).then(
+                None, js="() => window.ccReloadCaptions && window.ccReloadCaptions()")
+        for trigger in (rec_query.submit, rec_search.click):
+            trigger(search_here, inputs=[current, rec_query], outputs=[rec_found],
                     concurrency_limit=None)
         delete.click(act("delete"), inputs=[picker], outputs=[progress], concurrency_limit=None,
                      js="(id) => { if (!id) return id; "
@@ -813,7 +1316,7 @@ def create_app(settings: Settings, users: Users | None = None, *,
             raise PermissionError("not signed in")
         return users.groups_for(user)
 
-    app.include_router(media_router(ctx.reader, groups_of))
+    app.include_router(media_router(ctx.reader, groups_of, ctx.archive.file))
     app = gr.mount_gradio_app(
         app, demo, path="", auth=users.check if users else None,
         auth_message="Sign in with the name and password your administrator gave you.",
