@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from assistant.evidence import Citation, CitationChecker, label, render_evidence
-from assistant.prompts import render
+from assistant.prompts import render, render_messages
 from retrieval import tools
 from retrieval.filters import Filters
 from retrieval.schema import Moment
@@ -111,9 +111,9 @@ class Assistant:
     def warm_up(self) -> None:
         """Evaluate the fixed start of the router and answer prompts before the first question
         (the local model then reads only each prompt's variable end: ~4 s saved per call)."""
-        for name, fields in (("router", {"history": "(none)", "message": ""}),
-                             ("answer", {"evidence": "", "question": ""})):
-            self.chat.prefill([{"role": "user", "content": render(name, **fields)}])
+        self.chat.prefill([{"role": "user", "content": render(
+            "router", history="(none)", message="")}])
+        self.chat.prefill(render_messages("answer", evidence="", question=""))
 
     # -- decisions ---------------------------------------------------------------------------
     def route(self, message: str, history: Sequence[Turn]) -> Route:
@@ -190,11 +190,12 @@ class Assistant:
             yield Event("token", reply.answer)
             yield Event("reply", reply)
             return
-        prompt = render("answer", evidence=render_evidence(found), question=route.question)
+        messages = render_messages("answer", evidence=render_evidence(found),
+                                   question=route.question)
         t = time.perf_counter()
         checker = CitationChecker(found, self.support, SUPPORT_THRESHOLD)
         held, deciding, refused = "", True, False
-        for delta in self.chat.stream([{"role": "user", "content": prompt}]):
+        for delta in self.chat.stream(messages):
             if deciding:  # hold the first characters back until they cannot be a refusal
                 held += delta
                 probe = " ".join(held.upper().split())

@@ -36,7 +36,8 @@ def render_evidence(moments: Sequence[Moment], max_chars: int = 220) -> str:
     lines = []
     for n, m in enumerate(moments, 1):
         who = f" ({m.speaker})" if m.speaker else ""
-        kind = " [on screen]" if m.modality != "transcript" else ""
+        kind = {"slides": " [on screen]", "frames": " [on screen]", "audio": " [sound]"}.get(
+            m.modality, "")
         text = " ".join(m.text.split())[:max_chars]
         lines.append(f"[{n}] {label(m)}{who}{kind}: {text}")
     return "\n".join(lines)

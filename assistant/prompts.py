@@ -20,8 +20,28 @@ def load_prompt(name: str) -> str:
     return _HEADER.sub("", path.read_text(encoding="utf-8"), count=1)
 
 
-def render(name: str, **fields: str) -> str:
-    text = load_prompt(name)
+def _fill(text: str, fields: dict[str, str]) -> str:
     for key, value in fields.items():
         text = text.replace("{" + key + "}", value)
     return text
+
+
+def render(name: str, **fields: str) -> str:
+    return _fill(load_prompt(name), fields)
+
+
+_ROLE = re.compile(r"^### (system|user|assistant)[ \t]*$", re.M)
+
+
+def render_messages(name: str, **fields: str) -> list[dict[str, str]]:
+    """A prompt written as a conversation ("### system", "### user", "### assistant" lines start
+    each message) as chat messages; a prompt without them is one user message.
+
+    The file is split into messages before the fields are filled, so a transcript line reading
+    "### system" stays text inside its message and cannot start a message of its own.
+    """
+    parts = _ROLE.split(load_prompt(name))
+    if len(parts) == 1:
+        return [{"role": "user", "content": _fill(parts[0], fields).strip()}]
+    return [{"role": role, "content": _fill(body, fields).strip()}
+            for role, body in zip(parts[1::2], parts[2::2])]
