@@ -44,6 +44,7 @@ FIRST_ROUTE_SCHEMA: dict[str, Any] = {
 }
 REFUSAL = "NOT MENTIONED"  # how prompts/answer.md asks the model to say "not in the snippets"
 EVIDENCE_K = 5
+MAX_MESSAGE_CHARS = 2000
 # A citation stays only if its snippet supports the sentence at least this well (0..1).
 SUPPORT_THRESHOLD = 0.35
 
@@ -145,6 +146,9 @@ class Assistant:
     # -- a turn ------------------------------------------------------------------------------
     def turn(self, message: str, history: Sequence[Turn] = ()) -> Iterator[Event]:
         t0 = time.perf_counter()
+        # A question is a few sentences; a pasted document would overflow the local model's
+        # context (4,096 tokens) in every prompt it reaches.
+        message = message[:MAX_MESSAGE_CHARS]
         route = self.route(message, history)
         yield Event("route", route)
         timings = {"route": time.perf_counter() - t0}

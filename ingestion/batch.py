@@ -3,6 +3,9 @@
 Extraction runs in worker processes: a decoder that crashes or hangs on a hostile file takes
 down only its worker, which is replaced, and the file is reported as failed. Only this process
 writes to the index, one recording at a time, each as a single visible switch.
+
+ingestion/distributed.py runs the extraction on Ray instead of the local pool; it shares
+everything else here (deciding what to do with a file, outcomes, reasons, writing).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import os
 import queue as queue_mod
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -102,6 +105,11 @@ class SilentReporter:
     def file_progress(self, path: Path, stage: str, fraction: float) -> None: ...
 
     def file_finished(self, outcome: Outcome) -> None: ...
+
+
+# How the files to extract are run (local pool, or Ray): it extracts each job, writes it with
+# _write and appends its Outcome (reporting it) to the list.
+ExtractAll = Callable[["deque[_Job]", Index, BatchOptions, Reporter, "list[Outcome]"], None]
 
 
 # -- worker process side ---------------------------------------------------------------------
@@ -226,6 +234,25 @@ def _finish(index: Index, job: _Job, extraction: Extraction) -> Outcome:
                    extraction.duration, rec.counts, time.monotonic() - job.started)
 
 
+def _write(index: Index, job: _Job, extraction: Extraction) -> Outcome:
+    """Write one extracted recording; a write error fails the file (transiently), not the batch."""
+    try:
+        return _finish(index, job, extraction)
+    except Exception as e:  # noqa: BLE001 - the batch must go on
+        if is_disk_full(e):
+            raise  # every later write would fail too: run_batch says so once
+        return _fail(index, job, f"could not write to the index: {_reason(e)}", transient=True)
+
+
+def _crashed(index: Index, job: _Job) -> Outcome:
+    return _fail(index, job, "the media decoder crashed on this file", transient=True)
+
+
+def _gave_up(index: Index, job: _Job, options: BatchOptions) -> Outcome:
+    return _fail(index, job, f"gave up after {_time_limit(job, options):.0f} s (file too slow "
+                             "to decode, or damaged)", transient=True)
+
+
 def _fail(index: Index, job: _Job, reason: str, transient: bool = False) -> Outcome:
     """Record a failure. A transient one (time limit, crash, write error) forgets the content
     hash, so the next run tries the file again; a media error is final until the file changes."""
@@ -246,15 +273,19 @@ def _time_limit(job: _Job, options: BatchOptions) -> float:
 
 
 def run_batch(paths: Sequence[Path], index: Index, options: BatchOptions,
-              reporter: Reporter | None = None) -> list[Outcome]:
+              reporter: Reporter | None = None,
+              extract_all: ExtractAll | None = None) -> list[Outcome]:
     """Ingest files and folders; returns one outcome per file (and per pruned recording).
+
+    `extract_all` runs the extraction (default: the local worker pool; see distributed.py).
 
     Raises DiskFullError when the index's disk fills: what was committed stays whole and
     searchable, a half-written recording is garbage that the next run collects.
     """
     outcomes: list[Outcome] = []
     try:
-        _run(paths, index, options, reporter or SilentReporter(), outcomes)
+        _run(paths, index, options, reporter or SilentReporter(), outcomes,
+             extract_all or _extract_all)
         return outcomes
     except Exception as e:
         if not is_disk_full(e):
@@ -265,7 +296,7 @@ def run_batch(paths: Sequence[Path], index: Index, options: BatchOptions,
 
 
 def _run(paths: Sequence[Path], index: Index, options: BatchOptions, reporter: Reporter,
-         outcomes: list[Outcome]) -> None:
+         outcomes: list[Outcome], extract_all: ExtractAll) -> None:
     index.collect_garbage()  # segments left by a writer that was killed
     files, missing = discover([Path(p) for p in paths])
     outcomes.extend(Outcome(str(p), FAILED, "file or folder not found") for p in missing)
@@ -280,7 +311,7 @@ def _run(paths: Sequence[Path], index: Index, options: BatchOptions, reporter: R
         elif job is not None:
             todo.append(job)
     if todo:
-        _extract_all(todo, index, options, reporter, outcomes)
+        extract_all(todo, index, options, reporter, outcomes)
     if options.prune:
         outcomes.extend(prune(index))
 
@@ -317,18 +348,11 @@ def _extract_all(todo: deque[_Job], index: Index, options: BatchOptions,
                 job = inflight.pop(fut)
                 exc = fut.exception()
                 if exc is None:
-                    try:
-                        done(job, _finish(index, job, fut.result()))
-                    except Exception as e:  # noqa: BLE001 - the batch must go on
-                        if is_disk_full(e):
-                            raise  # every later write would fail too: run_batch says so once
-                        done(job, _fail(index, job, f"could not write to the index: {_reason(e)}",
-                                        transient=True))
+                    done(job, _write(index, job, fut.result()))
                 elif isinstance(exc, BrokenProcessPool):
                     crashed = True
                     if job.solo or running == 1:
-                        done(job, _fail(index, job, "the media decoder crashed on this file",
-                                        transient=True))
+                        done(job, _crashed(index, job))
                     else:
                         job.solo = True
                         todo.appendleft(job)
@@ -340,9 +364,7 @@ def _extract_all(todo: deque[_Job], index: Index, options: BatchOptions,
             if crashed or late:
                 for fut, job in list(inflight.items()):
                     if fut in late:
-                        limit = _time_limit(job, options)
-                        done(job, _fail(index, job, f"gave up after {limit:.0f} s (file too slow "
-                                                    "to decode, or damaged)", transient=True))
+                        done(job, _gave_up(index, job, options))
                     else:
                         job.solo = job.solo or crashed  # the culprit is among them: one at a time
                         todo.appendleft(job)  # not known to be its fault: run it again

