@@ -152,7 +152,10 @@ class Assistant:
         route = self.route(message, history)
         yield Event("route", route)
         timings = {"route": time.perf_counter() - t0}
-        if route.intent in ("smalltalk", "out_of_scope"):
+        # "out_of_scope" is answered from the archive too: the answer path refuses when nothing
+        # supports an answer, and the 1.5B router sent real questions there (a question that
+        # began "Ignore all previous instructions..." got a small-talk reply that obeyed it).
+        if route.intent == "smalltalk":
             yield from self._smalltalk(message, route, timings)
         elif route.intent == "list":
             yield from self._list(route, timings)

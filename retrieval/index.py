@@ -5,18 +5,24 @@ Layout of an index directory:
     catalog.sqlite3    recordings, their visible generation, garbage to collect, and the
                        keyword (FTS5/BM25) index of transcript and slide text
     index.json         which encoders built the collections (searching with others is refused)
+
+With a Chroma server (`chroma_url`), the collections live on the server and `chroma/` is not
+used; the catalog, keyword index and manifest stay in the directory (see README "Scale-out").
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 import threading
-from collections.abc import Collection, Sequence
+import time
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -26,6 +32,11 @@ from retrieval.schema import MODALITIES, TEXT_MODALITIES, TRANSCRIPT
 
 CATALOG_FILE = "catalog.sqlite3"
 MANIFEST_FILE = "index.json"
+# Waits between attempts when the Chroma server cannot be reached: ~15 s in all, several times
+# what a `chroma run` restart takes (~3 s), short enough that a server that is down fails fast.
+RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0)
+
+T = TypeVar("T")
 
 
 class IndexMismatchError(Exception):
@@ -53,22 +64,98 @@ def segment_gen(seg_id: str) -> str | None:
     return parts[1] if len(parts) == 4 else None
 
 
+class ChromaUnavailableError(Exception):
+    """The Chroma server did not answer, even after retrying with backoff."""
+
+
+def _unreachable(exc: BaseException | None) -> bool:
+    """True when a Chroma client error means the server could not be reached or cut the
+    request off (down, restarting): worth retrying. Errors the server answered are not."""
+    import httpx
+
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, httpx.TransportError):
+            return True
+        # chromadb turns a refused connection while opening the client into this ValueError.
+        if isinstance(exc, ValueError) and "could not connect to a chroma" in str(exc).lower():
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def parse_chroma_url(url: str) -> tuple[str, int, bool]:
+    """`http://host:port` or `https://host[:port]` -> (host, port, ssl)."""
+    parts = urlsplit(url if "://" in url else f"http://{url}")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"a Chroma server URL looks like http://HOST:PORT, not {url!r}")
+    ssl = parts.scheme == "https"
+    return parts.hostname, parts.port or (443 if ssl else 8000), ssl
+
+
+class _RetryingCollection:
+    """A server collection whose calls are retried while the server is unreachable."""
+
+    def __init__(self, collection: Any, retry: Callable[..., Any]) -> None:
+        self._collection, self._retry = collection, retry
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._collection, name)
+        return functools.partial(self._retry, attr) if callable(attr) else attr
+
+
 class Index:
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, chroma_url: str | None = None,
+                 retry_delays: Sequence[float] = RETRY_DELAYS) -> None:
+        """Open (or create) the index in `directory`; with `chroma_url` the vectors live on that
+        Chroma server (HttpClient) and only the SQLite catalog and manifest are local."""
         import chromadb
         from chromadb.config import Settings
 
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
+        self.chroma_url = chroma_url
+        self._retry_delays = tuple(retry_delays)
         self.catalog = Catalog(self.directory / CATALOG_FILE)
         self.keywords = KeywordIndex(self.catalog.connection)
-        self._client = chromadb.PersistentClient(
-            path=str(self.directory / "chroma"),
-            settings=Settings(anonymized_telemetry=False, allow_reset=False),
-        )
+        if chroma_url:
+            host, port, ssl = parse_chroma_url(chroma_url)
+            self._client = self._call(chromadb.HttpClient, host=host, port=port, ssl=ssl,
+                                      settings=Settings(anonymized_telemetry=False))
+        else:
+            self._client = chromadb.PersistentClient(
+                path=str(self.directory / "chroma"),
+                settings=Settings(anonymized_telemetry=False, allow_reset=False),
+            )
         self._collections: dict[str, Any] = {}
         self._reader: ThreadPoolExecutor | None = None
         self._reader_local = threading.local()
+
+    def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """fn(*args, **kwargs), retried with backoff while the Chroma server is unreachable
+        (a restart mid-ingest costs a pause, not a failed file). Embedded mode: one attempt.
+
+        A retried write is safe: segment ids are fixed per generation, so an `add` that did
+        reach the server before the connection broke is not stored twice.
+        """
+        delays = self._retry_delays if self.chroma_url else ()
+        for delay in delays:
+            try:
+                return fn(*args, **kwargs)
+            except Exception as e:  # noqa: BLE001 - only connection failures are retried
+                if not _unreachable(e):
+                    raise
+            time.sleep(delay)
+        try:
+            return fn(*args, **kwargs)
+        except Exception as e:
+            if self.chroma_url and _unreachable(e):
+                raise ChromaUnavailableError(
+                    f"cannot reach the Chroma server at {self.chroma_url} (tried "
+                    f"{len(delays) + 1} times over {sum(delays):g} s): is `chroma run` "
+                    "up there?") from e
+            raise
 
     # -- encoders recorded with the index ------------------------------------------------
     def manifest(self) -> dict[str, str]:
@@ -94,8 +181,10 @@ class Index:
         if modality not in MODALITIES:
             raise ValueError(f"unknown modality {modality!r}")
         if modality not in self._collections:
-            self._collections[modality] = self._client.get_or_create_collection(
-                modality, embedding_function=None, configuration={"hnsw": {"space": "cosine"}})
+            col = self._call(self._client.get_or_create_collection, modality,
+                             embedding_function=None, configuration={"hnsw": {"space": "cosine"}})
+            self._collections[modality] = (_RetryingCollection(col, self._call)
+                                           if self.chroma_url else col)
         return self._collections[modality]
 
     def add(self, modality: str, ids: Sequence[str], embeddings: np.ndarray,
@@ -103,7 +192,7 @@ class Index:
         if not ids:
             return
         col = self.collection(modality)
-        step = max(1, min(1000, self._client.get_max_batch_size()))
+        step = max(1, min(1000, self._call(self._client.get_max_batch_size)))
         for i in range(0, len(ids), step):
             col.add(ids=list(ids[i:i + step]), embeddings=np.asarray(embeddings[i:i + step]),
                     documents=list(documents[i:i + step]),

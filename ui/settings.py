@@ -35,6 +35,9 @@ def _default_cache() -> Path:
 @dataclass
 class Settings:
     index_dir: Path = field(default_factory=_default_index)
+    # A Chroma server (`chroma run`) for the vectors instead of index_dir/chroma, e.g.
+    # "http://10.0.0.5:8000"; the catalog stays in index_dir (README "Scale-out").
+    chroma_url: str | None = None
     cache_dir: Path = field(default_factory=_default_cache)
     # Speech: "tiny.en" and "base" ship in packages; a folder or checkpoint path, or a hub name.
     asr_backend: str = "faster-whisper"
