@@ -8,6 +8,7 @@ every item is cited by construction.
 from __future__ import annotations
 
 import difflib
+import re
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -50,10 +51,28 @@ def pick_recording(assistant: Assistant, route: Route) -> tools.RecordingSummary
         for r in recs:
             if route.recording.lower() in r.title.lower():
                 return r
+    named = _title_in(route.question, recs)
+    if named is not None:
+        return named
     found = assistant.search(route)
     if found:
         return next(r for r in recs if r.media_id == found[0].media_id)
     return None
+
+
+def _title_in(question: str, recs: list[tools.RecordingSummary]) -> tools.RecordingSummary | None:
+    """The recording whose title the question names, at least by its main words ("the
+    planning meeting" for "Q3 planning meeting"); the router does not always pass it on, and a
+    search for "action items" finds whichever recording says "action"."""
+    words = set(re.findall(r"[a-z0-9]+", question.lower()))
+    scored = []
+    for rec in recs:
+        title = [w for w in re.findall(r"[a-z0-9]+", rec.title.lower()) if len(w) > 2]
+        scored.append((sum(w in words for w in title) / len(title) if title else 0.0, rec))
+    scored.sort(key=lambda pair: pair[0], reverse=True)
+    if not scored or scored[0][0] < 0.5 or (len(scored) > 1 and scored[1][0] == scored[0][0]):
+        return None  # nothing named, or "the meeting" with several meetings
+    return scored[0][1]
 
 
 def chunks(lines: list[Moment], limit: int = CHUNK_CHARS) -> list[list[tuple[int, Moment]]]:
