@@ -199,7 +199,7 @@ class Archive:
             if self._index is None:
                 from retrieval.index import Index
 
-                self._index = Index(self.settings.index_dir)
+                self._index = Index(self.settings.index_dir, chroma_url=self.settings.chroma_url)
             return fn(self._index, *args)
 
         return self._pool.submit(run).result(120)
@@ -323,7 +323,7 @@ class Ingester:
                 if self._index is None:
                     from retrieval.index import Index
 
-                    self._index = Index(self.settings.index_dir)
+                    self._index = Index(self.settings.index_dir, chroma_url=self.settings.chroma_url)
                 getattr(self, f"_{kind}")(**args)
             except BaseException as e:  # noqa: BLE001 - the thread must live on
                 log.exception("library job %s failed", kind)
