@@ -394,6 +394,14 @@ def cmd_models(args: argparse.Namespace, console: Console) -> int:
     except OcrUnavailable as e:
         console.print(f"ocr     [red]{e}[/]")
     console.print("clip    " + (settings.clip_weights or "off (no weights configured)"))
+    console.print("clap    " + (settings.clap_model or "off (no model configured)"))
+    if settings.diarize:
+        from ingestion.voice import load_speaker_encoder
+
+        voices = load_speaker_encoder(settings.speaker_model)
+        console.print(f"voices  {voices.name}: speaker encoder, weights in the package")
+    else:
+        console.print("voices  off (diarize = false)")
     from assistant.local_model import assemble_gguf
 
     if settings.llm_config().backend != "openai" and not settings.llm_base_url:
