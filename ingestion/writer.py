@@ -23,7 +23,7 @@ def write_recording(index: Index, rec: Recording, extraction: Extraction) -> Rec
     for modality, name in extraction.models.items():
         if modality in extraction.segments and extraction.segments[modality]:
             index.check_encoder(modality, name)
-    speakers = SpeakerStore(index.catalog.connection)
+    speakers = index.speakers
     suggested = suggest_names(speakers, rec, extraction)
     for seg in extraction.segments.get(TRANSCRIPT, []):
         if seg.speaker_label in suggested:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+from abc import ABC, abstractmethod
 from math import gcd
 from pathlib import Path
 
@@ -55,7 +56,7 @@ def audio_windows(duration: float, window: float = 10.0,
     return spans
 
 
-class ClapEncoder:
+class ClapEncoder(ABC):
     """Shared windowing, resampling and batching; a backend embeds waveforms at its own rate."""
 
     name: str
@@ -109,11 +110,13 @@ class ClapEncoder:
         out = resample_poly(wave, self.rate // g, rate // g).astype(np.float32)
         return out[:int(self.max_seconds * self.rate)]
 
+    @abstractmethod
     def _embed_waves(self, waves: list[np.ndarray]) -> np.ndarray:
-        raise NotImplementedError
+        """One row per waveform at `self.rate` (a backend's model call)."""
 
+    @abstractmethod
     def _embed_texts(self, texts: list[str]) -> np.ndarray:
-        raise NotImplementedError
+        """One row per text (a backend's model call)."""
 
 
 class TransformersClap(ClapEncoder):

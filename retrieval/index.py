@@ -29,6 +29,7 @@ import numpy as np
 from retrieval.catalog import Catalog, Recording
 from retrieval.keyword import KeywordIndex
 from retrieval.schema import MODALITIES, TEXT_MODALITIES, TRANSCRIPT
+from retrieval.speakers import SpeakerStore
 
 CATALOG_FILE = "catalog.sqlite3"
 MANIFEST_FILE = "index.json"
@@ -119,6 +120,7 @@ class Index:
         self._retry_delays = tuple(retry_delays)
         self.catalog = Catalog(self.directory / CATALOG_FILE)
         self.keywords = KeywordIndex(self.catalog.connection)
+        self.speakers = SpeakerStore(self.catalog.connection)  # tables made once, not per call
         if chroma_url:
             host, port, ssl = parse_chroma_url(chroma_url)
             self._client = self._call(chromadb.HttpClient, host=host, port=port, ssl=ssl,

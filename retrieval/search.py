@@ -309,10 +309,8 @@ def search(searcher: Searcher, query: str | Sequence[str], k: int = 10,
 
 def _speaker_spelling(index: Index, speaker: str) -> str:
     """The stored spelling of a speaker's name ("maria" finds "Maria"); unknown names as given."""
-    from retrieval.speakers import SpeakerStore
-
     wanted = " ".join(speaker.split()).casefold()
-    for name in SpeakerStore(index.catalog.connection).shown_names():
+    for name in index.speakers.shown_names():
         if name.casefold() == wanted:
             return name
     return speaker
@@ -322,9 +320,7 @@ def _lift_voice(index: Index, fused: list[tuple[Hit, float]],
                 voice: np.ndarray) -> list[tuple[Hit, float]]:
     """Re-rank with one more list: the speech hits whose speaker sounds like the example,
     most alike first."""
-    from retrieval.speakers import SpeakerStore
-
-    prints = SpeakerStore(index.catalog.connection).prints(
+    prints = index.speakers.prints(
         {h.metadata.get("gen", "") for h, _ in fused})
     target = voice / (np.linalg.norm(voice) or 1.0)
     alike = []

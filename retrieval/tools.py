@@ -16,7 +16,7 @@ from retrieval.filters import Filters, visible_recordings
 from retrieval.index import Index
 from retrieval.schema import AUDIO, FRAMES, SLIDES, TRANSCRIPT, Moment
 from retrieval.search import Searcher, search
-from retrieval.speakers import Speaker, SpeakerError, SpeakerStore, SpeakerTurn
+from retrieval.speakers import Speaker, SpeakerError, SpeakerTurn
 
 
 class NotFound(Exception):
@@ -142,12 +142,12 @@ def transcript(index: Index, rec: Recording) -> list[Moment]:
 
 def speaker_turns(index: Index, rec: Recording) -> list[SpeakerTurn]:
     """Who spoke when in a recording, with names where known."""
-    return SpeakerStore(index.catalog.connection).turns(rec)
+    return index.speakers.turns(rec)
 
 
 def speakers(index: Index, rec: Recording) -> list[Speaker]:
     """A recording's speakers: label, name (confirmed or suggested) and speaking time."""
-    return SpeakerStore(index.catalog.connection).speakers(rec)
+    return index.speakers.speakers(rec)
 
 
 def rename_speaker(index: Index, rec: Recording, speaker: str, name: str) -> Speaker:
@@ -156,7 +156,7 @@ def rename_speaker(index: Index, rec: Recording, speaker: str, name: str) -> Spe
     The stored segments' metadata changes (no re-embedding), so search results, the speaker
     filter and answers show the name at once, and the name's voice print grows by this speaker.
     """
-    store = SpeakerStore(index.catalog.connection)
+    store = index.speakers
     found = store.find(rec, speaker)
     name = " ".join(name.split())
     if not name or len(name) > 80:

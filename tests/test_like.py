@@ -59,11 +59,10 @@ def test_the_examples_voice_lifts_its_speaker(archive: Path) -> None:
     from retrieval.encoders import load_text_encoder
     from retrieval.index import Index
     from retrieval.search import Like, Searcher, search
-    from retrieval.speakers import SpeakerStore
 
     index = Index(archive)
     rec = next(r for r in index.catalog.all() if r.path.endswith("sample.wav"))
-    prints = SpeakerStore(index.catalog.connection).prints({rec.gen})
+    prints = index.speakers.prints({rec.gen})
     assert len(prints) == 2
     searcher = Searcher(index=index, text=load_text_encoder("multilingual-e5-small"))
     for (_, label), voice in prints.items():
