@@ -3,12 +3,14 @@
 Citations point at segments, so a segment must be a moment, not a block of minutes: it ends at
 a sentence end, a long pause or a change of speaker, and never runs past MAX_SECONDS. A
 sentence of one or two words ("Hello?") is kept with what follows, so that no segment is too
-thin to be found by meaning.
+thin to be found by meaning. Diarization's turn boundaries are a few hundred milliseconds off,
+which cut sentences in two ("we're ready to" | "begin."): a whole sentence therefore takes the
+speaker who says most of it before segments are cut.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from retrieval.schema import TRANSCRIPT, Segment
 
@@ -35,8 +37,24 @@ def _ends_sentence(word: Word) -> bool:
     return word.text.rstrip().rstrip('"\')]').endswith(_SENTENCE_END)
 
 
+def join_words(words: list[Word]) -> str:
+    """The words as text. Whisper starts each word with a space; a piece without one that
+    starts with punctuation ("-in" after " sign", ",000" after " $30", "%") continues the word
+    before it, so that "sign-in", "$30,000" and "80%" read (and are searched) as written."""
+    text = ""
+    for w in words:
+        piece = w.text
+        if not piece.strip():
+            continue
+        if text and not piece[0].isspace() and not piece[0].isalnum():
+            text += piece.rstrip()
+        else:
+            text += (" " if text else "") + piece.strip()
+    return text
+
+
 def _to_segment(words: list[Word]) -> Segment:
-    text = " ".join(w.text.strip() for w in words if w.text.strip())
+    text = join_words(words)
     return Segment(modality=TRANSCRIPT, start=words[0].start, end=words[-1].end,
                    text=text, speaker=words[0].speaker, speaker_label=words[0].speaker)
 
@@ -58,9 +76,57 @@ def _best_split(words: list[Word]) -> int:
     return best
 
 
+# A longer "sentence" is a run the recognizer did not punctuate: its speaker changes are kept.
+MAX_REALIGN_WORDS = 40
+# Only a fragment this short moves to the sentence's main speaker. Two people's whole clauses
+# run together when the recognizer misses a full stop ("This is Diane in New Jersey | and I'm
+# Sheila in Texas"), and that change of speaker is real.
+MAX_FRAGMENT_WORDS = 2
+
+
+def realign_speakers(words: list[Word], pause_seconds: float = PAUSE_SECONDS) -> list[Word]:
+    """Move the stray first or last words of a sentence to the speaker of the rest of it.
+
+    Only sentences that end with . ? ! and have no pause of `pause_seconds` inside are looked
+    at (as whisper-diarization's punctuation realignment does); an unpunctuated run keeps the
+    speaker changes diarization found, since nothing says they are wrong.
+    """
+    out = list(words)
+    start = 0
+    for i, word in enumerate(out):
+        ends = _ends_sentence(word)
+        paused = i + 1 < len(out) and out[i + 1].start - word.end >= pause_seconds
+        if not (ends or paused or i + 1 == len(out)):
+            continue
+        if ends:
+            _one_speaker(out, start, i + 1)
+        start = i + 1
+    return out
+
+
+def _one_speaker(words: list[Word], lo: int, hi: int) -> None:
+    sentence = words[lo:hi]
+    speakers = {w.speaker for w in sentence}
+    if len(speakers) < 2 or None in speakers or len(sentence) > MAX_REALIGN_WORDS:
+        return
+    held: dict[str | None, float] = {}
+    for w in sentence:
+        held[w.speaker] = held.get(w.speaker, 0.0) + max(w.end - w.start, 0.0)
+    main = max(held, key=lambda s: held[s])  # ties: whoever spoke first in the sentence
+    run_start = lo
+    for j in range(lo, hi + 1):
+        if j < hi and words[j].speaker == words[run_start].speaker:
+            continue
+        if words[run_start].speaker != main and j - run_start <= MAX_FRAGMENT_WORDS:
+            for m in range(run_start, j):
+                words[m] = replace(words[m], speaker=main)
+        run_start = j
+
+
 def segment_words(words: list[Word], max_seconds: float = MAX_SECONDS,
                   pause_seconds: float = PAUSE_SECONDS) -> list[Segment]:
     """Group timed words into transcript segments (see module docstring for the rules)."""
+    words = realign_speakers([w for w in words if w.text.strip()], pause_seconds)
     segments: list[Segment] = []
     current: list[Word] = []
     sentences = 0

@@ -17,7 +17,11 @@ CREATE VIRTUAL TABLE IF NOT EXISTS segment_text USING fts5(
     text, seg_id UNINDEXED, gen UNINDEXED, modality UNINDEXED,
     tokenize = "porter unicode61 remove_diacritics 2"
 );
+CREATE TABLE IF NOT EXISTS keyword_version (version INTEGER NOT NULL);
 """
+# 2: hyphenated words are also indexed joined (see index_text). An older index is rewritten
+# in place when opened (its stored text column is only for matching; shown text is Chroma's).
+VERSION = 2
 
 # Words that carry no topic; dropping them keeps OR-queries from matching every segment.
 STOPWORDS = frozenset("""
@@ -31,6 +35,26 @@ tell told does anyone someone something anything thing things please show find t
 """.split())
 
 _TOKEN = re.compile(r"[\w][\w@.\-']*[\w]|\w", re.UNICODE)
+_HYPHENATED = re.compile(r"\w+(?:-\w+)+", re.UNICODE)
+
+
+def joined_forms(text: str) -> list[str]:
+    """Hyphenated words written without their hyphens: "E-mail" -> "email", "sign-in" ->
+    "signin". The tokenizer splits at hyphens, so without these "email" never finds "E-mail"."""
+    forms: list[str] = []
+    for word in _HYPHENATED.findall(text.lower()):
+        joined = word.replace("-", "")
+        if joined not in forms:
+            forms.append(joined)
+    return forms
+
+
+def index_text(text: str) -> str:
+    """What FTS5 indexes for a segment: its text plus the joined forms it lacks. Applying it
+    twice changes nothing, so an index can be brought up to date row by row."""
+    present = set(re.findall(r"\w+", text.lower()))
+    extra = [f for f in joined_forms(text) if f not in present]
+    return text + ("\n" + " ".join(extra) if extra else "")
 
 
 def match_expression(query: str) -> str | None:
@@ -44,9 +68,10 @@ def match_expression(query: str) -> str | None:
         token = token.strip(".'-")
         if not token or token in STOPWORDS:
             continue
-        quoted = '"' + token.replace('"', '""') + '"'
-        if quoted not in terms:
-            terms.append(quoted)
+        for term in [token, *(f for f in joined_forms(token) if f != token)]:
+            quoted = '"' + term.replace('"', '""') + '"'
+            if quoted not in terms:
+                terms.append(quoted)
     return " OR ".join(terms) if terms else None
 
 
@@ -54,6 +79,30 @@ class KeywordIndex:
     def __init__(self, db: sqlite3.Connection) -> None:
         self._db = db
         self._db.executescript(_SCHEMA)
+        self._upgrade()
+
+    def _upgrade(self) -> None:
+        """Bring rows indexed by an older version up to date (one transaction, re-checked
+        inside it so that two processes opening the index do it once)."""
+        if self._version() >= VERSION:
+            return
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            if self._version() < VERSION:
+                rows = self._db.execute("SELECT rowid, text FROM segment_text").fetchall()
+                self._db.executemany(
+                    "UPDATE segment_text SET text = ? WHERE rowid = ?",
+                    [(index_text(t), r) for r, t in rows if index_text(t) != t])
+                self._db.execute("DELETE FROM keyword_version")
+                self._db.execute("INSERT INTO keyword_version VALUES (?)", (VERSION,))
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def _version(self) -> int:
+        row = self._db.execute("SELECT max(version) FROM keyword_version").fetchone()
+        return int(row[0] or 0)
 
     def add(self, ids: Sequence[str], gens: Sequence[str], modality: str,
             texts: Sequence[str]) -> None:
@@ -62,7 +111,7 @@ class KeywordIndex:
         try:
             self._db.executemany(
                 "INSERT INTO segment_text (text, seg_id, gen, modality) VALUES (?,?,?,?)",
-                [(t, i, g, modality) for i, g, t in zip(ids, gens, texts)])
+                [(index_text(t), i, g, modality) for i, g, t in zip(ids, gens, texts)])
         except BaseException:
             self._db.execute("ROLLBACK")
             raise

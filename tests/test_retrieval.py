@@ -17,7 +17,7 @@ from retrieval.evaluation import load_queries, matches
 from retrieval.catalog import Catalog, Recording
 from retrieval.filters import Filters
 from retrieval.index import Index
-from retrieval.keyword import match_expression
+from retrieval.keyword import VERSION, KeywordIndex, match_expression
 from retrieval.schema import SLIDES, TRANSCRIPT, Moment, Segment
 from retrieval.search import Searcher
 from tests.conftest import copy_media
@@ -98,7 +98,7 @@ def test_keywords_find_names_and_user_text_cannot_break_the_query(searcher: Sear
     assert match_expression('NEAR(" OR *) AND -- "') is None or \
         tools.search_all(searcher, 'NEAR(" OR *) AND -- "') is not None
     assert match_expression("security@northwind.example B-214") == \
-        '"security@northwind.example" OR "b-214"'
+        '"security@northwind.example" OR "b-214" OR "b214"'
     assert match_expression("what is the") is None
 
 
@@ -193,6 +193,34 @@ def small(tmp_path: Path) -> Searcher:
     _write(index, "open1", OPEN_LINES, slides=["Agenda", "Agenda", "Printer status"])
     _write(index, "open2", OPEN_LINES[::-1], slides=["Agenda"])
     return Searcher(index, _HashEncoder())
+
+
+def test_hyphenated_words_are_found_written_either_way(small: Searcher):
+    index = small.index
+    _write(index, "sec", ["report phishing at once"], slides=["E-mail: security@example.org"])
+    _write(index, "it", ["never approve a sign in request you did not start"])
+    gens = [r.gen for r in index.catalog.all() if r.gen]
+    for query, media in [("which email address", "sec"), ("e-mail", "sec"),
+                         ("signin request", "it"), ("sign-in", "it")]:
+        found = small.keywords((TRANSCRIPT, SLIDES), query, 5, gens)
+        ids = [h.id for hits in found.values() for h in hits]
+        assert ids and ids[0].startswith(media + ":"), (query, ids)
+
+
+def test_an_older_keyword_index_is_brought_up_to_date_when_opened(tmp_path: Path):
+    index = Index(tmp_path / "index")
+    _write(index, "sec", ["report phishing at once"], slides=["E-mail: security@example.org"])
+    db = index.catalog.connection
+    db.execute("UPDATE segment_text SET text = 'E-mail: security@example.org'"
+               " WHERE modality = 'slides'")
+    db.execute("DELETE FROM keyword_version")  # as an index written before version 2
+    gens = [r.gen for r in index.catalog.all() if r.gen]
+    assert not index.keywords.search("email", SLIDES, gens, 5)
+    reopened = KeywordIndex(db)
+    assert [i for i, _ in reopened.search("email", SLIDES, gens, 5)] == \
+        [i for i, _ in reopened.search("e-mail", SLIDES, gens, 5)]
+    assert reopened.search("email", SLIDES, gens, 5)
+    assert db.execute("SELECT max(version) FROM keyword_version").fetchone()[0] == VERSION
 
 
 def test_visible_cache_follows_ingest_delete_and_access_changes(small: Searcher, tmp_path: Path):

@@ -34,6 +34,38 @@ def test_splits_at_long_pause_and_speaker_change():
     assert [s.speaker for s in segs] == ["A", "A", "B"]
 
 
+def test_pieces_without_a_leading_space_continue_the_word():
+    """Whisper's word list splits "sign-in", "$30,000" and "80%" into pieces."""
+    segs = segment_words(words([(0, .3, " Never"), (.3, .5, " sign"), (.5, .6, "-in"),
+                                (.6, .9, " for"), (.9, 1.2, " $30"), (1.2, 1.4, ",000"),
+                                (1.4, 1.6, " or"), (1.6, 1.8, " 80"), (1.8, 1.9, "%.")]))
+    assert [s.text for s in segs] == ["Never sign-in for $30,000 or 80%."]
+
+
+def test_a_sentence_cut_by_a_turn_boundary_takes_its_main_speaker():
+    """dev00.wav: diarization put "begin." in the next turn; the sentence stays whole."""
+    first = words([(1.8, 2.1, " Okay,"), (2.1, 2.3, " well"), (2.3, 2.5, " I"),
+                   (2.5, 2.7, " think"), (2.7, 2.9, " we're"), (2.9, 3.1, " ready"),
+                   (3.1, 3.3, " to")], speaker="A")
+    cut = words([(3.3, 3.7, " begin.")], speaker="B")
+    then = words([(4.0, 4.2, " Right,"), (4.2, 4.4, " good"), (4.4, 4.7, " start.")],
+                 speaker="B")
+    segs = segment_words(first + cut + then)
+    assert [(s.text, s.speaker) for s in segs] == [
+        ("Okay, well I think we're ready to begin.", "A"), ("Right, good start.", "B")]
+
+
+def test_two_speakers_clauses_run_together_keep_their_speakers():
+    """sample.wav: no full stop between Diane's clause and Sheila's; both are whole clauses."""
+    diane = words([(12.7, 12.9, " This"), (12.9, 13.0, " is"), (13.0, 13.3, " Diane"),
+                   (13.3, 13.4, " in"), (13.4, 13.7, " New"), (13.7, 14.1, " Jersey")], "A")
+    sheila = words([(14.1, 14.3, " and"), (14.3, 14.5, " I'm"), (14.5, 14.9, " Sheila"),
+                    (14.9, 15.1, " in"), (15.1, 15.6, " Texas.")], "B")
+    segs = segment_words(diane + sheila)
+    assert [(s.text, s.speaker) for s in segs] == [
+        ("This is Diane in New Jersey", "A"), ("and I'm Sheila in Texas.", "B")]
+
+
 def test_never_longer_than_max_even_without_punctuation():
     run = [Word(i * 0.5, i * 0.5 + 0.45, f" w{i}" + ("," if i % 13 == 0 else ""))
            for i in range(200)]  # 100 s of one unpunctuated run
