@@ -11,10 +11,11 @@ import difflib
 import re
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from assistant.evidence import Citation, clock
-from assistant.prompts import render
+from assistant.prompts import render, render_messages
 from retrieval import tools
 from retrieval.schema import Moment
 
@@ -22,21 +23,30 @@ if TYPE_CHECKING:
     from assistant.agent import Assistant, Event, Route
 
 CHUNK_CHARS = 900  # keeps each local-model call near 350 prompt tokens (~6 s on 2 cores)
+_LINES = {"type": "array", "items": {"type": "integer"}}
 POINTS_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "properties": {"points": {"type": "array", "items": {
-        "type": "object",
-        "properties": {
-            "line": {"type": "integer"},
-            "kind": {"type": "string", "enum": ["point", "decision", "action"]},
-            "text": {"type": "string"},
-            "owner": {"type": ["string", "null"]},
-            "due": {"type": ["string", "null"]},
-        },
-        "required": ["line", "kind", "text", "owner", "due"]}}},
-    "required": ["points"],
+    "properties": {
+        "decisions": _LINES,
+        "actions": {"type": "array", "items": {
+            "type": "object",
+            "properties": {"line": {"type": "integer"}, "owner": {"type": ["string", "null"]},
+                           "due": {"type": ["string", "null"]}},
+            "required": ["line", "owner", "due"]}},
+        "points": _LINES,
+    },
+    "required": ["decisions", "actions", "points"],
 }
-SUPPORT_THRESHOLD = 0.3
+
+
+@dataclass
+class Point:
+    """A line the map step picked: its number in the recording's lines and what it is."""
+
+    line: int
+    kind: str  # "point" | "decision" | "action"
+    owner: str | None = None
+    due: str | None = None
 
 
 def pick_recording(assistant: Assistant, route: Route) -> tools.RecordingSummary | None:
@@ -87,17 +97,97 @@ def chunks(lines: list[Moment], limit: int = CHUNK_CHARS) -> list[list[tuple[int
     return [c for c in out if c]
 
 
-def map_points(assistant: Assistant, title: str,
-               chunk: list[tuple[int, Moment]]) -> list[dict[str, Any]]:
-    text = "\n".join(f"[{n}] {m.text}" for n, m in chunk)
+def map_points(assistant: Assistant, title: str, chunk: list[tuple[int, Moment]]) -> list[Point]:
+    """The lines of a chunk worth a summary, each as a decision, action or point.
+
+    The model picks the lines; what kind each is comes from the line's own wording when it
+    says (classify()), because the 1.5B model picks well but labels at random (it filed "Tom
+    will write the job posting" as a decision and "Our next meeting is on August 3rd" as an
+    action). An owner or deadline the line does not contain is dropped: it would be the
+    model's, not the recording's.
+    """
+    text = "\n".join(f"[{n}] {' '.join(m.text.split())}" for n, m in chunk)
     try:
-        out = assistant.chat.json([{"role": "user", "content": render(
-            "summary_map", title=title, lines=text)}], POINTS_SCHEMA)
+        out = assistant.chat.json(render_messages("summary_map", title=title, lines=text),
+                                  POINTS_SCHEMA)
     except Exception:  # noqa: BLE001 - one bad chunk must not sink the summary
         return []
-    valid = {n for n, _ in chunk}
-    return [p for p in out.get("points", []) if isinstance(p, dict) and p.get("line") in valid
-            and str(p.get("text", "")).strip()]
+    lines = dict(chunk)
+    picked: dict[int, dict[str, Any]] = {}
+    for key in ("actions", "decisions", "points"):
+        for item in out.get(key) or []:
+            n = item.get("line") if isinstance(item, dict) else item
+            if n in lines and n not in picked:
+                picked[n] = item if isinstance(item, dict) else {}
+    points = []
+    for n in sorted(picked):
+        line = lines[n]
+        kind = classify(line.text)
+        owner = due = None
+        if kind == "action":
+            owner = _said(picked[n].get("owner"), line.text) or _owner(line)
+            due = _said(picked[n].get("due"), line.text) or _due(line.text)
+        points.append(Point(n, kind, owner, due))
+    return points
+
+
+# Wording that makes a line an action item or a decision, whatever the model said.
+_ASKED = re.compile(r"\b(please|can you|could you|would you|i will|i'll|i am going to|"
+                    r"i'm going to)\b", re.I)
+_PRONOUNS = "We|It|This|That|There|They|You|He|She|I|Our|The"
+_NAMED = re.compile(rf"\b(?!(?:{_PRONOUNS})\b)([A-Z][a-z]+),? (?:will|is going to|needs to|"
+                    r"please|can you|could you)\b")
+_DECISION = re.compile(r"\b(decided|agreed|approved|decision|we will|we'll|we are going to|"
+                       r"we're going to)\b", re.I)
+_FIRST_PERSON = re.compile(r"\b(i will|i'll|i am going to|i'm going to)\b", re.I)
+_DUE = re.compile(
+    r"\b(?:(?:by|before|until|on)\s+)?(?:the\s+)?(?:end of (?:the )?)?(?:monday|tuesday|"
+    r"wednesday|thursday|friday|saturday|sunday|tomorrow|tonight|next (?:week|month)|"
+    r"january|february|march|april|may|june|july|august|september|october|november|"
+    r"december)(?:\s+\d{1,2}(?:st|nd|rd|th)?)?\b", re.I)
+
+
+def classify(text: str) -> str:
+    """"action", "decision" or "point", from how the line is worded."""
+    words = " ".join(text.split())
+    if _ASKED.search(words) or _NAMED.search(words):
+        return "action"
+    return "decision" if _DECISION.search(words) else "point"
+
+
+def _owner(line: Moment) -> str | None:
+    named = _NAMED.search(line.text)
+    if named:
+        return named.group(1)
+    return line.speaker if _FIRST_PERSON.search(line.text) else None  # "I will": the speaker
+
+
+def _due(text: str) -> str | None:
+    found = _DUE.search(text)
+    return found.group(0) if found else None
+
+
+_ASKED_FOR = {"action": re.compile(r"\b(action items?|to-?dos?|tasks?|follow-?ups?|next steps)\b",
+                                   re.I),
+              "decision": re.compile(r"\b(decisions?|decided|agreed)\b", re.I)}
+
+
+def _asked_for(question: str) -> tuple[str, ...]:
+    """The kinds of item a question asks for ("what were the action items?"), or ()."""
+    return tuple(kind for kind, words in _ASKED_FOR.items() if words.search(question))
+
+
+def _lead(point: Point, line: Moment) -> str:
+    """Who (and by when) before the quote: the owner of an action, else the speaker."""
+    if point.kind != "action":
+        return f"{line.speaker}: " if line.speaker else ""
+    who = ", ".join(x for x in (point.owner, f"by {point.due}" if point.due else None) if x)
+    return f"{who}: " if who else ""
+
+
+def _said(value: Any, line: str) -> str | None:
+    value = " ".join(str(value or "").split())
+    return value if value and value.lower() in line.lower() else None
 
 
 def summarize_turn(assistant: Assistant, route: Route,
@@ -113,28 +203,24 @@ def summarize_turn(assistant: Assistant, route: Route,
         yield Event("reply", reply)
         return
     lines = tools.recording_segments(assistant.searcher, rec.media_id, assistant.filters)
-    points: list[dict[str, Any]] = []
+    points: list[Point] = []
     for chunk in chunks(lines):
         points.extend(map_points(assistant, rec.title, chunk))
+    wanted = _asked_for(route.question) or ("point", "decision", "action")
+    if not any(p.kind in wanted for p in points):
+        wanted = ("point", "decision", "action")  # none of what was asked: say what there is
     citations: list[Citation] = []
-    by_line: dict[int, int] = {}
     rendered: dict[str, list[str]] = {"decision": [], "action": [], "point": []}
     for p in points:
-        line = lines[p["line"] - 1]
-        if assistant.support(p["text"], line.text) < SUPPORT_THRESHOLD:
+        if p.kind not in wanted:
             continue
-        if p["line"] not in by_line:
-            by_line[p["line"]] = len(citations) + 1
-            citations.append(Citation(by_line[p["line"]], rec.media_id, rec.path, rec.title,
-                                      line.start, line.end, line.text, line.speaker))
-        if p["kind"] == "action":
-            owner = f"{p['owner']}: " if p.get("owner") else ""
-            due = f" (by {p['due']})" if p.get("due") else ""
-            rendered["action"].append(f"- {owner}{p['text']}{due} [{by_line[p['line']]}]")
-            continue
-        rendered[p["kind"]].append(f"- {p['text']} [{by_line[p['line']]}]")
+        line = lines[p.line - 1]
+        citations.append(Citation(len(citations) + 1, rec.media_id, rec.path, rec.title,
+                                  line.start, line.end, line.text, line.speaker))
+        rendered[p.kind].append(f"- {_lead(p, line)}{' '.join(line.text.split())} "
+                                f"[{len(citations)}]")
     overview = ""
-    if rendered["point"] or rendered["decision"]:
+    if len(wanted) == 3 and (rendered["point"] or rendered["decision"]):
         overview = assistant.chat.complete([{"role": "user", "content": render(
             "summary_reduce", title=rec.title,
             points="\n".join(rendered["point"] + rendered["decision"])[:1500])}]).strip()

@@ -16,6 +16,7 @@ import pytest
 from assistant.agent import Assistant, Turn
 from assistant.llm import LLMConfig, load_chat_model
 from ingestion.batch import BatchOptions, run_batch
+from retrieval import tools
 from retrieval.encoders import load_text_encoder
 from retrieval.filters import Filters
 from retrieval.index import Index
@@ -118,6 +119,29 @@ def test_a_refusal_says_what_was_found_instead(archive, fake):
     assert reply.citations == []
     assert reply.answer.startswith("I could not find this in the archive.")
     assert "Phone call, 00:" in reply.answer  # what it did find, by name and time
+
+
+def test_a_summary_reads_every_line_and_quotes_what_it_cites(archive, fake):
+    fake.replies = [
+        route_reply(intent="summarize", question="Summarize the phone call",
+                    queries=["phone call"]),
+        json.dumps({"decisions": [2], "points": [1, 99],
+                    "actions": [{"line": 3, "owner": "Zed", "due": "next Friday"}]}),
+        "Two people introduce themselves on a call.",
+    ]
+    reply = Assistant(archive, remote(fake)).ask("Summarize the phone call")
+    lines = tools.recording_segments(archive, reply.citations[0].media_id, Filters())
+    map_prompts = [r["body"]["messages"][-1]["content"] for r in fake.requests
+                   if "Recording: Phone call" in r["body"]["messages"][-1]["content"]]
+    assert all(" ".join(m.text.split()) in "\n".join(map_prompts) for m in lines)
+    assert reply.intent == "summarize" and len(reply.citations) == 3  # line 99 does not exist
+    for cite, n in zip(reply.citations, (1, 2, 3)):
+        assert (cite.start, cite.end, cite.text) == (lines[n - 1].start, lines[n - 1].end,
+                                                      lines[n - 1].text)
+    assert "Zed" not in reply.answer and "next Friday" not in reply.answer  # not in the line
+    assert "Two people introduce themselves" in reply.answer
+    # What kind a line is comes from its words: line 3 is no action, whatever the model said.
+    assert "Action items:" not in reply.answer and "Main points:" in reply.answer
 
 
 @pytest.fixture(scope="module")
