@@ -20,7 +20,7 @@ from assistant.evidence import Citation, CitationChecker, label, render_evidence
 from assistant.prompts import render, render_messages
 from retrieval import tools
 from retrieval.filters import Filters
-from retrieval.schema import Moment
+from retrieval.schema import TRANSCRIPT, Moment
 from retrieval.search import Searcher
 
 INTENTS = ("find", "answer", "summarize", "list", "smalltalk", "out_of_scope")
@@ -55,6 +55,9 @@ SUPPORT_THRESHOLD = 0.35
 class Turn:
     role: str  # "user" | "assistant"
     content: str
+    # What an assistant turn cited: "what did she say next?" continues from there. A history
+    # kept as text only is read for its "Title, 00:14–00:17" labels instead.
+    citations: list[Citation] = field(default_factory=list)
 
 
 @dataclass
@@ -103,13 +106,45 @@ def _content_words(text: str) -> set[str]:
     return {w[:6] for w in _WORD.findall(text.lower()) if w not in _STOP and len(w) > 1}
 
 
+# "What did she say next?", "and right after that?", "what came before that?": the answer is
+# in the lines beside what was last cited, which a search for the words would not find.
+_SPOKEN = (r"(say|said|says|ask|asked|answer|answered|reply|replied|respond|responded|happen|"
+           r"happened|come|came|follow|followed|talk|talked|mention|mentioned)")
+_AFTER = re.compile(rf"\b{_SPOKEN}\b.*\b(next|after that|afterwards|right after|straight after)"
+                    r"\b|^\W*(and\s+)?(then|next|after that)\W*$", re.I)
+_BEFORE = re.compile(rf"\b{_SPOKEN}\b.*\b(before that|just before|right before|beforehand)\b"
+                     r"|^\W*(and\s+)?before that\W*$", re.I)
+_LABEL = re.compile(r"([^\[\]\n,]+?), (\d+(?::\d\d){1,2})–(\d+(?::\d\d){1,2})")
+NEIGHBOUR_LINES = 4
+
+
+def _seconds(text: str) -> float:
+    total = 0.0
+    for part in text.split(":"):
+        total = total * 60 + int(part)
+    return total
+
+
+def _with_example(question: str, example: tools.Example | None) -> str:
+    """The question as the answer prompt reads it: the model neither hears nor sees an attached
+    clip or screenshot, so what "this" is in "what was said around this?" is told in words."""
+    if example is None or not example.text:
+        return question
+    what = "an attached audio clip that says" if example.kind == "audio" else \
+        "an attached screenshot that reads"
+    return f"{question}\n(The question is about {what}: “{' '.join(example.text.split())[:300]}”)"
+
+
 class Assistant:
     def __init__(self, searcher: Searcher, chat: Any, filters: Filters | None = None,
-                 k: int = EVIDENCE_K) -> None:
+                 k: int = EVIDENCE_K, example: tools.Example | None = None) -> None:
         self.searcher = searcher
         self.chat = chat  # assistant.llm ChatModel: stream(), complete(), json()
         self.filters = filters or Filters()
         self.k = k
+        # A clip or screenshot attached to the message (ingestion/example.py read it): the turn
+        # searches by it as `clipcite search --like` does, and answers from what it finds.
+        self.example = example
 
     def warm_up(self) -> None:
         """Evaluate the fixed start of the router and answer prompts before the first question
@@ -157,7 +192,12 @@ class Assistant:
         # "out_of_scope" is answered from the archive too: the answer path refuses when nothing
         # supports an answer, and the 1.5B router sent real questions there (a question that
         # began "Ignore all previous instructions..." got a small-talk reply that obeyed it).
-        if route.intent == "smalltalk":
+        nearby = self.neighbours(message, history) if history else []
+        if nearby:
+            yield from self._answer(route, timings, t0, found=nearby)
+        elif self.example is not None:  # an attachment always asks where it was said or shown
+            yield from self._answer(route, timings, t0)
+        elif route.intent == "smalltalk":
             yield from self._smalltalk(message, route, timings)
         elif route.intent == "list":
             yield from self._list(route, timings)
@@ -187,11 +227,50 @@ class Assistant:
             named = Filters(**{**filters.__dict__, "title": route.recording})
             if tools.list_recordings(self.searcher, named):
                 filters = named
+        if self.example is not None:
+            return tools.search_like(self.searcher, self.example, route.question, self.k, filters)
         return tools.search_all(self.searcher, route.queries, self.k, filters)
 
-    def _answer(self, route: Route, timings: dict[str, float], t0: float) -> Iterator[Event]:
+    def neighbours(self, message: str, history: Sequence[Turn]) -> list[Moment]:
+        """For "what did she say next?" (or "before that?"): the lines right after (before)
+        the moment the last answer cited, from that recording; [] for any other message."""
+        after, before = _AFTER.search(message), _BEFORE.search(message)
+        anchor = self._last_cited(history) if (after or before) else None
+        if anchor is None:
+            return []
+        media_id, start, end = anchor
+        try:
+            lines = tools.get_context(self.searcher, media_id, start, end, padding=60.0,
+                                      filters=self.filters)
+        except tools.NotFound:
+            return []
+        lines = [m for m in lines if m.modality == TRANSCRIPT]
+        if before and not after:
+            return [m for m in lines if m.end <= start + 0.5][-NEIGHBOUR_LINES:]
+        return [m for m in lines if m.start >= end - 0.5][:NEIGHBOUR_LINES]
+
+    def _last_cited(self, history: Sequence[Turn]) -> tuple[str, float, float] | None:
+        for past in reversed(history):
+            if past.role != "assistant":
+                continue
+            if past.citations:
+                last = max(past.citations, key=lambda c: c.end)
+                return last.media_id, last.start, last.end
+            labels = _LABEL.findall(past.content)
+            if labels:
+                title, start, end = labels[-1]
+                titles = {r.title.casefold(): r.media_id
+                          for r in tools.list_recordings(self.searcher, self.filters)}
+                media_id = titles.get(title.strip(" [(").casefold())
+                if media_id:
+                    return media_id, _seconds(start), _seconds(end)
+            return None
+        return None
+
+    def _answer(self, route: Route, timings: dict[str, float], t0: float,
+                found: list[Moment] | None = None) -> Iterator[Event]:
         t = time.perf_counter()
-        found = self.search(route)
+        found = found or self.search(route)
         timings["search"] = time.perf_counter() - t
         if not found:
             reply = Reply("I could not find anything about this in the recordings you can see.",
@@ -200,7 +279,7 @@ class Assistant:
             yield Event("reply", reply)
             return
         messages = render_messages("answer", evidence=render_evidence(found),
-                                   question=route.question)
+                                   question=_with_example(route.question, self.example))
         t = time.perf_counter()
         checker = CitationChecker(found, self.support, SUPPORT_THRESHOLD)
         held, deciding, refused = "", True, False

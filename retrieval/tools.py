@@ -10,12 +10,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
+
+import numpy as np
 
 from retrieval.catalog import Recording
 from retrieval.filters import Filters, visible_recordings
 from retrieval.index import Index
-from retrieval.schema import AUDIO, FRAMES, SLIDES, TRANSCRIPT, Moment
-from retrieval.search import Searcher, search
+from retrieval.schema import AUDIO, FRAMES, MODALITIES, SLIDES, TRANSCRIPT, Moment
+from retrieval.search import Like, Searcher, search
 from retrieval.speakers import Speaker, SpeakerError, SpeakerTurn
 
 
@@ -55,6 +58,35 @@ def search_all(searcher: Searcher, query: str | Sequence[str], k: int = 10,
                filters: Filters | None = None) -> list[Moment]:
     """Every modality, keywords and meaning, all phrasings fused: the default search."""
     return search(searcher, query, k, filters)
+
+
+class Example(Protocol):
+    """A clip or screenshot to search by, as ingestion/example.py's read_example gives it
+    (a protocol, so retrieval does not import the ingestion models)."""
+
+    kind: str  # "audio" | "image"
+    text: str  # the clip's words or the image's on-screen text ("" when none)
+    voice: np.ndarray | None
+    image: np.ndarray | None
+
+
+def example_query(example: Example, question: str = "") -> str:
+    """The words searched for an example: the caller's question, if any, then the example's."""
+    return " ".join(filter(None, [question.strip(), example.text]))
+
+
+def search_like(searcher: Searcher, example: Example, question: str = "", k: int = 10,
+                filters: Filters | None = None, also: Sequence[str] = ()) -> list[Moment]:
+    """Moments like an example: `clipcite search --like` and a file attached in the web chat.
+
+    A clip's words are searched everywhere and moments in its voice rank higher; an image's
+    on-screen text is looked for on screen (slides), and its picture in frames when CLIP is on.
+    """
+    modalities = MODALITIES
+    if example.kind == "image":
+        modalities = (SLIDES, *(() if example.image is None else (FRAMES,)))
+    return search(searcher, [example_query(example, question), *also], k, filters,
+                  modalities=modalities, like=Like(image=example.image, voice=example.voice))
 
 
 @dataclass

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from assistant.agent import Assistant, Turn
+from assistant.evidence import Citation
 from assistant.llm import LLMConfig, load_chat_model
 from ingestion.batch import BatchOptions, run_batch
 from retrieval import tools
@@ -110,6 +111,29 @@ def test_follow_up_sends_the_conversation_to_the_router(archive, fake):
     assert "User: where is Sheila from?" in router_prompt
     assert "and what about Diane?" in router_prompt
     assert reply.queries[0] == "Where does Diane live now?"
+
+
+def test_what_was_said_next_comes_from_the_lines_after_the_last_citation(archive, fake):
+    call = next(r for r in tools.list_recordings(archive) if r.title == "Phone call")
+    sheila = next(m for m in tools.recording_segments(archive, call.media_id)
+                  if "sheila" in m.text.lower())
+    cited = Citation(1, sheila.media_id, sheila.path, sheila.title, sheila.start, sheila.end,
+                     sheila.text)
+    as_text = f"Sheila is from Chicago. [Phone call, 00:{int(sheila.start):02d}–" \
+              f"00:{int(sheila.end) + 1:02d}]"
+    for past in (Turn("assistant", "Sheila is from Chicago [1].", [cited]),
+                 Turn("assistant", as_text)):  # a history kept as text: read its label
+        fake.requests.clear()
+        fake.replies = [route_reply(question="What did Diane say after Sheila?",
+                                    queries=["Diane reply"])]
+        fake.deltas = ["Diane is originally from Chicago too [1]."]
+        reply = Assistant(archive, remote(fake)).ask(
+            "What did the other person say right after that?",
+            [Turn("user", "Where is Sheila from?"), past])
+        prompt = fake.requests[-1]["body"]["messages"][-1]["content"]
+        evidence = prompt.rsplit("Snippets:", 1)[1].rsplit("Question:", 1)[0].lower()
+        assert "chicago also" in evidence and "sheila" not in evidence
+        assert reply.citations and reply.citations[0].start >= sheila.end - 0.5
 
 
 def test_a_refusal_says_what_was_found_instead(archive, fake):

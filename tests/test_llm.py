@@ -238,6 +238,18 @@ def test_local_json_follows_the_schema(local_llm: LocalChatModel) -> None:
 
 
 @pytest.mark.slow
+def test_local_json_that_the_free_reply_gets_wrong_is_made_under_the_grammar(
+        local_llm: LocalChatModel) -> None:
+    """The free reply is tried first; "blue" is not in the schema, so the grammar decides."""
+    schema = {"type": "object", "properties": {"colour": {"enum": ["zebra-blue"]}},
+              "required": ["colour"]}
+    reply = local_llm.json([{"role": "user", "content":
+                             'What colour is a clear sky? Reply with JSON: {"colour": "..."}'}],
+                           schema)
+    assert reply == {"colour": "zebra-blue"}
+
+
+@pytest.mark.slow
 def test_local_stream(local_llm: LocalChatModel) -> None:
     start = time.perf_counter()
     first = None

@@ -320,6 +320,190 @@ def test_slide_citation_shows_a_thumbnail(open_app, fake, page, archive):
     page.screenshot(path=str(SCREENS / "chat-slide.png"), full_page=True)
 
 
+
+# -- a clip or screenshot attached to a chat message (search by example) -----------------------
+EXAMPLES_SHOWN = "Which recordings are in the library?"
+AROUND_ROUTER = json.dumps({"intent": "answer", "question": "What was said around this?",
+                            "queries": ["what was said around this"]})
+
+
+def cut(src: Path, dst: Path, start: float, length: float) -> Path:
+    """A clip cut from a recording, in another format than its source (as a user's would be)."""
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-ss", str(start), "-t", str(length),
+                    "-i", str(src), str(dst)], check=True)
+    return dst
+
+
+def attach(page, path: Path) -> None:
+    """Attaches a file with the chat box's paperclip; returns once the box shows it."""
+    page.locator("#cc-question input[type=file]").set_input_files(str(path))
+    page.locator("#cc-question .thumbnail-item").first.wait_for(timeout=30_000)
+
+
+def send(page, question: str = "") -> None:
+    """Sends the box (with its attachment) and waits for the new answer to be complete."""
+    bots = page.locator('#cc-chat .bot, #cc-chat [data-testid="bot"]')
+    before = bots.count()
+    box = page.locator("#cc-question textarea")
+    box.fill(question)
+    box.press("Enter")
+    page.wait_for_function("n => document.querySelectorAll("
+                           "'#cc-chat .bot, #cc-chat [data-testid=\"bot\"]').length > n",
+                           arg=before, timeout=30_000)
+    answered(page)
+
+
+def last_bot(page):
+    return page.locator('#cc-chat .bot, #cc-chat [data-testid="bot"]').last
+
+
+def answer_chips(page) -> list[dict]:
+    """The citation chips of the last answer: media id, start and kind."""
+    bot = last_bot(page)
+    return [{"media": c.get_attribute("name"), "start": float(c.get_attribute("value")
+                                                             .split("|")[0]),
+             "kind": c.get_attribute("value").split("|")[2]}
+            for c in bot.locator(".cc-chip").all()]
+
+
+def left_in_uploads(name: str) -> list[Path]:
+    """Copies of an attached file still in Gradio's upload folder."""
+    from gradio.utils import get_upload_folder
+
+    return list(Path(get_upload_folder()).rglob(name))
+
+
+def test_attached_clip_with_a_question_cites_its_moment(open_app, fake, page, archive, media,
+                                                        tmp_path):
+    """A clip cut from the phone call, attached with a question: the answer cites the call
+    where the clip was said, and the model was told what the clip says."""
+    clip = cut(media / "sample.wav", tmp_path / "sheila-clip.m4a", 12.5, 5.5)
+    fake.replies = [AROUND_ROUTER]
+    fake.deltas = ["Diane is in New Jersey and Sheila is in Texas, ", "originally from "
+                   "Chicago [1]."]
+    page.goto(open_app.url)
+    page.get_by_text("Try asking").wait_for()
+    page.get_by_text(EXAMPLES_SHOWN, exact=True).click()  # the examples still fill the box
+    page.wait_for_function("t => document.querySelector('#cc-question textarea').value === t",
+                           arg=EXAMPLES_SHOWN)
+    attach(page, clip)
+    sent = len(fake.requests)
+    send(page, "what was said around this?")
+    assert "Attached: sheila-clip.m4a" in page.locator("#cc-chat").inner_text()
+    assert "Sheila is in Texas" in last_answer(page), last_answer(page)
+    chips = answer_chips(page)
+    assert chips and chips[0]["media"] == archive["call"], chips
+    assert abs(chips[0]["start"] - 12.5) <= 3.0, chips  # where the clip was cut from
+    prompts = prompts_since(fake, sent)
+    assert "attached audio clip" in prompts and "Diane in New Jersey" in prompts, prompts
+    assert not left_in_uploads("sheila-clip.m4a")  # the upload was removed once read
+    page.screenshot(path=str(SCREENS / "chat-attach-clip.png"), full_page=True)
+
+
+def test_attached_screenshot_alone_finds_its_slide(open_app, fake, page, archive, tmp_path):
+    """A screenshot of the board meeting's slide, sent without a question: the moments it
+    matches are the answer (no language model needed), the slide's recording first."""
+    shot = tmp_path / "falcon-shot.png"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-ss", "3", "-i",
+                    str(archive["root"] / "files" / "Board meeting.mp4"), "-frames:v", "1",
+                    str(shot)], check=True)
+    page.goto(open_app.url)
+    page.get_by_text("Try asking").wait_for()
+    attach(page, shot)
+    sent = len(fake.requests)
+    page.locator("#cc-ask").click()
+    answered(page)
+    text = last_answer(page)
+    assert "On “falcon-shot.png” I read:" in text and "Falcon" in text, text
+    assert "It matches these moments" in text, text
+    chips = answer_chips(page)
+    assert chips and chips[0]["media"] == archive["board"] and chips[0]["kind"] == "video"
+    assert len(fake.requests) == sent  # found moments, not a generated answer
+    player = play_chip(page, last_bot(page).locator(".cc-chip").first)
+    assert f"/media/{archive['board']}" in player["src"]
+    page.locator("#cc-player-thumb").wait_for(state="visible")
+    assert not left_in_uploads("falcon-shot.png")
+    page.wait_for_timeout(500)  # let the video paint its first frame for the screenshot
+    page.screenshot(path=str(SCREENS / "chat-attach-screenshot.png"), full_page=True)
+
+
+def test_bad_attachments_get_a_sentence(open_app, fake, page, tmp_path):
+    """Not a clip or picture, a broken clip, a file over the limit: one sentence each that
+    names the file and says what to do; nothing is left in the upload folder."""
+    notes = tmp_path / "minutes.txt"
+    notes.write_text("The launch is in June.")
+    broken = tmp_path / "broken-clip.m4a"
+    broken.write_bytes(os.urandom(20_000))
+    page.goto(open_app.url)
+    page.get_by_text("Try asking").wait_for()
+    sent = len(fake.requests)
+    for path, expected in ((notes, "“minutes.txt” is not an audio clip or a picture, so I "
+                                   "could not search by it. Attach a short recording"),
+                           (broken, "I could not use “broken-clip.m4a”: not a readable audio "
+                                    "or video file")):
+        attach(page, path)
+        send(page, "where was this said?")
+        text = last_answer(page)
+        assert expected in text, text
+        for technical in ("Traceback", "Error", "Exception", "/tmp"):
+            assert technical not in text, text
+        assert not left_in_uploads(path.name)
+    assert len(fake.requests) == sent  # nothing was asked of the model
+
+    big = tmp_path / "Town hall clip.wav"
+    big.write_bytes(b"RIFF" + os.urandom((LIMIT_MB + 1) * 1024 * 1024))
+    page.locator("#cc-question input[type=file]").set_input_files(str(big))
+    page.wait_for_function("() => document.getElementById('cc-attach-note-text')"
+                           ".textContent.length > 0", timeout=15_000)
+    note = page.locator("#cc-attach-note-text").inner_text()
+    assert "“Town hall clip.wav” is 6.0 MB, more than the 5 MB allowed, so I could not search " \
+           "by it" in note, note
+    assert "ask your administrator to raise the upload limit" in note
+    page.screenshot(path=str(SCREENS / "chat-attach-bad.png"), full_page=True)
+
+    # Past the browser (as if it had reached the upload folder), the server refuses it too, in
+    # the same words; a file that is not an upload is never read.
+    from gradio.utils import get_upload_folder
+
+    from ui.web import AttachmentError, check_attachment, discard_upload
+
+    uploaded = Path(get_upload_folder()) / "clipcite-test-big" / big.name
+    uploaded.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(big, uploaded)
+    try:
+        with pytest.raises(AttachmentError, match="more than the 5 MB allowed, so I could not "
+                                                  "search by it"):
+            check_attachment(uploaded, LIMIT_MB)
+    finally:
+        discard_upload(uploaded)
+    assert not uploaded.parent.exists()
+    with pytest.raises(AttachmentError, match="did not arrive"):
+        check_attachment(big, LIMIT_MB)
+    discard_upload(big)
+    assert big.is_file()  # outside the uploads: never deleted
+
+
+
+def test_hand_made_requests_cannot_name_a_server_file(open_app, tmp_path):
+    """The page names uploads by their path on the server: a request naming a file that was
+    never uploaded (as an attachment, or as a recording to add) is refused, and the file is
+    neither read out, copied into the library nor deleted."""
+    secret = cut(REPO.parent / "shared" / "media" / "sample.wav", tmp_path / "secret.wav", 12.5,
+                 5.5)
+    named = {"path": str(secret), "orig_name": "secret.wav", "meta": {"_type": "gradio.FileData"}}
+    ctx = open_app.app.state.clipcite
+    with httpx.Client(base_url=open_app.url, timeout=120) as http:
+        for api, data in (("respond", [{"text": "", "files": [named]}, [], [], [], None, None]),
+                          ("upload", [[named]])):
+            r = http.post(f"/gradio_api/call/{api}", json={"data": data})
+            assert r.status_code == 200, (api, r.text)
+            out = http.get(f"/gradio_api/call/{api}/{r.json()['event_id']}").text
+            assert "event: error" in out and "Diane" not in out, (api, out[-600:])
+    assert secret.is_file()
+    assert not any("secret" in p.name for p in ctx.library_dir.iterdir())
+    assert not left_in_uploads("secret.wav")
+
+
 def test_chat_filters_limit_the_search(open_app, fake, page, archive):
     """Recordings, tags and dates chosen on the chat page decide what the answer may use."""
     fake.replies, fake.deltas = [ROUTER], ANSWER
@@ -462,6 +646,34 @@ def test_restricted_user_never_sees_the_board_recording(staff_app, fake, browser
         ctx = staff_app.app.state.clipcite
         with pytest.raises(FilterError, match="no longer in the library"):
             chat_filters(ctx.groups("alice"), ctx.searchable("alice"), [board], [], None, None)
+    finally:
+        context.close()
+
+
+def test_restricted_users_attachment_never_cites_the_board_recording(staff_app, fake, browser,
+                                                                     archive, tmp_path):
+    """alice (group "staff") attaches a clip cut from the board meeting: neither the answer to
+    her question nor the moments found for the clip alone cite it or reach the model."""
+    board = archive["board"]
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    try:
+        sign_in(page, staff_app.url, "alice", "wonderland")
+        clip = cut(archive["root"] / "work" / "board.wav", tmp_path / "falcon-clip.m4a", 0, 6)
+        fake.replies = [AROUND_ROUTER]
+        fake.deltas = ["The Falcon acquisition closes in June [1]."]
+        sent = len(fake.requests)
+        attach(page, clip)
+        send(page, "what was said around this?")
+        prompts = prompts_since(fake, sent)
+        assert "Board meeting" not in prompts and "Dana Whitfield" not in prompts
+        assert board not in {c["media"] for c in answer_chips(page)}
+
+        attach(page, clip)  # the clip alone: only what alice may see is listed
+        send(page)
+        assert board not in {c["media"] for c in answer_chips(page)}
+        assert "Board meeting" not in last_answer(page) and "4417" not in last_answer(page)
+        assert "I heard:" in last_answer(page)
     finally:
         context.close()
 

@@ -162,23 +162,21 @@ def open_searcher(settings: Settings):
 
 
 def cmd_search(args: argparse.Namespace, console: Console) -> int:
-    from retrieval.schema import MODALITIES, SLIDES
-    from retrieval.search import Like, search
+    from retrieval.search import search
+    from retrieval.tools import example_query, search_like
 
     settings = _settings(args)
     if not args.query and not args.like:
         raise ValueError("give a question to search for, or --like FILE")
     searcher = open_searcher(settings)
-    query, like, modalities = args.query or "", None, MODALITIES
-    if args.like:
+    query, also = args.query or "", args.also or []
+    if args.like:  # the web chat's attachments take the same path (retrieval.tools.search_like)
         example = read_example_file(Path(args.like).expanduser(), settings)
-        like = Like(image=example.image, voice=example.voice)
-        query = " ".join(filter(None, [args.query, example.text]))
-        if example.kind == "image":  # on-screen text is looked for on screen
-            modalities = (SLIDES, *(() if example.image is None else ("frames",)))
-    queries = [query, *(args.also or [])]
-    moments = search(searcher, queries, k=args.k, filters=search_filters(args),
-                     modalities=modalities, like=like)
+        query = example_query(example, args.query or "")
+        moments = search_like(searcher, example, args.query or "", k=args.k,
+                              filters=search_filters(args), also=also)
+    else:
+        moments = search(searcher, [query, *also], k=args.k, filters=search_filters(args))
     if args.json:
         print(json.dumps({"query": query, "results": [m.to_json() for m in moments]},
                          ensure_ascii=False, indent=2))
@@ -265,7 +263,7 @@ def cmd_chat(args: argparse.Namespace, console: Console) -> int:
                 reply = event.data
         console.print()
         _print_citations(reply, console)
-        history += [Turn("user", message), Turn("assistant", reply.answer)]
+        history += [Turn("user", message), Turn("assistant", reply.answer, reply.citations)]
     return 0
 
 

@@ -3,7 +3,9 @@
 Three pages. **Ask**: a chat whose answers stream in, each citation a chip ("Q3 planning meeting ·
 00:24") that plays that moment in the player beside the chat (with captions), with a thumbnail of
 the screen beside the cited text when the moment was found on a slide or frame; "Limit the
-search" narrows a question to chosen recordings, tags or recording dates. **Recording**: one
+search" narrows a question to chosen recordings, tags or recording dates; a voice clip or a
+screenshot attached to a message is searched by as `clipcite search --like` does (alone, the
+moments it matches are the answer). **Recording**: one
 recording with captions, its whole transcript (click a line to play it; the line being played is
 highlighted), slide thumbnails along a timeline, speakers to name, a search within it and
 downloads; reached by its own list, from the Library, or by a citation's "open the whole
@@ -13,6 +15,7 @@ delete. Every failure reaches the page as a sentence, never a traceback.
 
 Threads: the models load once per process into one *engine* thread that owns the searcher
 (SQLite connections stay in the thread that made them), and answers run there one at a time;
+attachments are read (speech, voice, OCR) in one more thread with the ingestion models;
 ingestion runs in its own thread with its own index handle; the media route and the library
 table read the catalog through per-thread connections; the recording page, captions and
 downloads read (and rename speakers) in one more thread with its own index handle. Access groups
@@ -62,6 +65,9 @@ MEDIA_SUFFIXES = (".wav", ".mp3", ".m4a", ".aac", ".flac", ".ogg", ".oga", ".opu
 MB = 1024 * 1024  # as Gradio counts a "mb" in max_file_size
 TOO_BIG_ADVICE = ("Make it smaller (for example, save only the sound, or the video at a lower "
                   "quality), or ask your administrator to raise the upload limit.")
+# A file attached to a chat message is searched by, never added to the library.
+ATTACH_TOO_BIG_ADVICE = ("Attach a shorter clip (a few seconds of speech is enough) or a smaller "
+                         "picture, or ask your administrator to raise the upload limit.")
 EXAMPLES = [
     "What did we decide about the launch date?",
     "Which recordings are in the library?",
@@ -144,8 +150,10 @@ class Engine:
     def wait_ready(self, timeout: float | None = None) -> None:
         self._loaded.result(timeout)
 
-    def turn(self, message: str, history: list, filters: Filters) -> Iterator[Any]:
-        """The assistant's events for one turn; an exception arrives as an exception item."""
+    def turn(self, message: str, history: list, filters: Filters,
+             example: Any = None) -> Iterator[Any]:
+        """The assistant's events for one turn (searching by `example`, an attached clip or
+        screenshot, when given); an exception arrives as an exception item."""
         from assistant.agent import Assistant
 
         out: queue.Queue = queue.Queue()
@@ -153,7 +161,7 @@ class Engine:
         def run() -> None:
             try:
                 self._loaded.result()
-                assistant = Assistant(self.searcher, self.chat, filters=filters)
+                assistant = Assistant(self.searcher, self.chat, filters=filters, example=example)
                 for event in assistant.turn(message, history):
                     out.put(event)
             except BaseException as e:  # noqa: BLE001 - reported to the page, logged here
@@ -171,6 +179,31 @@ class Engine:
         def run() -> Any:
             self._loaded.result()
             return fn(self.searcher, *args)
+
+        return self._pool.submit(run).result(timeout)
+
+
+class ExampleReader:
+    """Reads clips and screenshots attached in the chat with ingestion/example.py's
+    read_example, the function behind `clipcite search --like`. Its models (speech, voices, OCR,
+    CLIP) load at the first attachment and stay; reading runs in a thread of its own, so a clip's
+    speech recognition does not hold up answers in the engine thread."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="clipcite-examples")
+        self._models: Any = None
+
+    def read(self, path: Path, timeout: float = 300) -> Any:
+        """The Example of a file; MediaError with a plain reason when it cannot be read."""
+        def run() -> Any:
+            from ingestion.example import read_example
+            from ingestion.extract import Models
+
+            options = self.settings.extract_options()
+            if self._models is None:
+                self._models = Models(options)
+            return read_example(path, options, self._models)
 
         return self._pool.submit(run).result(timeout)
 
@@ -377,9 +410,140 @@ def safe_filename(name: str) -> str:
     return f"{stem[:100]}{suffix}"
 
 
-def too_big_message(name: str, size: int, limit_mb: float) -> str:
-    return (f"“{name}” is {size / MB:.1f} MB, more than the {limit_mb:g} MB allowed, so it was "
-            f"not added. {TOO_BIG_ADVICE}")
+def too_big_message(name: str, size: int, limit_mb: float,
+                    outcome: str = "it was not added", advice: str = TOO_BIG_ADVICE) -> str:
+    return (f"“{name}” is {size / MB:.1f} MB, more than the {limit_mb:g} MB allowed, so "
+            f"{outcome}. {advice}")
+
+
+# -- a clip or screenshot attached to a chat message -------------------------------------------
+class AttachmentError(ValueError):
+    """An attachment that cannot be searched by, in one sentence naming the file."""
+
+
+def split_message(message: Any) -> tuple[str, list[Path]]:
+    """The typed text and the attached files of the chat box (a MultimodalTextbox value)."""
+    if isinstance(message, dict):
+        files = [Path(f if isinstance(f, str) else f.get("path", "")) for f in
+                 message.get("files") or []]
+        return (message.get("text") or "").strip(), [f for f in files if str(f) not in ("", ".")]
+    return (message or "").strip(), []
+
+
+def is_image_name(name: str) -> bool:
+    from ingestion.example import IMAGE_SUFFIXES  # imported when needed: it loads scipy
+
+    return name.lower().endswith(IMAGE_SUFFIXES)
+
+
+def is_upload(path: Path) -> bool:
+    """Whether a file the page names is one Gradio received as an upload. The page names files
+    by their path on the server, and Gradio checks that they are uploads only when it runs the
+    server itself (launch()), not when mounted in our FastAPI app: without this, a hand-made
+    request could have any file on the server read out, or deleted."""
+    from gradio.utils import get_upload_folder
+
+    try:
+        root, real = Path(get_upload_folder()).resolve(), path.resolve()
+    except OSError:
+        return False
+    return real != root and real.is_relative_to(root)
+
+
+def check_attachment(path: Path, limit_mb: float) -> None:
+    """Refuses, in a sentence, a file that is not a clip or picture, not an upload, gone, or
+    too big (Gradio checks the size too, in the browser and on upload: never trust it alone)."""
+    name = path.name
+    if not (name.lower().endswith(MEDIA_SUFFIXES) or is_image_name(name)):
+        raise AttachmentError(
+            f"“{name}” is not an audio clip or a picture, so I could not search by it. Attach "
+            "a short recording (such as .m4a, .mp3 or .wav) or a screenshot (.png or .jpg).")
+    if not (is_upload(path) and path.is_file()):
+        raise AttachmentError(f"“{name}” did not arrive. Please attach it again.")
+    size = path.stat().st_size
+    if size > limit_mb * MB:
+        raise AttachmentError(too_big_message(name, size, limit_mb, "I could not search by it",
+                                              ATTACH_TOO_BIG_ADVICE))
+
+
+def discard_upload(path: Path) -> None:
+    """Removes an attachment's uploaded file, and its folder when that is left empty (Gradio
+    keeps each upload in a folder named after its contents): an example is read, never kept.
+    A file outside Gradio's uploads is never touched."""
+    if not is_upload(path):
+        return
+    try:
+        path.unlink(missing_ok=True)
+        if is_upload(path.parent):  # never Gradio's upload folder itself
+            path.parent.rmdir()
+    except OSError:
+        pass
+
+
+def read_attachment(reader: ExampleReader, path: Path, limit_mb: float, question: str) -> Any:
+    """The Example of an attached file, or AttachmentError; the upload is removed either way."""
+    from ingestion.media import MediaError
+
+    name = path.name
+    try:
+        check_attachment(path, limit_mb)
+        example = reader.read(path)
+    except MediaError as e:
+        raise AttachmentError(f"I could not use “{name}”: {plain_error(e)}. Attach a clip in "
+                              "which someone speaks, or a screenshot of a slide.") from None
+    except AttachmentError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a sentence, never a traceback
+        log.exception("reading the attachment %s failed", name)
+        raise AttachmentError(f"I could not read “{name}”: {plain_error(e)}. Please try again; "
+                              f"{_ASK_ADMIN}") from None
+    finally:
+        discard_upload(path)
+    if not example.text and example.image is None and not question:
+        raise AttachmentError(  # a picture without readable text, and CLIP is off
+            f"I could not read any text in “{name}”, so there is nothing to look for on the "
+            "slides. Attach a sharper screenshot, or type what you are looking for.")
+    return example
+
+
+def attachment_status(name: str) -> str:
+    """What the answer bubble says while the attachment is read."""
+    return (f"Reading the text in “{name}”…" if is_image_name(name) else
+            f"Listening to “{name}”…")
+
+
+def user_bubble(text: str, names: list[str]) -> str:
+    """The person's message as shown in the chat: the attached file's name, then the text."""
+    attached = "".join(f"<em>Attached: {html.escape(n)}</em>\n\n" for n in names)
+    return (attached + html.escape(text)).strip()
+
+
+def _quote(text: str, limit: int) -> str:
+    """Text on one line, cut at a word before `limit` characters."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " …"
+
+
+def example_reply(name: str, example: Any, moments: list[Any]) -> Any:
+    """A file sent without a question: what was heard or read in it, and the moments it
+    matches, best first, each a citation (no language model needed)."""
+    from assistant.agent import Reply
+    from assistant.evidence import Citation, label
+
+    words = _quote(example.text, 200)
+    heard = (f"On “{name}” I read: “{words}”. " if example.kind == "image" else
+             f"In “{name}” I heard: “{words}”. ") if words else ""
+    if not moments:
+        return Reply(f"{heard}Nothing in the recordings you can see matches it.", found=[])
+    lines = []
+    for n, m in enumerate(moments, 1):
+        who = f" ({m.speaker})" if m.speaker else ""
+        where = " [on screen]" if m.modality in _VISUAL else ""
+        lines.append(f"[{n}] {label(m)}{who}{where}: “{_quote(m.text, 160)}”")
+    citations = [Citation(n, m.media_id, m.path, m.title, m.start, m.end, m.text, m.speaker)
+                 for n, m in enumerate(moments, 1)]
+    return Reply(f"{heard}It matches these moments, best first (click one to play it):\n"
+                 + "\n".join(lines), citations, intent="find", found=moments)
 
 
 def unique_path(folder: Path, name: str) -> Path:
@@ -696,28 +860,49 @@ HEAD = r"""
 """
 
 # Gradio refuses a file over max_file_size in the browser with a short notice that names only
-# the limit; this says which file, how big, and what to do, under the upload box.
+# the limit; this says which file, how big, and what to do, under the upload box (Library) or
+# under the chat box (an attachment).
 UPLOAD_LIMIT_JS = """
 <script>
 (function () {
-  var LIMIT_MB = __LIMIT_MB__, MB = 1048576, ADVICE = __ADVICE__;
-  function check(files) {
-    var note = document.getElementById('cc-upload-note-text');
+  var LIMIT_MB = __LIMIT_MB__, MB = 1048576;
+  var PLACES = [
+    {box: '#cc-upload', note: 'cc-upload-note-text', tail: 'so it was not added. ' + __ADVICE__},
+    {box: '#cc-question', note: 'cc-attach-note-text',
+     tail: 'so I could not search by it. ' + __ATTACH_ADVICE__}];
+  function check(place, files) {
+    var note = document.getElementById(place.note);
     if (!note) return;
     note.textContent = Array.prototype.filter.call(files || [], function (f) {
       return f.size > LIMIT_MB * MB;
     }).map(function (f) {
       return '“' + f.name + '” is ' + (f.size / MB).toFixed(1) + ' MB, more than the ' +
-        LIMIT_MB + ' MB allowed, so it was not added. ' + ADVICE;
+        LIMIT_MB + ' MB allowed, ' + place.tail;
     }).join(' ');
   }
-  document.addEventListener('change', function (ev) {
-    var t = ev.target;
-    if (t.matches && t.matches('#cc-upload input[type=file]')) check(t.files);
+  PLACES.forEach(function (place) {
+    document.addEventListener('change', function (ev) {
+      var t = ev.target;
+      if (t.matches && t.matches(place.box + ' input[type=file]')) check(place, t.files);
+    }, true);
+    document.addEventListener('drop', function (ev) {
+      var t = ev.target;
+      if (t.closest && t.closest(place.box) && ev.dataTransfer) {
+        check(place, ev.dataTransfer.files);
+      }
+    }, true);
+  });
+  // A new question clears the note about an earlier attachment.
+  function clearAttachNote() {
+    var note = document.getElementById('cc-attach-note-text');
+    if (note) note.textContent = '';
+  }
+  document.addEventListener('keydown', function (ev) {
+    if (ev.key === 'Enter' && !ev.shiftKey && ev.target.closest &&
+        ev.target.closest('#cc-question')) clearAttachNote();
   }, true);
-  document.addEventListener('drop', function (ev) {
-    var t = ev.target;
-    if (t.closest && t.closest('#cc-upload') && ev.dataTransfer) check(ev.dataTransfer.files);
+  document.addEventListener('click', function (ev) {
+    if (ev.target.closest && ev.target.closest('#cc-ask')) clearAttachNote();
   }, true);
 })();
 </script>
@@ -726,7 +911,8 @@ UPLOAD_LIMIT_JS = """
 
 def upload_limit_js(limit_mb: float) -> str:
     return (UPLOAD_LIMIT_JS.replace("__LIMIT_MB__", f"{limit_mb:g}")
-            .replace("__ADVICE__", json.dumps(TOO_BIG_ADVICE)))
+            .replace("__ADVICE__", json.dumps(TOO_BIG_ADVICE))
+            .replace("__ATTACH_ADVICE__", json.dumps(ATTACH_TOO_BIG_ADVICE)))
 
 
 # The date picker keeps a mistyped date to itself, so the question would quietly search every
@@ -779,7 +965,8 @@ video:not(.cc-audio) + .cc-caption { display:none; }
 #cc-player-cited { display:flex; gap:10px; align-items:flex-start; margin-top:8px; }
 #cc-player-thumb { width:160px; flex:none; border:1px solid #ccc; border-radius:4px; }
 #cc-player-text { font-style:italic; color:#444; }
-#cc-upload-note-text { color:#a12d0c; }
+#cc-upload-note-text, #cc-attach-note-text { color:#a12d0c; }
+#cc-attach-note:has(#cc-attach-note-text:empty) { display:none; }
 """
 
 
@@ -854,6 +1041,12 @@ def is_narrowed(filters: Filters) -> bool:
                 or filters.before is not None)
 
 
+def narrowed(filters: Filters, reply: Any) -> str:
+    """The note under an answer that cites nothing while "Limit the search" was used."""
+    return ("Only the recordings chosen under “Limit the search” were searched."
+            if is_narrowed(filters) and not reply.citations else "")
+
+
 def recording_choices(visible: list[Any]) -> list[tuple[str, str]]:
     return [(f"{r.title} ({_fmt_date(r.recorded_at)})", r.media_id) for r in visible]
 
@@ -883,6 +1076,7 @@ class WebContext:
         self.engine = Engine(settings)
         self.ingester = Ingester(settings, self.library_dir)
         self.archive = Archive(settings)
+        self.examples = ExampleReader(settings)
 
     def groups(self, username: str | None) -> frozenset[str] | None:
         return None if self.users is None else self.users.groups_for(username)
@@ -905,29 +1099,46 @@ def build_app(settings: Settings, users: Users | None = None, *,
     """The Gradio app. Serve it with `create_app` (it adds the /media route and sign-in)."""
     ctx = context or WebContext(settings, users, library_dir)
 
-    def respond(message: str, chat: list, turns: list, recordings: list | None,
+    def respond(message: Any, chat: list, turns: list, recordings: list | None,
                 tags: list | None, date_from: str | None, date_to: str | None,
                 request: gr.Request):
+        """One chat message: typed text, an attached clip or screenshot, or both."""
+        text, files = split_message(message)
+        try:
+            if not text and not files:
+                yield gr.skip(), chat, turns
+                return
+            user = _username(request)
+            chat = [*chat, {"role": "user", "content": user_bubble(text, [f.name for f in files])},
+                    {"role": "assistant", "content": "…"}]
+            yield "", chat, turns
+            try:
+                filters = chat_filters(ctx.groups(user), ctx.searchable(user), recordings, tags,
+                                       date_from, date_to)
+                if len(files) > 1:
+                    raise AttachmentError("Attach one clip or screenshot at a time, then ask "
+                                          "about the next one.")
+            except (FilterError, AttachmentError) as e:
+                chat[-1] = {"role": "assistant", "content": html.escape(str(e))}
+                yield gr.skip(), chat, turns
+                return
+            if files:
+                yield from by_example(files[0], text, chat, turns, filters)
+            else:
+                yield from answer(text, chat, turns, filters)
+        finally:
+            for f in files:  # the attachment is read once and never kept
+                discard_upload(f)
+
+    def answer(message: str, chat: list, turns: list, filters: Filters, example: Any = None,
+               shown: str | None = None):
+        """The assistant's streamed, cited answer (searching by `example` when one is given);
+        `shown` is the message as the conversation history keeps it."""
         from assistant.agent import Turn
 
-        message = (message or "").strip()
-        if not message:
-            yield gr.skip(), chat, turns
-            return
-        user = _username(request)
-        chat = [*chat, {"role": "user", "content": html.escape(message)},
-                {"role": "assistant", "content": "…"}]
-        yield "", chat, turns
-        try:
-            filters = chat_filters(ctx.groups(user), ctx.searchable(user), recordings, tags,
-                                   date_from, date_to)
-        except FilterError as e:
-            chat[-1] = {"role": "assistant", "content": html.escape(str(e))}
-            yield gr.skip(), chat, turns
-            return
         text, reply = "", None
         try:
-            for event in ctx.engine.turn(message, list(turns), filters):
+            for event in ctx.engine.turn(message, list(turns), filters, example):
                 if isinstance(event, BaseException):
                     raise event
                 if event.kind == "token":
@@ -944,11 +1155,46 @@ def build_app(settings: Settings, users: Users | None = None, *,
             chat[-1] = {"role": "assistant", "content": "Sorry, no answer came back. Please "
                                                         "try again."}
         else:
-            note = ("Only the recordings chosen under “Limit the search” were searched."
-                    if is_narrowed(filters) and not reply.citations else "")
-            chat[-1] = {"role": "assistant", "content": answer_html(reply, note)}
-            turns = [*turns, Turn("user", message), Turn("assistant", reply.answer)]
+            chat[-1] = {"role": "assistant", "content": answer_html(reply, narrowed(filters,
+                                                                                    reply))}
+            turns = [*turns, Turn("user", shown or message), Turn("assistant", reply.answer,
+                                                                      reply.citations)]
         yield gr.skip(), chat, turns
+
+    def by_example(path: Path, question: str, chat: list, turns: list, filters: Filters):
+        """An attached clip or screenshot, read and searched as `clipcite search --like` does:
+        with a question, the assistant answers it from the moments found; alone, the moments
+        found are the answer."""
+        from assistant.agent import EVIDENCE_K, Turn
+        from retrieval.tools import search_like
+
+        name = path.name
+        chat[-1] = {"role": "assistant", "content": html.escape(attachment_status(name)) + " ▌"}
+        yield gr.skip(), chat, turns
+        try:
+            example = read_attachment(ctx.examples, path, ctx.max_upload_mb, question)
+        except AttachmentError as e:
+            chat[-1] = {"role": "assistant", "content": html.escape(str(e))}
+            yield gr.skip(), chat, turns
+            return
+        shown = f"{question} [attached: {name}]".strip()  # what later questions can refer to
+        if question:
+            yield from answer(question, chat, turns, filters, example, shown)
+            return
+        try:
+            # The caller's groups are in `filters`: nothing they may not see can match.
+            found = ctx.engine.call(search_like, example, "", EVIDENCE_K, filters)
+        except Exception as e:  # noqa: BLE001 - a sentence, never a traceback
+            log.exception("searching by %s failed", name)
+            chat[-1] = {"role": "assistant", "content": html.escape(
+                f"The search by “{name}” did not work: {plain_error(e)}. Please try again; "
+                f"{_ASK_ADMIN}")}
+            yield gr.skip(), chat, turns
+            return
+        reply = example_reply(name, example, found)
+        chat[-1] = {"role": "assistant", "content": answer_html(reply, narrowed(filters, reply))}
+        yield gr.skip(), chat, [*turns, Turn("user", shown),
+                                    Turn("assistant", reply.answer, reply.citations)]
 
     def new_conversation():
         return [], [], ""
@@ -1179,11 +1425,23 @@ def build_app(settings: Settings, users: Users | None = None, *,
                                         "videos. Every answer says where it comes from: click "
                                         "a citation to play that moment.")
                         with gr.Row():
-                            box = gr.Textbox(placeholder="Type a question and press Enter",
-                                             show_label=False, scale=5, elem_id="cc-question",
-                                             autofocus=True)
+                            # The paperclip attaches a voice clip or a screenshot to search by
+                            # (no file types given: a wrong file gets our sentence, not
+                            # Gradio's list of MIME types).
+                            box = gr.MultimodalTextbox(
+                                placeholder="Type a question and press Enter. To find where "
+                                            "something was said or shown, attach a voice clip "
+                                            "or a screenshot with the paperclip.",
+                                show_label=False, scale=5, elem_id="cc-question",
+                                autofocus=True, sources=["upload"], file_count="single",
+                                submit_btn=False,
+                                # Pasted long text stays text (Gradio would attach it as a
+                                # .txt file, which is no example to search by).
+                                max_plain_text_length=1_000_000)
                             send = gr.Button("Ask", variant="primary", scale=1,
                                              elem_id="cc-ask")
+                        gr.HTML("<div id='cc-attach-note-text' role='status'></div>",
+                                elem_id="cc-attach-note")
                         with gr.Accordion("Limit the search to some recordings, tags or "
                                           "dates", open=False, elem_id="cc-filters"):
                             with gr.Row():
@@ -1328,6 +1586,10 @@ def create_app(settings: Settings, users: Users | None = None, *,
     for route in app.routes:
         if isinstance(route, Mount) and hasattr(route.app, "tokens"):
             holder["gradio"] = route.app
+    # Gradio accepts a file named in a request (an upload, an attachment) only if it was
+    # uploaded, but checks that only once launch() has run: mounted, a hand-made request could
+    # name any file on this server and have it copied, ingested or read out.
+    demo.has_launched = True
     app.state.clipcite = ctx
     return app
 
