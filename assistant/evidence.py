@@ -38,9 +38,36 @@ def render_evidence(moments: Sequence[Moment], max_chars: int = 220) -> str:
         who = f" ({m.speaker})" if m.speaker else ""
         kind = {"slides": " [on screen]", "frames": " [on screen]", "audio": " [sound]"}.get(
             m.modality, "")
-        text = " ".join(m.text.split())[:max_chars]
-        lines.append(f"[{n}] {label(m)}{who}{kind}: {text}")
+        text = snippet_text(m)
+        lines.append(f"[{n}] {label(m)}{who}{kind}: {text[:max_chars]}")
     return "\n".join(lines)
+
+
+def snippet_text(moment: Moment) -> str:
+    """What the model reads for a moment, and what a citation of it is checked against."""
+    text = _compact(moment.text.splitlines()) if moment.modality == "slides" else moment.text
+    text = " ".join(text.split())
+    shown = [e["text"] for e in moment.evidence if e.get("modality") == "slides"]
+    if moment.modality == "transcript" and shown:
+        # Speech said while a slide was up is cited at the speech; what the slide shows
+        # often holds the fact ("Room 2.14"), so it comes along.
+        text = f"{text} [on screen: {' '.join(_compact(shown).split())}]"
+    return text
+
+
+def _compact(rows: Sequence[str]) -> str:
+    """Slide lines each carry the slide's title ("Laptop and Access Card: Room 2.14"); the
+    title is said once, so that the snippet's characters (and the local model's prompt tokens)
+    go to what the slide says."""
+    rows = list(dict.fromkeys(r.strip() for text in rows for r in text.splitlines()
+                              if r.strip()))
+    if len(rows) < 2:
+        return "\n".join(rows)
+    title = rows[0].split(": ", 1)[0]
+    prefix = f"{title}: "
+    if not all(r.startswith(prefix) or r == title for r in rows):
+        return "\n".join(rows)
+    return prefix + "; ".join(r[len(prefix):] for r in rows if r != title)
 
 
 @dataclass
@@ -108,7 +135,7 @@ class CitationChecker:
         good = []
         for n in dict.fromkeys(numbers):
             if not 1 <= n <= len(self.evidence) or \
-                    self.support(plain, self.evidence[n - 1].text) < self.threshold:
+                    self.support(plain, snippet_text(self.evidence[n - 1])) < self.threshold:
                 self.result.dropped.append(n)
                 continue
             if n not in self.kept:

@@ -132,6 +132,7 @@ class _Draft:
     score: float
     best: Hit
     hits: list[Hit] = field(default_factory=list)
+    cited: Hit | None = None  # the speech a slide's moment was moved to (see _absorb)
 
     def span(self) -> float:
         return self.end - self.start
@@ -169,15 +170,17 @@ def _absorb(draft: _Draft, hit: Hit) -> bool:
     if hit.modality == TRANSCRIPT and draft.best.modality != TRANSCRIPT and \
             not any(h.modality == TRANSCRIPT for h in draft.hits[:-1]):
         draft.start, draft.end = span  # speech on a slide's topic: cite where it is said
+        draft.cited = hit
     return True
 
 
 def _evidence_text(draft: _Draft) -> str:
-    """The primary modality's texts inside the moment, in time order, without repeats."""
-    modality = draft.best.modality
+    """The primary modality's texts inside the moment, in time order, without repeats: the
+    speech a moment is cited at, else its best hit's modality."""
+    modality = (draft.cited or draft.best).modality
     inside = [h for h in draft.hits if h.modality == modality
               and _span(h)[1] > draft.start and _span(h)[0] < draft.end]
-    parts = sorted(inside or [draft.best], key=lambda h: float(h.metadata["start"]))
+    parts = sorted(inside or [draft.cited or draft.best], key=lambda h: float(h.metadata["start"]))
     seen: list[str] = []
     for h in parts:
         if h.text and h.text not in seen:
@@ -211,7 +214,8 @@ def to_moments(fused: Sequence[tuple[Hit, float]], k: int,
         moments.append(Moment(
             media_id=d.media_id, path=rec.path if rec else d.best.metadata["path"],
             title=rec.title if rec else d.best.metadata["title"], start=d.start, end=d.end,
-            score=round(d.score, 6), modality=d.best.modality, text=_evidence_text(d),
+            score=round(d.score, 6), modality=(d.cited or d.best).modality,
+            text=_evidence_text(d),
             speaker=speakers.pop() if len(speakers) == 1 else None,
             evidence=[{"modality": h.modality, "start": _span(h)[0], "end": _span(h)[1],
                        "text": h.text, "speaker": h.metadata.get("speaker") or None}

@@ -87,10 +87,15 @@ def test_nothing_outside_the_callers_groups_reaches_the_model_or_the_answer(arch
     fake.deltas = ["The Falcon acquisition closes in June [1]."]
     staff = Assistant(archive, remote(fake), filters=Filters(groups=frozenset({"staff"})))
     reply = staff.ask("What did the board agree about the Falcon acquisition?")
-    answer_prompt = fake.requests[-1]["body"]["messages"][-1]["content"]
-    evidence = answer_prompt.rsplit("Snippets:", 1)[1].rsplit("Question:", 1)[0]
-    assert "[1] Phone call" in evidence and "falcon" not in evidence.lower()
+    # The staff can see only the phone call, which is not about Falcon: the answer is a
+    # refusal naming what they may see (no snippet is about the question, so the model is not
+    # even asked to answer), and nothing of the board's reaches the model.
+    answer_prompts = [r["body"]["messages"][-1]["content"] for r in fake.requests
+                      if "Snippets:" in r["body"]["messages"][-1]["content"]]
+    assert all("falcon" not in p.rsplit("Snippets:", 1)[1].rsplit("Question:", 1)[0].lower()
+               for p in answer_prompts)
     assert "Board meeting" not in prompts_sent(fake)
+    assert reply.answer.startswith("I could not find") and "Phone call, 00:" in reply.answer
     assert all("Board meeting" not in c.title for c in reply.citations)
     assert "Board meeting" not in reply.answer
     fake.requests.clear()
@@ -134,6 +139,19 @@ def test_what_was_said_next_comes_from_the_lines_after_the_last_citation(archive
         evidence = prompt.rsplit("Snippets:", 1)[1].rsplit("Question:", 1)[0].lower()
         assert "chicago also" in evidence and "sheila" not in evidence
         assert reply.citations and reply.citations[0].start >= sheila.end - 0.5
+
+
+def test_only_snippets_about_the_question_can_be_cited(archive, fake):
+    assistant = Assistant(archive, remote(fake))
+    call = tools.search_all(archive, "Sheila Texas Chicago", 5)
+    about = assistant.relevant("Where is Sheila originally from?", call)
+    assert about and all(m.title == "Phone call" for m in about)
+    assert any("sheila" in m.text.lower() for m in about)
+    assert assistant.relevant("What is the parking policy for staff?", call) == []
+    fake.replies = [route_reply(question="What is the parking policy?", queries=["parking"])]
+    reply = assistant.ask("What is the parking policy?")
+    assert reply.citations == [] and not any(
+        "Snippets:" in r["body"]["messages"][-1]["content"] for r in fake.requests)
 
 
 def test_a_refusal_says_what_was_found_instead(archive, fake):
