@@ -125,6 +125,16 @@ _LABEL = re.compile(r"([^\[\]\n,]+?), (\d+(?::\d\d){1,2})–(\d+(?::\d\d){1,2})"
 NEIGHBOUR_LINES = 4
 
 
+def _named(value: Any, said: str) -> str | None:
+    """A recording or speaker the router read from the conversation, if the conversation does
+    name it: the 1.5B model fills these in unasked ("speaker": "unknown", "recording":
+    "security officer" for "who is our security officer?"), and a filter nobody asked for can
+    only narrow the search wrongly."""
+    value = " ".join(str(value or "").split())
+    return value if value and value.casefold() in said and \
+        value.casefold() not in ("unknown", "none", "null", "n/a") else None
+
+
 def _seconds(text: str) -> float:
     total = 0.0
     for part in text.split(":"):
@@ -178,8 +188,11 @@ class Assistant:
         question = (out.get("question") or message).strip()
         queries = [q.strip() for q in out.get("queries") or [] if isinstance(q, str) and q.strip()]
         queries = list(dict.fromkeys([question, *queries]))[:5]
-        return Route(intent, question, queries, out.get("recording") or None,
-                     out.get("speaker") or None)
+        said = " ".join([message, *(t.content for t in history[-4:])]).casefold()
+        recording = _named(out.get("recording"), said)
+        speaker = _named(out.get("speaker"), said)
+        return Route(intent, question, queries, recording,
+                     speaker if speaker != recording else None)
 
     def support(self, sentence: str, snippet: str) -> float:
         """How well a snippet backs a sentence: shared content words, or e5 similarity."""

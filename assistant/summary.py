@@ -30,9 +30,8 @@ POINTS_SCHEMA: dict[str, Any] = {
         "decisions": _LINES,
         "actions": {"type": "array", "items": {
             "type": "object",
-            "properties": {"line": {"type": "integer"}, "owner": {"type": ["string", "null"]},
-                           "due": {"type": ["string", "null"]}},
-            "required": ["line", "owner", "due"]}},
+            "properties": {"line": {"type": "integer"}, "due": {"type": ["string", "null"]}},
+            "required": ["line", "due"]}},
         "points": _LINES,
     },
     "required": ["decisions", "actions", "points"],
@@ -103,8 +102,8 @@ def map_points(assistant: Assistant, title: str, chunk: list[tuple[int, Moment]]
     The model picks the lines; what kind each is comes from the line's own wording when it
     says (classify()), because the 1.5B model picks well but labels at random (it filed "Tom
     will write the job posting" as a decision and "Our next meeting is on August 3rd" as an
-    action). An owner or deadline the line does not contain is dropped: it would be the
-    model's, not the recording's.
+    action). Owners come from the line's wording; a deadline the line does not contain is
+    dropped: it would be the model's, not the recording's.
     """
     text = "\n".join(f"[{n}] {' '.join(m.text.split())}" for n, m in chunk)
     try:
@@ -125,7 +124,9 @@ def map_points(assistant: Assistant, title: str, chunk: list[tuple[int, Moment]]
         kind = classify(line.text)
         owner = due = None
         if kind == "action":
-            owner = _said(picked[n].get("owner"), line.text) or _owner(line)
+            # Not the model's owner: it named "Reception Desk" the owner of "On Monday, please
+            # come to the Reception Desk".
+            owner = _owner(line)
             due = _said(picked[n].get("due"), line.text) or _due(line.text)
         points.append(Point(n, kind, owner, due))
     return points
@@ -134,8 +135,10 @@ def map_points(assistant: Assistant, title: str, chunk: list[tuple[int, Moment]]
 # Wording that makes a line an action item or a decision, whatever the model said.
 _ASKED = re.compile(r"\b(please|can you|could you|would you|i will|i'll|i am going to|"
                     r"i'm going to)\b", re.I)
-_PRONOUNS = "We|It|This|That|There|They|You|He|She|I|Our|The"
-_NAMED = re.compile(rf"\b(?!(?:{_PRONOUNS})\b)([A-Z][a-z]+),? (?:will|is going to|needs to|"
+_NOT_NAMES = ("We|It|This|That|There|They|You|He|She|I|Our|The|Then|So|And|Now|Today|Tomorrow|"
+              "Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday|January|February|March|"
+              "April|May|June|July|August|September|October|November|December")
+_NAMED = re.compile(rf"\b(?!(?:{_NOT_NAMES})\b)([A-Z][a-z]+),? (?:will|is going to|needs to|"
                     r"please|can you|could you)\b")
 _DECISION = re.compile(r"\b(decided|agreed|approved|decision|we will|we'll|we are going to|"
                        r"we're going to)\b", re.I)
