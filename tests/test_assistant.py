@@ -152,6 +152,14 @@ def test_only_snippets_about_the_question_can_be_cited(archive, fake):
     reply = assistant.ask("What is the parking policy?")
     assert reply.citations == [] and not any(
         "Snippets:" in r["body"]["messages"][-1]["content"] for r in fake.requests)
+    fake.replies = [route_reply(question="Where is Sheila originally from?",
+                                queries=["Sheila from"])]
+    fake.deltas = ["Chicago [1]."]
+    reply = assistant.ask("Where is Sheila originally from?")
+    prompt = fake.requests[-1]["body"]["messages"][-1]["content"]
+    evidence = prompt.rsplit("Snippets:", 1)[1].rsplit("Question:", 1)[0].lower()
+    assert "sheila" in evidence and "hello. hello" not in evidence  # only what is about it
+    assert reply.citations
 
 
 def test_a_refusal_says_what_was_found_instead(archive, fake):
