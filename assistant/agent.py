@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from assistant.evidence import Citation, CitationChecker, label, render_evidence, snippet_text
+from assistant.evidence import Citation, CitationChecker, label, render_evidence, snippet_parts
 from assistant.prompts import render, render_messages
 from retrieval import tools
 from retrieval.filters import Filters
@@ -207,10 +207,14 @@ class Assistant:
         """The moments whose snippet is about the question (RELEVANCE_THRESHOLD)."""
         if not moments:
             return []
+        # The speech and the slide shown meanwhile are scored apart: joined, a long slide
+        # diluted the sentence that answers ("by the end of October" fell below the line).
+        parts = [[p for p in snippet_parts(m) if p] for m in moments]
         query = self.searcher.text.embed_queries([question])[0]
-        passages = self.searcher.text.embed_passages([snippet_text(m) for m in moments])
-        return [m for m, v in zip(moments, passages)
-                if float(np.dot(query, v)) >= RELEVANCE_THRESHOLD]
+        vectors = iter(self.searcher.text.embed_passages([p for ps in parts for p in ps]))
+        best = [max(float(np.dot(query, next(vectors))) for _ in ps) if ps else 0.0
+                for ps in parts]
+        return [m for m, score in zip(moments, best) if score >= RELEVANCE_THRESHOLD]
 
     # -- a turn ------------------------------------------------------------------------------
     def turn(self, message: str, history: Sequence[Turn] = ()) -> Iterator[Event]:

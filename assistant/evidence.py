@@ -45,14 +45,19 @@ def render_evidence(moments: Sequence[Moment], max_chars: int = 220) -> str:
 
 def snippet_text(moment: Moment) -> str:
     """What the model reads for a moment, and what a citation of it is checked against."""
+    said, shown = snippet_parts(moment)
+    # Speech said while a slide was up is cited at the speech; what the slide shows often
+    # holds the fact ("Room 2.14"), so it comes along.
+    return f"{said} [on screen: {shown}]" if shown else said
+
+
+def snippet_parts(moment: Moment) -> tuple[str, str]:
+    """A moment's own text, and the text of the slide shown meanwhile ("" if none)."""
     text = _compact(moment.text.splitlines()) if moment.modality == "slides" else moment.text
-    text = " ".join(text.split())
     shown = [e["text"] for e in moment.evidence if e.get("modality") == "slides"]
-    if moment.modality == "transcript" and shown:
-        # Speech said while a slide was up is cited at the speech; what the slide shows
-        # often holds the fact ("Room 2.14"), so it comes along.
-        text = f"{text} [on screen: {' '.join(_compact(shown).split())}]"
-    return text
+    if moment.modality != "transcript" or not shown:
+        return " ".join(text.split()), ""
+    return " ".join(text.split()), " ".join(_compact(shown).split())
 
 
 def _compact(rows: Sequence[str]) -> str:
