@@ -22,6 +22,8 @@ from ingestion.media import SAMPLE_RATE
 _TARGET_DBFS = -30.0
 _BATCH = 64  # windows per forward pass: all at once needs 1.5 GB at 10 minutes, 64 need 0.8 GB
 _HOP = 160  # samples per mel frame (10 ms)
+_N_FFT = 400  # 25 ms mel window
+_N_MELS = 40
 
 
 class SpeakerEncoder(Protocol):
@@ -47,12 +49,11 @@ class ResemblyzerEncoder:
         with warnings.catch_warnings():  # its scipy.ndimage.morphology import is deprecated
             warnings.simplefilter("ignore", DeprecationWarning)
             from resemblyzer import VoiceEncoder
-            from resemblyzer.audio import wav_to_mel_spectrogram
 
         if threads:
             torch.set_num_threads(threads)
         self._torch = torch
-        self._mel = wav_to_mel_spectrogram
+        self._filters = _mel_filters()
         self._model = VoiceEncoder(device="cpu", verbose=False).eval()
         with torch.no_grad():  # the first pass sets up the LSTM kernels: do it while loading
             self._model(torch.zeros(_BATCH, int(self.window * SAMPLE_RATE) // _HOP, 40))
@@ -73,12 +74,56 @@ class ResemblyzerEncoder:
             span = audio[lo:hi]
             if len(span) < hi - lo:
                 span = np.pad(span, (0, hi - lo - len(span)))
-            mel = self._mel(span * gain)
+            mel = _power_mel(span * gain, self._filters)
             offsets = (batch - lo) // _HOP
             mels = np.stack([_frames(mel, o, frames) for o in offsets])
             with self._torch.no_grad():
                 out.append(self._model(self._torch.from_numpy(mels)).numpy())
         return np.concatenate(out).astype(np.float32)
+
+
+# Resemblyzer's own mel code calls librosa, whose first call in a process imports numba and
+# scipy.signal: 3-5 s, more than embedding a 30 s recording takes. The same power mel
+# spectrogram in numpy (librosa.feature.melspectrogram at 16 kHz, 400-point FFT, 160 hop, 40
+# Slaney mel bands, centred with zero padding) gives identical values to float32 precision.
+
+def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
+    """Slaney's mel scale: linear below 1 kHz, logarithmic above."""
+    hz = np.asarray(hz, dtype=np.float64)
+    log_step = np.log(6.4) / 27.0
+    return np.where(hz >= 1000.0, 15.0 + np.log(np.maximum(hz, 1e-10) / 1000.0) / log_step,
+                    hz * 3.0 / 200.0)
+
+
+def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
+    mel = np.asarray(mel, dtype=np.float64)
+    log_step = np.log(6.4) / 27.0
+    return np.where(mel >= 15.0, 1000.0 * np.exp(log_step * (mel - 15.0)), mel * 200.0 / 3.0)
+
+
+def _mel_filters() -> np.ndarray:
+    """(40, 201) triangular filters, each normalised to unit area (librosa's norm="slaney")."""
+    fft_hz = np.linspace(0.0, SAMPLE_RATE / 2, _N_FFT // 2 + 1)
+    edges = _mel_to_hz(np.linspace(_hz_to_mel(0.0), _hz_to_mel(SAMPLE_RATE / 2), _N_MELS + 2))
+    width = np.diff(edges)
+    ramps = edges[:, None] - fft_hz[None, :]
+    rising = -ramps[:-2] / width[:-1, None]
+    falling = ramps[2:] / width[1:, None]
+    filters = np.maximum(0.0, np.minimum(rising, falling))
+    filters *= (2.0 / (edges[2:] - edges[:-2]))[:, None]
+    return filters.astype(np.float32)
+
+
+def _power_mel(audio: np.ndarray, filters: np.ndarray) -> np.ndarray:
+    """(frames, 40) power mel spectrogram, one frame every 10 ms, centred Hann windows."""
+    padded = np.pad(audio.astype(np.float32, copy=False), _N_FFT // 2)
+    count = 1 + (len(padded) - _N_FFT) // _HOP
+    step = padded.strides[0]
+    frames = np.lib.stride_tricks.as_strided(padded, (count, _N_FFT), (step * _HOP, step))
+    window = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(_N_FFT) / _N_FFT)).astype(np.float32)
+    spectrum = np.fft.rfft(frames * window, axis=1)
+    power = (spectrum.real ** 2 + spectrum.imag ** 2).astype(np.float32)
+    return power @ filters.T
 
 
 def _frames(mel: np.ndarray, offset: int, count: int) -> np.ndarray:

@@ -1,7 +1,9 @@
 """Speaker diarization on real meeting audio (RTTM ground truth) and generated voices.
 
-Bounds are loose enough for noise between runs and tight enough to fail if clustering, the
-speaker count or smoothing broke (one speaker for everyone scores DER ~0.45 on sample.wav).
+Bounds sit a little above the measured figures (README, "Diarization benchmark") and fail if
+clustering, the speaker count or smoothing broke: one speaker for everyone scores DER 0.49 on
+sample.wav and 0.54 pooled over the four real recordings; the code before the speech-share
+projection and the blend check found 3 speakers in dev00 (DER 0.37) and pooled 0.41.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ import pytest
 
 from eval.der import read_rttm, score
 from eval.meetings import MeetingSpec, build_all
-from ingestion.diarization import DiarizeOptions, Turn, diarize, label_words, match_voices
+from ingestion.clustering import kmeans, similarity
+from ingestion.diarization import (DiarizeOptions, Turn, _blend_cosine, _project_out, diarize,
+                                   label_words, match_voices)
 from ingestion.media import SAMPLE_RATE, decode_audio
 from ingestion.segments import Word
 
@@ -57,16 +61,36 @@ def _truth(result, reference) -> dict[str, str]:
     return {h: max(v, key=v.get) for h, v in votes.items()}
 
 
-@pytest.mark.parametrize("name,rttm,max_der", [("sample", "sample.rttm", 0.15),
-                                               ("dev01", "debug.development.rttm", 0.25)])
-def test_real_recording(encoder, media, name, rttm, max_der):
-    result, reference, s = _run(encoder, media / f"{name}.wav", media / rttm, name)
+REAL = {"sample": "sample.rttm", "dev00": "debug.development.rttm",
+        "dev01": "debug.development.rttm", "tst00": "debug.test.rttm"}
+
+
+@pytest.fixture(scope="module")
+def real(encoder, media) -> dict[str, tuple]:
+    """(result, reference, scored) for each RTTM-labelled real recording."""
+    return {name: _run(encoder, media / f"{name}.wav", media / rttm, name)
+            for name, rttm in REAL.items()}
+
+
+@pytest.mark.parametrize("name,max_der", [("sample", 0.10), ("dev00", 0.25), ("dev01", 0.19)])
+def test_two_speaker_recording(real, name, max_der):
+    result, reference, s = real[name]
     assert len(result.prints) == 2
     assert s.der < max_der, s
     names = [t.speaker for t in result.turns]
     assert names[0] == "Speaker 1" and set(names) == {"Speaker 1", "Speaker 2"}
     assert all(b.start >= a.end - 1e-6 for a, b in zip(result.turns, result.turns[1:]))
     assert all(t.end - t.start >= 0.25 for t in result.turns)
+
+
+def test_real_recordings_pooled(real):
+    """Issue #8: pooled DER <= 0.35 (measured 0.350) and the right count on 3 of 4 or more."""
+    errors = sum(s.der * s.total for _, _, s in real.values())
+    pooled = errors / sum(s.total for _, _, s in real.values())
+    assert pooled < 0.37, pooled
+    right = [name for name, (result, reference, _) in real.items()
+             if len(result.prints) == len({r[2] for r in reference})]
+    assert len(right) >= 3, right
 
 
 def test_given_speaker_count(encoder, media):
@@ -77,9 +101,9 @@ def test_given_speaker_count(encoder, media):
 
 def test_generated_meeting_and_voice_matching(encoder, meetings):
     three, ref3, s3 = _run(encoder, *meetings[MEETING_3.name], MEETING_3.name)
-    assert len(three.prints) == 3 and s3.der < 0.12, s3
+    assert len(three.prints) == 3 and s3.der < 0.07, s3
     two, ref2, s2 = _run(encoder, *meetings[MEETING_2.name], MEETING_2.name)
-    assert len(two.prints) == 2 and s2.der < 0.12, s2
+    assert len(two.prints) == 2 and s2.der < 0.08, s2
 
     truth3, truth2 = _truth(three, ref3), _truth(two, ref2)
     known = {truth3[s]: p for s, p in three.prints.items()}  # Alan, Beth, Carl by name
@@ -96,6 +120,58 @@ def test_match_voices_is_one_to_one_and_thresholded():
     got = match_voices({"Speaker 1": close, "Speaker 2": a}, known, threshold=0.9)
     assert got == {"Speaker 2": ("Ann", pytest.approx(1.0))}  # Ann is one speaker, the closest
     assert match_voices({"Speaker 1": np.eye(3, dtype=np.float32)[2]}, known, 0.9) == {}
+
+
+def test_overlapping_windows_are_not_neighbours():
+    vectors = np.eye(3)[[0, 0, 1]]
+    spans = np.array([[0.0, 1.6], [1.0, 2.6], [2.0, 3.6]])
+    sim = similarity(vectors, spans)
+    assert sim[0, 1] == -1.0 and sim[1, 2] == -1.0  # shared audio says nothing about voices
+    assert sim[0, 2] == 0.0 and np.all(np.diag(sim) == 1.0)
+
+
+def test_speech_share_direction_is_projected_out():
+    rng = np.random.default_rng(0)
+    voices = np.eye(8)[rng.integers(0, 2, 200)]  # two "speakers"
+    share = rng.uniform(0.5, 1.0, 200)
+    silence = np.eye(8)[5]
+    raw = voices + 0.8 * share[:, None] * silence + 0.05 * rng.standard_normal((200, 8))
+    raw /= np.linalg.norm(raw, axis=1, keepdims=True)
+    clean = _project_out(raw, share)
+    assert abs(np.corrcoef(raw[:, 5], share)[0, 1]) > 0.5
+    assert abs(np.corrcoef(clean[:, 5], share)[0, 1]) < 0.1
+    assert np.allclose(np.linalg.norm(clean, axis=1), 1.0)
+    # The speakers stay apart: the direction is the nuisance's, not theirs.
+    assert np.corrcoef(clean[:, 0], voices[:, 0])[0, 1] > 0.9
+
+
+def test_blend_of_two_voices_is_recognised():
+    a, b, c = np.eye(3)
+    mix = (a + b) / np.linalg.norm(a + b)
+    assert _blend_cosine(mix, a, b) == pytest.approx(1.0)
+    assert _blend_cosine(c, a, b) == pytest.approx(0.0)
+    # Negative weights are not allowed: the opposite of a voice is no blend of it.
+    assert _blend_cosine(-a, a, b) == pytest.approx(0.0)
+
+
+def test_kmeans_finds_separated_groups():
+    rng = np.random.default_rng(1)
+    points = np.concatenate([rng.normal(0, 0.1, (30, 2)), rng.normal(3, 0.1, (20, 2))])
+    labels = kmeans(points, 2)
+    assert len(set(labels[:30])) == 1 and len(set(labels[30:])) == 1
+    assert labels[0] != labels[-1]
+
+
+def test_mel_matches_resemblyzer():
+    from resemblyzer.audio import wav_to_mel_spectrogram
+
+    from ingestion.voice import _mel_filters, _power_mel
+
+    audio = (np.random.default_rng(2).standard_normal(48_077) * 0.05).astype(np.float32)
+    expected = wav_to_mel_spectrogram(audio)
+    got = _power_mel(audio, _mel_filters())
+    assert got.shape == expected.shape
+    assert np.max(np.abs(got - expected)) < 1e-5 * np.max(np.abs(expected))
 
 
 def test_label_words():
