@@ -79,3 +79,16 @@ def test_unreadable_inputs_raise_plain_reasons(tmp_path: Path):
         probe(text)
     with pytest.raises(MediaError, match="file not found"):
         probe(tmp_path / "nope.mp4")
+
+
+def test_sample_buffer_grows_past_a_short_header_and_keeps_every_sample():
+    from ingestion.media import _Samples
+
+    rng = np.random.default_rng(0)
+    chunks = [rng.standard_normal(n).astype(np.float32) for n in (700, 1, 2048, 333, 5000)]
+    for capacity in (1, 100, 8082, 100_000):  # too small, about right, far too big
+        buf = _Samples(capacity)
+        for c in chunks:
+            buf.add(c)
+        got = buf.array()
+        assert got.dtype == np.float32 and np.array_equal(got, np.concatenate(chunks))
