@@ -8,6 +8,7 @@ stays flat however long the video is.
 from __future__ import annotations
 
 import difflib
+import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -25,6 +26,11 @@ THUMB_SIZE = (320, 180)
 PIXEL_DELTA = 32
 CHANGED_FRACTION = 0.005
 SAME_TEXT_RATIO = 0.9
+# A line on more than this share of a deck's slides (and on BOILERPLATE_MIN_SLIDES or more),
+# page numbers aside, is a footer or header ("Northwind Traders Security Training 3/6"): it says
+# nothing about the slide, yet matched every question about the deck's subject.
+BOILERPLATE_SHARE = 0.5
+BOILERPLATE_MIN_SLIDES = 3
 
 
 @dataclass
@@ -62,8 +68,13 @@ class VisualResult:
         is found by a question about it. Every line keeps its slide's time on screen.
         """
         out: list[Segment] = []
-        for slide in self.slides():
-            lines = [ln.strip() for ln in slide.text.splitlines() if ln.strip()]
+        slides = self.slides()
+        repeated = boilerplate_lines([s.text for s in slides])
+        for slide in slides:
+            lines = [ln.strip() for ln in slide.text.splitlines()
+                     if ln.strip() and _line_key(ln) not in repeated]
+            if not lines:
+                continue
             title, rest = lines[0], lines[1:]
             out.append(Segment(modality=SLIDES, start=slide.start, end=slide.end, text=title))
             out.extend(Segment(modality=SLIDES, start=slide.start, end=slide.end,
@@ -73,6 +84,23 @@ class VisualResult:
     def frame_segments(self) -> list[tuple[Segment, list[float]]]:
         return [(Segment(modality=FRAMES, start=kf.start, end=kf.end, text=kf.text),
                  kf.embedding) for kf in self.keyframes if kf.embedding is not None]
+
+
+def _line_key(line: str) -> str:
+    """A line with its numbers and spacing ignored ("Training 2/6" == "Training 3/6")."""
+    return " ".join(re.sub(r"\d+", "#", line.casefold()).split())
+
+
+def boilerplate_lines(slides: list[str]) -> set[str]:
+    """Keys (_line_key) of the lines repeated on most slides of a deck: footers, headers."""
+    if len(slides) < BOILERPLATE_MIN_SLIDES:
+        return set()
+    counts: dict[str, int] = {}
+    for text in slides:
+        for key in {_line_key(ln) for ln in text.splitlines() if ln.strip()}:
+            counts[key] = counts.get(key, 0) + 1
+    return {key for key, n in counts.items()
+            if n >= BOILERPLATE_MIN_SLIDES and n > BOILERPLATE_SHARE * len(slides)}
 
 
 def _same_text(a: str, b: str) -> bool:

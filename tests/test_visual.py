@@ -14,6 +14,7 @@ from PIL import Image, ImageDraw, ImageFont
 from ingestion.batch import BatchOptions, run_batch
 from ingestion.extract import ExtractOptions
 from ingestion.media import sample_frames
+from ingestion.visual import boilerplate_lines
 from retrieval.clip import ClipEncoder, _prepare_torchvision
 from retrieval.encoders import load_text_encoder
 from retrieval.index import Index
@@ -34,21 +35,23 @@ NARRATION = [
 SLIDE_SECONDS = 8.0
 
 
-def _slide(title: str, body: str, path: Path) -> None:
+def _slide(title: str, body: str, path: Path, footer: str) -> None:
     image = Image.new("RGB", (1280, 720), (245, 245, 240))
     draw = ImageDraw.Draw(image)
     draw.text((80, 120), title, fill=(20, 20, 60), font=ImageFont.load_default(size=72))
     draw.text((80, 320), body, fill=(30, 30, 30), font=ImageFont.load_default(size=48))
+    draw.text((80, 620), footer, fill=(90, 90, 90), font=ImageFont.load_default(size=36))
     image.save(path)
 
 
 @pytest.fixture(scope="module")
 def slide_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Three slides of 8 s each, narrated by espeak-ng; the room number is only on screen."""
+    """Three slides of 8 s each, narrated by espeak-ng; the room number is only on screen.
+    Every slide has the deck's footer with its page number, as real decks do."""
     d = tmp_path_factory.mktemp("slides")
     parts = []
     for i, ((title, body), line) in enumerate(zip(SLIDES_TEXT, NARRATION)):
-        _slide(title, body, d / f"s{i}.png")
+        _slide(title, body, d / f"s{i}.png", f"Northwind Traders New Starter Guide {i + 1}/3")
         subprocess.run(["espeak-ng", "-v", "en-us", "-s", "150", "-w", str(d / f"n{i}.wav"),
                         line], check=True)
         ffmpeg("-loop", "1", "-i", str(d / f"s{i}.png"), "-i", str(d / f"n{i}.wav"),
@@ -97,7 +100,8 @@ def indexed(slide_video: Path, tiny_clip, tmp_path_factory, extract_options: Ext
 
 def test_one_slide_segment_per_slide_with_its_interval(indexed):
     index, rec = indexed
-    lines = index.segments(SLIDES, [rec.gen])  # a segment per line, led by the slide title
+    # A segment per line, led by the slide title; the footer on every slide is not one.
+    lines = index.segments(SLIDES, [rec.gen])
     spans = sorted({(h.metadata["start"], h.metadata["end"]) for h in lines})
     assert len(spans) == 3
     for (start, end), (title, body), i in zip(spans, SLIDES_TEXT, range(3)):
@@ -105,6 +109,17 @@ def test_one_slide_segment_per_slide_with_its_interval(indexed):
         assert texts == [title, f"{title}: {body}"]
         assert abs(start - i * SLIDE_SECONDS) <= 2.1
         assert abs(end - (i + 1) * SLIDE_SECONDS) <= 2.1
+
+
+def test_footers_and_headers_repeated_across_a_deck_are_not_slide_text():
+    deck = [f"Topic {t}\nPoint about {t}\nACME Security Training {i}/4\nConfidential"
+            for i, t in enumerate(["phishing", "passwords", "devices", "quiz"], 1)]
+    repeated = boilerplate_lines(deck)
+    assert repeated == {"acme security training #/#", "confidential"}
+    assert boilerplate_lines(deck[:2]) == set()  # two slides: too few to tell a footer
+    # A line on two slides of six is content.
+    deck += [f"Recap of {t}\nPoint about phishing" for t in ("week one", "week two")]
+    assert boilerplate_lines(deck) == {"acme security training #/#", "confidential"}
 
 
 def test_transcript_and_slides_both_indexed(indexed):
