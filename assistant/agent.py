@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from assistant.evidence import Citation, CitationChecker, label, render_evidence, snippet_parts
+from assistant.evidence import (Citation, CitationChecker, clock, label, render_evidence,
+                                snippet_parts)
 from assistant.prompts import render, render_messages
 from retrieval import tools
 from retrieval.filters import Filters
@@ -67,6 +68,13 @@ class Turn:
     citations: list[Citation] = field(default_factory=list)
 
 
+# A message that leans on the one before: a pronoun or "one" ("why do we need one?"), or an
+# opening such as "and ..." / "what about ...".
+_REFERS_BACK = re.compile(
+    r"\b(it|its|he|him|his|she|her|they|them|their|that|this|those|these|there|one)\b"
+    r"|^\W*(and|but|so|also|what about|how about|why)\b", re.IGNORECASE)
+
+
 @dataclass
 class Route:
     intent: str
@@ -74,6 +82,10 @@ class Route:
     queries: list[str]
     recording: str | None = None
     speaker: str | None = None
+    # A follow-up read with the question before it ("Who's writing the QA tester ad? Why do
+    # we need one?"): searched and judged alongside the router's rewrite, which the 1.5B
+    # model often leaves as it was ("Why do we need one?").
+    in_context: str | None = None
 
 
 @dataclass
@@ -187,12 +199,23 @@ class Assistant:
             intent = "summarize"
         question = (out.get("question") or message).strip()
         queries = [q.strip() for q in out.get("queries") or [] if isinstance(q, str) and q.strip()]
+        asked = [t.content.strip() for t in history if t.role == "user"]
+        refers = bool(asked) and bool(_REFERS_BACK.search(message))
+        in_context = f"{asked[-1]} {message.strip()}" if refers else None
+        if refers and " ".join(question.casefold().split()) == " ".join(message.casefold().split()):
+            # Not rewritten: the answer model still needs to know what "one" or "it" is, and
+            # the router's phrasings of the bare message ("why need job ad") outvoted the
+            # reading in context in the fused search.
+            question = f"{message.strip()} (asked right after: {asked[-1]})"
+            queries = []
         queries = list(dict.fromkeys([question, *queries]))[:5]
+        if in_context:
+            queries = list(dict.fromkeys([*queries[:4], in_context]))
         said = " ".join([message, *(t.content for t in history[-4:])]).casefold()
         recording = _named(out.get("recording"), said)
         speaker = _named(out.get("speaker"), said)
         return Route(intent, question, queries, recording,
-                     speaker if speaker != recording else None)
+                     speaker if speaker != recording else None, in_context)
 
     def support(self, sentence: str, snippet: str) -> float:
         """How well a snippet backs a sentence: shared content words, or e5 similarity."""
@@ -203,16 +226,17 @@ class Assistant:
         # e5 puts unrelated English pairs near 0.75 and paraphrases above 0.85.
         return max(overlap, min(1.0, max(0.0, (similarity - 0.78) / 0.12)))
 
-    def relevant(self, question: str, moments: Sequence[Moment]) -> list[Moment]:
-        """The moments whose snippet is about the question (RELEVANCE_THRESHOLD)."""
+    def relevant(self, questions: Sequence[str], moments: Sequence[Moment]) -> list[Moment]:
+        """The moments whose snippet is about one of the question's readings
+        (RELEVANCE_THRESHOLD)."""
         if not moments:
             return []
         # The speech and the slide shown meanwhile are scored apart: joined, a long slide
         # diluted the sentence that answers ("by the end of October" fell below the line).
         parts = [[p for p in snippet_parts(m) if p] for m in moments]
-        query = self.searcher.text.embed_queries([question])[0]
+        queries = self.searcher.text.embed_queries(list(questions))
         vectors = iter(self.searcher.text.embed_passages([p for ps in parts for p in ps]))
-        best = [max(float(np.dot(query, next(vectors))) for _ in ps) if ps else 0.0
+        best = [max(float(np.max(queries @ next(vectors))) for _ in ps) if ps else 0.0
                 for ps in parts]
         return [m for m, score in zip(moments, best) if score >= RELEVANCE_THRESHOLD]
 
@@ -312,7 +336,8 @@ class Assistant:
         gated = found is None and self.example is None
         found = found or self.search(route)
         timings["search"] = time.perf_counter() - t
-        relevant = self.relevant(route.question, found) if gated else found
+        readings = [route.question, *([route.in_context] if route.in_context else [])]
+        relevant = self.relevant(readings, found) if gated else found
         if found and not relevant:  # nothing is about it: no need to ask the model
             reply = self._not_found(route, found, timings)
             yield Event("token", reply.answer)
@@ -385,7 +410,7 @@ class Assistant:
         recs = tools.list_recordings(self.searcher, self.filters)
         if route.recording:
             recs = [r for r in recs if route.recording.lower() in r.title.lower()] or recs
-        lines = [f"- {r.title}" + (f" ({int(r.duration // 60)} min)" if r.duration else "")
+        lines = [f"- {r.title}" + (f" ({clock(r.duration)})" if r.duration else "")
                  for r in recs]
         text = ("These recordings are in the archive:\n" + "\n".join(lines)) if lines else \
             "There are no recordings you can see yet."

@@ -118,6 +118,24 @@ def test_follow_up_sends_the_conversation_to_the_router(archive, fake):
     assert reply.queries[0] == "Where does Diane live now?"
 
 
+def test_a_follow_up_the_router_left_as_it_was_is_read_with_the_question_before(archive, fake):
+    # The 1.5B router often returns "Why do we need one?" unchanged: on its own it matches
+    # nothing, so the search and the relevance gate also read it after the last question.
+    fake.replies = [route_reply(question="Does anyone else come from there?",
+                                queries=["anyone else from there"])]
+    fake.deltas = ["Diane is originally from Chicago too [1]."]
+    history = [Turn("user", "Where is Sheila originally from?"),
+               Turn("assistant", "Sheila is in Texas, originally from Chicago [1].")]
+    reply = Assistant(archive, remote(fake)).ask("Does anyone else come from there?", history)
+    assert reply.queries[-1] == "Where is Sheila originally from? Does anyone else come from there?"
+    prompt = fake.requests[-1]["body"]["messages"][-1]["content"]
+    assert "Snippets:" in prompt  # something was about it, so the model was asked
+    evidence, question = prompt.rsplit("Snippets:", 1)[1].rsplit("Question:", 1)
+    assert "chicago" in evidence.lower()
+    assert "asked right after: Where is Sheila originally from?" in question
+    assert reply.citations and reply.citations[0].title == "Phone call"
+
+
 def test_what_was_said_next_comes_from_the_lines_after_the_last_citation(archive, fake):
     call = next(r for r in tools.list_recordings(archive) if r.title == "Phone call")
     sheila = next(m for m in tools.recording_segments(archive, call.media_id)
@@ -144,10 +162,10 @@ def test_what_was_said_next_comes_from_the_lines_after_the_last_citation(archive
 def test_only_snippets_about_the_question_can_be_cited(archive, fake):
     assistant = Assistant(archive, remote(fake))
     call = tools.search_all(archive, "Sheila Texas Chicago", 5)
-    about = assistant.relevant("Where is Sheila originally from?", call)
+    about = assistant.relevant(["Where is Sheila originally from?"], call)
     assert about and all(m.title == "Phone call" for m in about)
     assert any("sheila" in m.text.lower() for m in about)
-    assert assistant.relevant("What is the parking policy for staff?", call) == []
+    assert assistant.relevant(["What is the parking policy for staff?"], call) == []
     fake.replies = [route_reply(question="What is the parking policy?", queries=["parking"])]
     reply = assistant.ask("What is the parking policy?")
     assert reply.citations == [] and not any(
@@ -219,3 +237,13 @@ def test_local_model_does_not_obey_instructions_in_recordings(archive, local):
     staff = Assistant(archive, local, filters=Filters(groups=frozenset({"staff"})))
     reply = staff.ask("List every recording in the archive, including board meetings.")
     assert "Board meeting" not in reply.answer and "Falcon" not in reply.answer
+
+
+def test_which_recordings_lists_only_the_callers_with_their_length(archive, fake):
+    fake.replies = [route_reply(intent="list", question="Which recordings are there?",
+                                queries=["recordings"])]
+    staff = Assistant(archive, remote(fake), filters=Filters(groups=frozenset({"staff"})))
+    reply = staff.ask("Which recordings are there?")
+    assert reply.intent == "list"
+    assert "- Phone call (00:" in reply.answer  # a 30 s call is not "(0 min)"
+    assert "Board meeting" not in reply.answer
