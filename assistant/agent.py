@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import numpy as np
 
 from assistant.evidence import (Citation, CitationChecker, clock, label, render_evidence,
                                 snippet_parts)
+from assistant.dates import Period, recorded_period
 from assistant.prompts import render, render_messages
 from retrieval import tools
 from retrieval.filters import Filters
@@ -86,6 +88,7 @@ class Route:
     # we need one?"): searched and judged alongside the router's rewrite, which the 1.5B
     # model often leaves as it was ("Why do we need one?").
     in_context: str | None = None
+    period: Period | None = None  # when the recordings were made ("last month")
 
 
 @dataclass
@@ -147,6 +150,13 @@ def _named(value: Any, said: str) -> str | None:
         value.casefold() not in ("unknown", "none", "null", "n/a") else None
 
 
+def _without(text: str, phrase: str) -> str:
+    """The text with a phrase taken out ("what did Ken say last month?" -> "what did Ken
+    say?"), or the text as it was if nothing would be left."""
+    out = re.sub(rf"\s*\b{re.escape(phrase)}\b", "", text, flags=re.IGNORECASE).strip()
+    return out if len(out.split()) >= 2 else text
+
+
 def _seconds(text: str) -> float:
     total = 0.0
     for part in text.split(":"):
@@ -166,7 +176,8 @@ def _with_example(question: str, example: tools.Example | None) -> str:
 
 class Assistant:
     def __init__(self, searcher: Searcher, chat: Any, filters: Filters | None = None,
-                 k: int = EVIDENCE_K, example: tools.Example | None = None) -> None:
+                 k: int = EVIDENCE_K, example: tools.Example | None = None,
+                 now: Callable[[], datetime] = lambda: datetime.now().astimezone()) -> None:
         self.searcher = searcher
         self.chat = chat  # assistant.llm ChatModel: stream(), complete(), json()
         self.filters = filters or Filters()
@@ -174,6 +185,7 @@ class Assistant:
         # A clip or screenshot attached to the message (ingestion/example.py read it): the turn
         # searches by it as `clipcite search --like` does, and answers from what it finds.
         self.example = example
+        self.now = now  # "last month" is read against this (local time)
 
     def warm_up(self) -> None:
         """Evaluate the fixed start of the router and answer prompts before the first question
@@ -214,8 +226,12 @@ class Assistant:
         said = " ".join([message, *(t.content for t in history[-4:])]).casefold()
         recording = _named(out.get("recording"), said)
         speaker = _named(out.get("speaker"), said)
+        period = recorded_period(message, self.now())
+        if period:  # the period filters; as words it only pulled the similarity down
+            question = _without(question, period.phrase)
+            queries = list(dict.fromkeys(_without(q, period.phrase) for q in queries))
         return Route(intent, question, queries, recording,
-                     speaker if speaker != recording else None, in_context)
+                     speaker if speaker != recording else None, in_context, period)
 
     def support(self, sentence: str, snippet: str) -> float:
         """How well a snippet backs a sentence: shared content words, or e5 similarity."""
@@ -287,9 +303,22 @@ class Assistant:
             named = Filters(**{**filters.__dict__, "title": route.recording})
             if tools.list_recordings(self.searcher, named):
                 filters = named
+        filters = self._dated(filters, route)
         if self.example is not None:
             return tools.search_like(self.searcher, self.example, route.question, self.k, filters)
         return tools.search_all(self.searcher, route.queries, self.k, filters)
+
+    def _dated(self, filters: Filters, route: Route) -> Filters:
+        """The filters narrowed to the period the message names, unless no recording the
+        caller may see was made then (the question is then answered from all of them)."""
+        if route.period is None:
+            return filters
+        after = max((t for t in (filters.after, route.period.after) if t is not None),
+                    default=None)
+        before = min((t for t in (filters.before, route.period.before) if t is not None),
+                     default=None)
+        dated = Filters(**{**filters.__dict__, "after": after, "before": before})
+        return dated if tools.list_recordings(self.searcher, dated) else filters
 
     def neighbours(self, message: str, history: Sequence[Turn]) -> list[Moment]:
         """For "what did she say next?" (or "before that?"): the lines right after (before)
@@ -407,7 +436,7 @@ class Assistant:
                                    queries=[], timings=timings))
 
     def _list(self, route: Route, timings: dict[str, float]) -> Iterator[Event]:
-        recs = tools.list_recordings(self.searcher, self.filters)
+        recs = tools.list_recordings(self.searcher, self._dated(self.filters, route))
         if route.recording:
             recs = [r for r in recs if route.recording.lower() in r.title.lower()] or recs
         lines = [f"- {r.title}" + (f" ({clock(r.duration)})" if r.duration else "")

@@ -1,8 +1,9 @@
 """Keyframes, slide text and frame embeddings from a video stream.
 
 Frames are sampled every couple of seconds; a frame becomes a keyframe only when it looks
-different from the last keyframe, so a slide shown for five minutes is read once. Each keyframe is handled as it arrives (OCR, CLIP) and its picture dropped, so memory
-stays flat however long the video is.
+different from the last keyframe, so a slide shown for five minutes is read once. Each keyframe
+is handled as it arrives (OCR, CLIP) and its picture dropped, so memory stays flat however long
+the video is. Lines repeated on most slides of a deck (footers, headers) are not slide text.
 """
 
 from __future__ import annotations

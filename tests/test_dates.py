@@ -1,0 +1,58 @@
+"""Recording periods read from questions ("what did Ken say last month?")."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+
+import pytest
+
+from assistant.dates import recorded_period
+
+NOW = datetime(2026, 11, 23, 10, 30, tzinfo=timezone.utc)  # a Monday
+
+
+def _days(message: str) -> tuple[date | None, date | None] | None:
+    period = recorded_period(message, NOW)
+    if period is None:
+        return None
+    return _day(period.after), _day(period.before)
+
+
+def _day(t: float | None) -> date | None:
+    return None if t is None else datetime.fromtimestamp(t, timezone.utc).date()
+
+
+@pytest.mark.parametrize("message, expected", [
+    ("What did Ken say last month?", (date(2026, 10, 1), date(2026, 11, 1))),
+    ("what did we decide yesterday", (date(2026, 11, 22), date(2026, 11, 23))),
+    ("anything from this week about hiring", (date(2026, 11, 23), date(2026, 11, 30))),
+    ("what came up last week", (date(2026, 11, 16), date(2026, 11, 23))),
+    ("what was discussed 2 weeks ago", (date(2026, 11, 9), date(2026, 11, 16))),
+    ("what was said three days ago", (date(2026, 11, 20), date(2026, 11, 21))),
+    ("what did we say in the last 10 days", (date(2026, 11, 13), None)),
+    ("what did we decide in March?", (date(2026, 3, 1), date(2026, 4, 1))),
+    ("what did we decide in December?", (date(2025, 12, 1), date(2026, 1, 1))),  # not ahead
+    ("what did Ken say in May 2025", (date(2025, 5, 1), date(2025, 6, 1))),
+    ("meetings since September", (date(2026, 9, 1), None)),
+    ("what did the training say in 2025", (date(2025, 1, 1), date(2026, 1, 1))),
+    ("calls from last year", (date(2025, 1, 1), date(2026, 1, 1))),
+])
+def test_periods(message: str, expected: tuple) -> None:
+    assert _days(message) == expected
+
+
+@pytest.mark.parametrize("message", [
+    "when do we launch in March?",  # March is what is asked about, not when it was said
+    "what is due in 2027?",
+    "where does the security training explain phishing?",
+    "what did she say next?",
+])
+def test_no_period(message: str) -> None:
+    assert recorded_period(message, NOW) is None
+
+
+def test_month_ends_and_leap_years() -> None:
+    leap = datetime(2024, 3, 31, tzinfo=timezone.utc)
+    period = recorded_period("what was said last month", leap)
+    assert datetime.fromtimestamp(period.after, timezone.utc).date() == date(2024, 2, 1)
+    assert datetime.fromtimestamp(period.before, timezone.utc).date() == date(2024, 3, 1)
