@@ -21,6 +21,7 @@ from assistant.evidence import (Citation, CitationChecker, clock, label, render_
                                 snippet_parts)
 from assistant.dates import Period, recorded_period
 from assistant.prompts import render, render_messages
+from assistant.research import merge, research
 from retrieval import tools
 from retrieval.filters import Filters
 from retrieval.schema import TRANSCRIPT, Moment
@@ -306,7 +307,16 @@ class Assistant:
         filters = self._dated(filters, route)
         if self.example is not None:
             return tools.search_like(self.searcher, self.example, route.question, self.k, filters)
-        return tools.search_all(self.searcher, route.queries, self.k, filters)
+        found = tools.search_all(self.searcher, route.queries, self.k, filters)
+        if getattr(self.chat, "can_call_tools", False):
+            # A model that calls tools searches again as it sees fit (several rounds); the
+            # router's phrasings stay as a floor under what it gathers.
+            try:
+                gathered = research(self.chat, self.searcher, route.question, filters, self.k)
+            except Exception:  # noqa: BLE001 - a failed round must not lose the answer
+                gathered = []
+            found = merge(gathered, found)
+        return found
 
     def _dated(self, filters: Filters, route: Route) -> Filters:
         """The filters narrowed to the period the message names, unless no recording the

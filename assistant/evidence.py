@@ -32,9 +32,10 @@ def label(moment: Moment) -> str:
     return f"{moment.title}, {clock(moment.start)}–{clock(moment.end)}"
 
 
-def render_evidence(moments: Sequence[Moment], max_chars: int = 220) -> str:
+def render_evidence(moments: Sequence[Moment], max_chars: int = 220, start: int = 1) -> str:
+    """Numbered snippets ("[1] Title, 00:24–00:29 (Speaker): text"), from `start`."""
     lines = []
-    for n, m in enumerate(moments, 1):
+    for n, m in enumerate(moments, start):
         who = f" ({m.speaker})" if m.speaker else ""
         kind = {"slides": " [on screen]", "frames": " [on screen]", "audio": " [sound]"}.get(
             m.modality, "")

@@ -21,11 +21,14 @@ from urllib.parse import urlparse
 import jsonschema
 import openai
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.messages import (AIMessage, BaseMessage, HumanMessage, SystemMessage,
+                                     ToolMessage)
 
 from assistant import local_model
 
-Message = dict[str, str]
+# {"role": "system"|"user"|"assistant"|"tool", "content": str}; an assistant message that
+# called tools also has "tool_calls" ([{"id", "name", "args"}]), a tool's reply "tool_call_id".
+Message = dict[str, Any]
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
@@ -97,13 +100,28 @@ def with_schema_hint(messages: list[Message], schema: dict) -> list[Message]:
 
 # -- the interface --------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class ToolCall:
+    id: str
+    name: str
+    args: dict[str, Any]
+
+
 def to_langchain(messages: list[Message]) -> list[BaseMessage]:
-    out = []
+    out: list[BaseMessage] = []
     for m in messages:
-        cls = _LC_MESSAGE.get(m.get("role", ""))
-        if cls is None:
-            raise ValueError(f"unknown message role {m.get('role')!r} (system, user, assistant)")
-        out.append(cls(content=m["content"]))
+        role = m.get("role", "")
+        if role == "tool":
+            if not m.get("tool_call_id"):
+                raise ValueError("a tool message needs the tool_call_id it answers")
+            out.append(ToolMessage(content=m["content"], tool_call_id=m["tool_call_id"]))
+        elif role == "assistant" and m.get("tool_calls"):
+            out.append(AIMessage(content=m.get("content") or "", tool_calls=[
+                {"id": c["id"], "name": c["name"], "args": c["args"]} for c in m["tool_calls"]]))
+        elif role in _LC_MESSAGE:
+            out.append(_LC_MESSAGE[role](content=m["content"]))
+        else:
+            raise ValueError(f"unknown message role {role!r} (system, user, assistant, tool)")
     return out
 
 
@@ -131,6 +149,15 @@ class ChatModel(ABC):
 
     def prefill(self, messages: list[Message]) -> None:
         """Prepare for prompts that start like these messages (a no-op for remote APIs)."""
+
+    # Whether call_tools works: native function calling (remote APIs). The local 1.5B model
+    # chose tools in 0 of 5 tries through llama.cpp's function calling, so it routes with JSON.
+    can_call_tools = False
+
+    def call_tools(self, messages: list[Message],
+                   tools: list[dict[str, Any]]) -> tuple[str, list[ToolCall]]:
+        """The model's reply text and the tools it asks to call ([] when it is done)."""
+        raise LLMError("this model does not call tools")
 
     def json(self, messages: list[Message], schema: dict) -> dict:
         """A reply object matching the JSON schema, or LLMError."""
@@ -185,6 +212,14 @@ class LocalChatModel(ChatModel):
 class OpenAIChatModel(ChatModel):
     _json_fallback_errors = (openai.BadRequestError, openai.UnprocessableEntityError,
                              openai.InternalServerError)
+    can_call_tools = True
+
+    def call_tools(self, messages: list[Message],
+                   tools: list[dict[str, Any]]) -> tuple[str, list[ToolCall]]:
+        reply = self._chat.bind_tools(tools).invoke(to_langchain(messages))
+        calls = [ToolCall(c.get("id") or f"call-{i}", c["name"], dict(c.get("args") or {}))
+                 for i, c in enumerate(getattr(reply, "tool_calls", None) or [])]
+        return str(reply.text), calls
 
     def _json_requests(self, messages: list[Message],
                        schema: dict) -> list[tuple[list[Message], dict[str, Any]]]:

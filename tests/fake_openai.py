@@ -20,7 +20,9 @@ class FakeOpenAI:
     def __init__(self) -> None:
         self.requests: list[dict] = []
         self.deltas = ["Hel", "lo", ", ", "world", "!"]
-        self.replies: list[str] = ["Hello, world!"]  # non-streaming replies; the last repeats
+        # Non-streaming replies, the last repeating: text, or {"tool_calls": [{"name": str,
+        # "arguments": dict}]} for a reply that calls tools.
+        self.replies: list[str | dict] = ["Hello, world!"]
         self.reject_json_schema = False
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
@@ -40,10 +42,17 @@ class FakeOpenAI:
 
     def _completion(self, body: dict) -> dict:
         n = sum(1 for r in self.requests if not r["body"].get("stream"))
-        text = self.replies[min(n, len(self.replies)) - 1]
+        reply = self.replies[min(n, len(self.replies)) - 1]
+        message: dict = {"role": "assistant", "content": reply}
+        finish = "stop"
+        if isinstance(reply, dict):  # {"tool_calls": [{"name": ..., "arguments": {...}}]}
+            message = {"role": "assistant", "content": None, "tool_calls": [
+                {"id": f"call_{n}_{i}", "type": "function",
+                 "function": {"name": c["name"], "arguments": json.dumps(c["arguments"])}}
+                for i, c in enumerate(reply["tool_calls"])]}
+            finish = "tool_calls"
         return {"id": "fake-1", "object": "chat.completion", "created": 0, "model": body["model"],
-                "choices": [{"index": 0, "finish_reason": "stop",
-                             "message": {"role": "assistant", "content": text}}],
+                "choices": [{"index": 0, "finish_reason": finish, "message": message}],
                 "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}}
 
     def _chunks(self, body: dict) -> Iterator[dict]:

@@ -71,7 +71,7 @@ def route_reply(**fields) -> str:
 
 
 def prompts_sent(fake: FakeOpenAI) -> str:
-    return "\n".join(m["content"] for r in fake.requests for m in r["body"]["messages"])
+    return "\n".join(m.get("content") or "" for r in fake.requests for m in r["body"]["messages"])
 
 
 def test_citations_map_to_snippets_and_invented_ones_are_dropped(archive, fake):
@@ -285,3 +285,41 @@ def test_listing_by_period_and_a_period_with_no_recordings(archive, fake):
     listed = staff.ask("Which recordings were made in 2023?").answer
     assert "Offsite planning" in listed and "Phone call" in listed
     assert "Board meeting" not in listed
+
+
+def _tool_call(name: str, **arguments) -> dict:
+    return {"name": name, "arguments": arguments}
+
+
+def test_a_model_that_calls_tools_searches_in_several_rounds_within_the_callers_groups(
+        archive, fake):
+    fake.replies = [
+        route_reply(question="Where is Sheila originally from?", queries=["Sheila from"]),
+        {"tool_calls": [_tool_call("search_archive", query="Sheila Texas")]},
+        {"tool_calls": [_tool_call("search_archive", query="Falcon acquisition"),
+                        _tool_call("read_around", snippet=1)]},
+        "done"]
+    fake.deltas = ["Sheila is in Texas [1]."]
+    staff = Assistant(archive, remote(fake), filters=Filters(groups=frozenset({"staff"})))
+    reply = staff.ask("Where is Sheila originally from?")
+    rounds = [r["body"] for r in fake.requests if r["body"].get("tools")]
+    assert len(rounds) == 3  # two rounds of calls, then the model said it was done
+    assert {t["function"]["name"] for t in rounds[0]["tools"]} == {"search_archive",
+                                                                   "read_around"}
+    found = [m["content"] for m in rounds[1]["messages"] if m["role"] == "tool"]
+    assert len(found) == 1 and found[0].startswith("[1] Phone call")
+    later = [m["content"] for m in rounds[2]["messages"] if m["role"] == "tool"]
+    assert len(later) == 3  # one reply per call, each numbered on from what came before
+    assert all("falcon" not in text.lower() and "Board meeting" not in text for text in later)
+    assert reply.citations and reply.citations[0].title == "Phone call"
+    assert "Board meeting" not in prompts_sent(fake)
+
+
+def test_tool_rounds_are_capped(archive, fake):
+    from assistant.research import MAX_ROUNDS
+
+    fake.replies = [route_reply(question="Where is Sheila from?", queries=["Sheila"]),
+                    {"tool_calls": [_tool_call("search_archive", query="Sheila")]}]  # repeats
+    fake.deltas = ["Sheila is in Texas [1]."]
+    Assistant(archive, remote(fake)).ask("Where is Sheila from?")
+    assert sum(1 for r in fake.requests if r["body"].get("tools")) == MAX_ROUNDS

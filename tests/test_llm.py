@@ -130,7 +130,32 @@ def test_backend_choice() -> None:
 
 def test_unknown_role_is_rejected(fake_api: FakeOpenAI) -> None:
     with pytest.raises(ValueError, match="role"):
+        remote(fake_api).complete([{"role": "narrator", "content": "x"}])
+    with pytest.raises(ValueError, match="tool_call_id"):
         remote(fake_api).complete([{"role": "tool", "content": "x"}])
+
+
+def test_remote_tool_calls_and_their_results_round_trip(fake_api: FakeOpenAI) -> None:
+    fake_api.replies = [{"tool_calls": [{"name": "search_archive",
+                                         "arguments": {"query": "budget"}}]}]
+    tools = [{"type": "function", "function": {
+        "name": "search_archive", "description": "search",
+        "parameters": {"type": "object", "properties": {"query": {"type": "string"}}}}}]
+    chat = remote(fake_api)
+    assert chat.can_call_tools
+    text, calls = chat.call_tools([{"role": "user", "content": "budget?"}], tools)
+    assert [(c.name, c.args) for c in calls] == [("search_archive", {"query": "budget"})]
+    fake_api.replies = ["done"]
+    chat.call_tools([{"role": "user", "content": "budget?"},
+                     {"role": "assistant", "content": text, "tool_calls": [
+                         {"id": calls[0].id, "name": calls[0].name, "args": calls[0].args}]},
+                     {"role": "tool", "tool_call_id": calls[0].id, "content": "[1] found"}],
+                    tools)
+    sent = fake_api.requests[-1]["body"]
+    assert sent["tools"][0]["function"]["name"] == "search_archive"
+    assert sent["messages"][1]["tool_calls"][0]["id"] == calls[0].id
+    assert sent["messages"][2] == {"role": "tool", "content": "[1] found",
+                                   "tool_call_id": calls[0].id}
 
 
 # -- GGUF assembly (fast, on small stand-in parts) ---------------------------------------------

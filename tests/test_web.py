@@ -221,7 +221,8 @@ def last_answer(page) -> str:
 
 def prompts_since(fake: FakeOpenAI, sent: int) -> str:
     """Everything the LLM was sent after the first `sent` requests."""
-    return "\n".join(m["content"] for r in fake.requests[sent:] for m in r["body"]["messages"])
+    return "\n".join((m.get("content") or "") for r in fake.requests[sent:]
+                     for m in r["body"]["messages"])
 
 
 def open_filters(page) -> None:
@@ -615,7 +616,7 @@ def test_restricted_user_never_sees_the_board_recording(staff_app, fake, browser
         fake.deltas = ["The Falcon acquisition closes in June [1]."]
         ask(page, "what did the board agree about Falcon?")
         answered(page)
-        prompts = "\n".join(m["content"] for r in fake.requests[sent:]
+        prompts = "\n".join((m.get("content") or "") for r in fake.requests[sent:]
                             for m in r["body"]["messages"])
         assert "Falcon acquisition will close" not in prompts  # never reached the model
         assert "Board meeting" not in prompts
