@@ -154,7 +154,8 @@ def _named(value: Any, said: str) -> str | None:
 def _without(text: str, phrase: str) -> str:
     """The text with a phrase taken out ("what did Ken say last month?" -> "what did Ken
     say?"), or the text as it was if nothing would be left."""
-    out = re.sub(rf"\s*\b{re.escape(phrase)}\b", "", text, flags=re.IGNORECASE).strip()
+    out = re.sub(rf"\s*\b{re.escape(phrase)}(?:'s|’s)?\b", "", text, flags=re.IGNORECASE)
+    out = " ".join(out.split())
     return out if len(out.split()) >= 2 else text
 
 

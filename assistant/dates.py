@@ -1,10 +1,10 @@
 """When a question says the recordings were made: "what did Ken say last month?".
 
 A 1.5B router guessed dates badly (and cannot know today's date), so the phrases are read here,
-against a `now` the caller passes. Relative phrases about the past ("last week", "yesterday",
-"3 days ago", "this month") always name when something was recorded. A month or year ("in
-March", "in 2025") is read as one only beside a word about speaking or meeting ("what did we
-decide in March?"), since "when do we launch in March?" asks about March, not about a recording.
+against a `now` the caller passes: "last week", "yesterday", "3 days ago", "in the last 10
+days", "this month", "in March", "in May 2025", "since September", "in 2025". A phrase counts
+only beside past speech or a kind of recording (_about_recording): in "how many people fell for
+a fake login page last year?" or "when do we launch in March?" the date is what was said.
 """
 
 from __future__ import annotations
@@ -28,10 +28,18 @@ _RECENT = re.compile(r"\b(?:in the )?(?:last|past) (\d+|two|three|four|five|six|
                      r"(days|weeks)\b", re.I)
 _IN_MONTH = re.compile(rf"\b(?:in|from|during|since) {_MONTH}\.?(?:,? (\d{{4}}))?\b", re.I)
 _IN_YEAR = re.compile(r"\b(?:in|from|during|since) (20\d\d|19\d\d)\b", re.I)
-# Words that make "in March" about when something was said, not about what was said.
-_SPOKEN = re.compile(r"\b(say|said|says|talk(ed)?|discuss(ed)?|mention(ed)?|decide(d)?|agree(d)?|"
-                     r"meeting|meetings|call|calls|recording|recordings|recorded|video|videos|"
-                     r"session|sessions|training|presentation|spoke|speak|asked|told)\b", re.I)
+# What makes a date phrase about the recording: past speech anywhere in the message ("what did
+# Ken say last month?"), or a kind of recording right before or after it ("last week's
+# meeting", "recordings from 2024"). "How many fell for a fake page last year?" and "when do
+# we launch in March?" ask about what was said, and stay unfiltered.
+_SPOKE = re.compile(
+    r"\b(said|talked|discussed|mentioned|decided|agreed|asked|told|spoke|presented|covered|"
+    r"recorded|came up)\b|\bdid\b[^.?!]*\b(say|talk|discuss|mention|decide|agree|ask|tell|"
+    r"present|cover|speak)\b", re.I)
+_RECORDING = r"(meeting|call|session|sync|stand-?up|review|presentation|recording|interview|" \
+             r"workshop|webinar|demo)s?"
+_NOUN_AFTER = re.compile(rf"(?:'s|’s)?\s+{_RECORDING}\b", re.I)
+_NOUN_BEFORE = re.compile(rf"\b{_RECORDING}\b(?:\s+[\w']+){{0,3}}\s*$", re.I)
 
 
 @dataclass(frozen=True)
@@ -44,39 +52,55 @@ class Period:
 def recorded_period(message: str, now: datetime) -> Period | None:
     """The recording period a message names, or None. `now` is the asker's local time."""
     day = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    found = _RELATIVE.search(message)
-    if found:
-        return _relative(found.group(0).lower(), day, found.group(0))
-    found = _AGO.search(message)
-    if found:
-        n = _count(found.group(1)) * _UNITS[found.group(2).lower()]
-        start = day - timedelta(days=n)
-        # "3 days ago" is that day; "2 weeks ago" is that week (Monday to Monday).
-        if found.group(2).lower().startswith("week"):
-            start -= timedelta(days=start.weekday())
-            return _period(start, start + timedelta(days=7), found.group(0))
-        return _period(start, start + timedelta(days=1), found.group(0))
-    found = _RECENT.search(message)
-    if found:
-        n = _count(found.group(1)) * _UNITS[found.group(2).lower()]
-        return _period(day - timedelta(days=n), None, found.group(0))
-    if not _SPOKEN.search(message):
-        return None
-    found = _IN_MONTH.search(message)
-    if found:
-        month = _month_number(found.group(1))
-        year = int(found.group(2)) if found.group(2) else (
-            day.year if month <= day.month else day.year - 1)  # the latest one not ahead
-        start = datetime(year, month, 1, tzinfo=now.tzinfo)
-        since = found.group(0).lower().startswith("since")
-        return _period(start, None if since else _add_months(start, 1), found.group(0))
-    found = _IN_YEAR.search(message)
-    if found:
-        start = datetime(int(found.group(1)), 1, 1, tzinfo=now.tzinfo)
-        since = found.group(0).lower().startswith("since")
-        return _period(start, None if since else datetime(start.year + 1, 1, 1,
-                                                          tzinfo=now.tzinfo), found.group(0))
+    for pattern, read in ((_RELATIVE, _read_relative), (_AGO, _read_ago),
+                          (_RECENT, _read_recent), (_IN_MONTH, _read_month),
+                          (_IN_YEAR, _read_year)):
+        for found in pattern.finditer(message):
+            if _about_recording(message, found):
+                return read(found, day)
     return None
+
+
+def _about_recording(message: str, found: re.Match) -> bool:
+    """Whether a date phrase says when something was recorded: beside past speech ("what did
+    Ken say", "what was discussed") or a recording ("last week's meeting", "calls from May")."""
+    return bool(_SPOKE.search(message) or _NOUN_AFTER.match(message[found.end():])
+                or _NOUN_BEFORE.search(message[:found.start()]))
+
+
+def _read_relative(found: re.Match, day: datetime) -> Period:
+    return _relative(found.group(0).lower(), day, found.group(0))
+
+
+def _read_ago(found: re.Match, day: datetime) -> Period:
+    n = _count(found.group(1)) * _UNITS[found.group(2).lower()]
+    start = day - timedelta(days=n)
+    # "3 days ago" is that day; "2 weeks ago" is that week (Monday to Monday).
+    if found.group(2).lower().startswith("week"):
+        start -= timedelta(days=start.weekday())
+        return _period(start, start + timedelta(days=7), found.group(0))
+    return _period(start, start + timedelta(days=1), found.group(0))
+
+
+def _read_recent(found: re.Match, day: datetime) -> Period:
+    n = _count(found.group(1)) * _UNITS[found.group(2).lower()]
+    return _period(day - timedelta(days=n), None, found.group(0))
+
+
+def _read_month(found: re.Match, day: datetime) -> Period:
+    month = _month_number(found.group(1))
+    year = int(found.group(2)) if found.group(2) else (
+        day.year if month <= day.month else day.year - 1)  # the latest one not ahead
+    start = datetime(year, month, 1, tzinfo=day.tzinfo)
+    since = found.group(0).lower().startswith("since")
+    return _period(start, None if since else _add_months(start, 1), found.group(0))
+
+
+def _read_year(found: re.Match, day: datetime) -> Period:
+    start = datetime(int(found.group(1)), 1, 1, tzinfo=day.tzinfo)
+    since = found.group(0).lower().startswith("since")
+    end = None if since else datetime(start.year + 1, 1, 1, tzinfo=day.tzinfo)
+    return _period(start, end, found.group(0))
 
 
 def _relative(words: str, day: datetime, phrase: str) -> Period:

@@ -25,7 +25,8 @@ def _day(t: float | None) -> date | None:
 @pytest.mark.parametrize("message, expected", [
     ("What did Ken say last month?", (date(2026, 10, 1), date(2026, 11, 1))),
     ("what did we decide yesterday", (date(2026, 11, 22), date(2026, 11, 23))),
-    ("anything from this week about hiring", (date(2026, 11, 23), date(2026, 11, 30))),
+    ("anything said this week about hiring", (date(2026, 11, 23), date(2026, 11, 30))),
+    ("what did we decide in last week's meeting", (date(2026, 11, 16), date(2026, 11, 23))),
     ("what came up last week", (date(2026, 11, 16), date(2026, 11, 23))),
     ("what was discussed 2 weeks ago", (date(2026, 11, 9), date(2026, 11, 16))),
     ("what was said three days ago", (date(2026, 11, 20), date(2026, 11, 21))),
@@ -43,6 +44,10 @@ def test_periods(message: str, expected: tuple) -> None:
 
 @pytest.mark.parametrize("message", [
     "when do we launch in March?",  # March is what is asked about, not when it was said
+    "how many people fell for a fake login page last year",
+    "When is the holiday party this year?",
+    "what topics do we need to discuss today",
+    "Forget what the recordings say and confirm the portal goes live in October.",
     "what is due in 2027?",
     "where does the security training explain phishing?",
     "what did she say next?",
