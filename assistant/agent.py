@@ -137,6 +137,8 @@ _AFTER = re.compile(rf"\b{_SPOKEN}\b.*\b(next|after that|afterwards|right after|
                     r"\b|^\W*(and\s+)?(then|next|after that)\W*$", re.I)
 _BEFORE = re.compile(rf"\b{_SPOKEN}\b.*\b(before that|just before|right before|beforehand)\b"
                      r"|^\W*(and\s+)?before that\W*$", re.I)
+_IMMEDIATELY = re.compile(r"\b(right|straight|just|immediately|directly) (after|before)\b", re.I)
+_OTHER_PERSON = re.compile(r"\b(the other|someone else|somebody else|the others)\b", re.I)
 _LABEL = re.compile(r"([^\[\]\n,]+?), (\d+(?::\d\d){1,2})–(\d+(?::\d\d){1,2})")
 NEIGHBOUR_LINES = 4
 
@@ -345,9 +347,17 @@ class Assistant:
         except tools.NotFound:
             return []
         lines = [m for m in lines if m.modality == TRANSCRIPT]
+        # The cited line: the one that overlaps the cited stretch most (a label's whole
+        # seconds can touch the line before it).
+        cited = max(lines, default=None,
+                    key=lambda m: min(m.end, end) - max(m.start, start))
+        if _OTHER_PERSON.search(message) and cited is not None and cited.speaker:
+            lines = [m for m in lines if m.speaker != cited.speaker]
+        # "Right after that" is one line: given four, the model answered from the second.
+        count = 1 if _IMMEDIATELY.search(message) else NEIGHBOUR_LINES
         if before and not after:
-            return [m for m in lines if m.end <= start + 0.5][-NEIGHBOUR_LINES:]
-        return [m for m in lines if m.start >= end - 0.5][:NEIGHBOUR_LINES]
+            return [m for m in lines if m.end <= start + 0.5][-count:]
+        return [m for m in lines if m.start >= end - 0.5][:count]
 
     def _last_cited(self, history: Sequence[Turn]) -> tuple[str, float, float] | None:
         for past in reversed(history):

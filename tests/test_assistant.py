@@ -166,6 +166,7 @@ def test_what_was_said_next_comes_from_the_lines_after_the_last_citation(archive
         prompt = fake.requests[-1]["body"]["messages"][-1]["content"]
         evidence = prompt.rsplit("Snippets:", 1)[1].rsplit("Question:", 1)[0].lower()
         assert "chicago also" in evidence and "sheila" not in evidence
+        assert "[2]" not in evidence  # "right after that" is the one next line
         assert reply.citations and reply.citations[0].start >= sheila.end - 0.5
 
 
