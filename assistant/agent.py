@@ -23,7 +23,7 @@ from assistant.dates import Period, recorded_period
 from assistant.prompts import render, render_messages
 from assistant.research import merge, research
 from retrieval import tools
-from retrieval.filters import Filters
+from retrieval.filters import Filters, narrowed
 from retrieval.schema import TRANSCRIPT, Moment
 from retrieval.search import Searcher
 
@@ -304,9 +304,7 @@ class Assistant:
             if not tools.search_all(self.searcher, route.queries, 1, filters):
                 filters = self.filters  # an unknown speaker name must not hide everything
         if route.recording:
-            named = Filters(**{**filters.__dict__, "title": route.recording})
-            if tools.list_recordings(self.searcher, named):
-                filters = named
+            filters = narrowed(self.searcher.index, filters, title=route.recording)
         filters = self._dated(filters, route)
         if self.example is not None:
             return tools.search_like(self.searcher, self.example, route.question, self.k, filters)
@@ -330,8 +328,7 @@ class Assistant:
                     default=None)
         before = min((t for t in (filters.before, route.period.before) if t is not None),
                      default=None)
-        dated = Filters(**{**filters.__dict__, "after": after, "before": before})
-        return dated if tools.list_recordings(self.searcher, dated) else filters
+        return narrowed(self.searcher.index, filters, after=after, before=before)
 
     def neighbours(self, message: str, history: Sequence[Turn]) -> list[Moment]:
         """For "what did she say next?" (or "before that?"): the lines right after (before)

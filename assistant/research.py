@@ -17,7 +17,7 @@ from assistant.evidence import render_evidence
 from assistant.llm import ChatModel, Message, ToolCall
 from assistant.prompts import render_messages
 from retrieval import tools
-from retrieval.filters import Filters
+from retrieval.filters import Filters, narrowed
 from retrieval.schema import Moment
 from retrieval.search import Searcher
 
@@ -79,13 +79,10 @@ def _run(call: ToolCall, searcher: Searcher, filters: Filters, k: int,
         query = str(call.args.get("query") or "").strip()
         if not query:
             return []
-        scoped = filters
         recording = str(call.args.get("recording") or "").strip()
         if recording:
-            named = Filters(**{**filters.__dict__, "title": recording})
-            if tools.list_recordings(searcher, named):  # an unknown title must not hide all
-                scoped = named
-        return tools.search_all(searcher, query, k, scoped)
+            filters = narrowed(searcher.index, filters, title=recording)
+        return tools.search_all(searcher, query, k, filters)
     if call.name == "read_around":
         try:
             n = int(call.args.get("snippet"))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import re
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -96,10 +97,8 @@ def boilerplate_lines(slides: list[str]) -> set[str]:
     """Keys (_line_key) of the lines repeated on most slides of a deck: footers, headers."""
     if len(slides) < BOILERPLATE_MIN_SLIDES:
         return set()
-    counts: dict[str, int] = {}
-    for text in slides:
-        for key in {_line_key(ln) for ln in text.splitlines() if ln.strip()}:
-            counts[key] = counts.get(key, 0) + 1
+    counts = Counter(key for text in slides
+                     for key in {_line_key(ln) for ln in text.splitlines() if ln.strip()})
     return {key for key, n in counts.items()
             if n >= BOILERPLATE_MIN_SLIDES and n > BOILERPLATE_SHARE * len(slides)}
 

@@ -7,7 +7,9 @@ path, whatever the query or filter.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 from retrieval.catalog import Recording
 from retrieval.index import Index
@@ -27,6 +29,13 @@ class Filters:
 def _matches_recording(rec: Recording, wanted: tuple[str, ...]) -> bool:
     lowered = {w.lower() for w in wanted}
     return (rec.media_id in wanted or rec.path in wanted or rec.title.lower() in lowered)
+
+
+def narrowed(index: Index, filters: Filters, **changes: Any) -> Filters:
+    """The filters with `changes` applied, or as they were if no recording the caller may see
+    would pass them: a title or period guessed from a question must not hide everything."""
+    narrow = dataclasses.replace(filters, **changes)
+    return narrow if visible_recordings(index, narrow) else filters
 
 
 def visible_recordings(index: Index, filters: Filters) -> list[Recording]:
