@@ -274,7 +274,9 @@ class Assistant:
         # began "Ignore all previous instructions..." got a small-talk reply that obeyed it).
         nearby = self.neighbours(message, history) if history else []
         if nearby:
-            yield from self._answer(route, timings, t0, found=nearby)
+            yield from self._answer(route, timings, t0, found=nearby,
+                                    before=bool(_BEFORE.search(message)
+                                                and not _AFTER.search(message)))
         elif self.example is not None:  # an attachment always asks where it was said or shown
             yield from self._answer(route, timings, t0)
         elif route.intent == "smalltalk":
@@ -375,7 +377,10 @@ class Assistant:
         return None
 
     def _answer(self, route: Route, timings: dict[str, float], t0: float,
-                found: list[Moment] | None = None) -> Iterator[Event]:
+                found: list[Moment] | None = None,
+                before: bool | None = None) -> Iterator[Event]:
+        """Search (unless `found` is given), ask the model, check its citations. `before` is set
+        when `found` are the lines after (False) or before (True) the last citation."""
         t = time.perf_counter()
         # Lines beside the last citation (a "what next?" follow-up) and moments found by an
         # attached example are what was asked for by construction; searched ones must be
@@ -428,7 +433,10 @@ class Assistant:
             yield Event("token", sentence)
         timings["generate"] = time.perf_counter() - t
         checked = checker.result
-        if refused or not checked.citations:
+        if (refused or not checked.citations) and before is not None:
+            reply = self._verbatim(route, found, before, timings)
+            yield Event("token", ("\n" if checked.text else "") + reply.answer)
+        elif refused or not checked.citations:
             reply = self._not_found(route, found, timings)
             yield Event("token", ("\n" if checked.text else "") + reply.answer)
         else:
@@ -436,6 +444,20 @@ class Assistant:
                           checked.dropped, checked.unsupported, timings)
         timings["total"] = time.perf_counter() - t0
         yield Event("reply", reply)
+
+    def _verbatim(self, route: Route, lines: list[Moment], before: bool,
+                  timings: dict[str, float]) -> Reply:
+        """The lines themselves, each cited, when the model would not answer from them: they
+        are what "what did she say next?" asks for by construction (the 1.5B model sometimes
+        refused the single line after "right after that")."""
+        parts = ["Just before that, the recording has:" if before else "Next, the recording has:"]
+        citations = []
+        for n, m in enumerate(lines, 1):
+            parts.append(f"{m.speaker or 'Someone'} ({clock(m.start)}): \u201c{m.text}\u201d [{n}]")
+            citations.append(Citation(n, m.media_id, m.path, m.title, m.start, m.end, m.text,
+                                      m.speaker))
+        return Reply("\n".join(parts), citations, route.intent, route.queries, lines,
+                     timings=timings)
 
     def _not_found(self, route: Route, found: list[Moment], timings: dict[str, float]) -> Reply:
         closest = "; ".join(label(m) for m in found[:3])

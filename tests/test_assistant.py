@@ -170,6 +170,33 @@ def test_what_was_said_next_comes_from_the_lines_after_the_last_citation(archive
         assert reply.citations and reply.citations[0].start >= sheila.end - 0.5
 
 
+def test_lines_the_model_will_not_answer_from_are_quoted(archive, fake):
+    """'What did she say next?' asks for the lines after the last citation, so a refusal (or an
+    answer with no valid citation) quotes them, cited, instead of 'not found'."""
+    call = next(r for r in tools.list_recordings(archive) if r.title == "Phone call")
+    lines = tools.recording_segments(archive, call.media_id)
+    sheila = next(m for m in lines if "sheila" in m.text.lower())
+    cited = Citation(1, sheila.media_id, sheila.path, sheila.title, sheila.start, sheila.end,
+                     sheila.text)
+    history = [Turn("user", "Where is Sheila from?"),
+               Turn("assistant", "Sheila is from Chicago [1].", [cited])]
+    for deltas in (["Not mentioned."], ["Diane says so [7]."]):
+        fake.replies = [route_reply(question="What did Diane say after Sheila?")]
+        fake.deltas = deltas
+        reply = Assistant(archive, remote(fake)).ask(
+            "What did the other person say right after that?", history)
+        after = next(m for m in lines
+                     if m.start >= sheila.end - 0.5 and m.speaker != sheila.speaker)
+        assert [(c.start, c.end) for c in reply.citations] == [(after.start, after.end)]
+        assert reply.answer.startswith("Next, the recording has:")
+        assert f"\u201c{after.text}\u201d [1]" in reply.answer
+    fake.replies = [route_reply(question="What was said before that?")]
+    fake.deltas = ["Not mentioned."]
+    reply = Assistant(archive, remote(fake)).ask("And what was said before that?", history)
+    assert reply.answer.startswith("Just before that, the recording has:")
+    assert reply.citations and all(c.end <= sheila.start + 0.5 for c in reply.citations)
+
+
 def test_only_snippets_about_the_question_can_be_cited(archive, fake):
     assistant = Assistant(archive, remote(fake))
     call = tools.search_all(archive, "Sheila Texas Chicago", 5)
