@@ -7,7 +7,7 @@ carries Silero VAD. openai-whisper is the second backend, for users who have its
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -48,12 +48,59 @@ class AsrOptions:
     temperature_fallback: bool = False
 
 
+# Whisper's feature extractors take the whole signal at once: an hour of audio peaked at 3.9 GB
+# (faster-whisper's STFT runs in float64). Longer audio is transcribed in windows cut in silence.
+WINDOW_SECONDS = 300.0
+_CUT_SEARCH_SECONDS = 30.0  # a window's end is the quietest moment in its last 30 s
+_FRAME = SAMPLE_RATE // 20  # 50 ms energy frames
+_QUIET_FRAMES = 10  # the quietest 0.5 s
+
+
+def windows(audio: np.ndarray, max_seconds: float = WINDOW_SECONDS) -> list[tuple[int, int]]:
+    """(start, end) sample ranges, each at most `max_seconds`, that cover `audio`; each cut
+    falls in the middle of the quietest half second before the limit, so no word is split."""
+    limit = int(max_seconds * SAMPLE_RATE)
+    search = min(int(_CUT_SEARCH_SECONDS * SAMPLE_RATE), limit // 2)
+    ranges, start = [], 0
+    while len(audio) - start > limit:
+        lo = start + limit - search
+        frames = audio[lo:start + limit][: search // _FRAME * _FRAME].reshape(-1, _FRAME)
+        energy = np.convolve((frames.astype(np.float64) ** 2).mean(axis=1),
+                             np.ones(_QUIET_FRAMES), mode="valid")
+        cut = lo + (int(np.argmin(energy)) + _QUIET_FRAMES // 2) * _FRAME
+        ranges.append((start, cut))
+        start = cut
+    ranges.append((start, len(audio)))
+    return ranges
+
+
+Window = Callable[[np.ndarray, str | None, Progress | None], Transcript]  # one window's words
+
+
+def in_windows(audio: np.ndarray, window: Window, language: str | None,
+               on_progress: Progress | None = None,
+               max_seconds: float = WINDOW_SECONDS) -> Transcript:
+    """Transcribe window by window and join the words on the recording's clock. With no
+    language given, the first window's detected language is kept for the rest."""
+    words: list[Word] = []
+    for start, end in windows(audio, max_seconds):
+        offset = start / SAMPLE_RATE
+        progress = None if on_progress is None else (
+            lambda seconds, offset=offset: on_progress(offset + seconds))
+        part = window(audio[start:end], language, progress)
+        language = language or part.language
+        words += [replace(w, start=w.start + offset, end=w.end + offset) for w in part.words]
+    return Transcript(words=words, language=language)
+
+
 # Silero VAD's default threshold (0.5) drops quiet far-field speech in meetings; 0.35 keeps it
 # without turning music into words.
 _VAD_PARAMETERS = {"threshold": 0.35, "min_silence_duration_ms": 500, "speech_pad_ms": 200}
 
 
 class FasterWhisperTranscriber:
+    window_seconds = WINDOW_SECONDS
+
     def __init__(self, options: AsrOptions, cache_dir: Path) -> None:
         from faster_whisper import WhisperModel
 
@@ -66,6 +113,11 @@ class FasterWhisperTranscriber:
     def transcribe(self, audio: np.ndarray, language: str | None = None,
                    initial_prompt: str | None = None,
                    on_progress: Progress | None = None) -> Transcript:
+        return in_windows(audio, lambda part, lang, progress: self._window(
+            part, lang, initial_prompt, progress), language, on_progress, self.window_seconds)
+
+    def _window(self, audio: np.ndarray, language: str | None, initial_prompt: str | None,
+                on_progress: Progress | None) -> Transcript:
         segments, info = self._model.transcribe(
             audio, language=language, beam_size=self.options.beam_size,
             vad_filter=self.options.vad, vad_parameters=_VAD_PARAMETERS,
@@ -86,6 +138,8 @@ class FasterWhisperTranscriber:
 class OpenAIWhisperTranscriber:
     """openai-whisper with a checkpoint by path (or a model name, which downloads)."""
 
+    window_seconds = WINDOW_SECONDS
+
     def __init__(self, options: AsrOptions) -> None:
         import torch
         import whisper
@@ -105,6 +159,11 @@ class OpenAIWhisperTranscriber:
     def transcribe(self, audio: np.ndarray, language: str | None = None,
                    initial_prompt: str | None = None,
                    on_progress: Progress | None = None) -> Transcript:
+        return in_windows(audio, lambda part, lang, progress: self._window(
+            part, lang, initial_prompt, progress), language, on_progress, self.window_seconds)
+
+    def _window(self, audio: np.ndarray, language: str | None, initial_prompt: str | None,
+                on_progress: Progress | None) -> Transcript:
         result = self._model.transcribe(
             audio, language=language, word_timestamps=True, fp16=False,
             initial_prompt=initial_prompt or None, condition_on_previous_text=False,
