@@ -143,6 +143,13 @@ _LABEL = re.compile(r"([^\[\]\n,]+?), (\d+(?::\d\d){1,2})–(\d+(?::\d\d){1,2})"
 NEIGHBOUR_LINES = 4
 
 
+def _beside(message: str) -> str | None:
+    """Which side of the last citation a follow-up asks about: "after" ("what did she say
+    next?"), "before" ("...before that?"), or None."""
+    after, before = _AFTER.search(message), _BEFORE.search(message)
+    return "before" if before and not after else ("after" if after else None)
+
+
 def _named(value: Any, said: str) -> str | None:
     """A recording or speaker the router read from the conversation, if the conversation does
     name it: the 1.5B model fills these in unasked ("speaker": "unknown", "recording":
@@ -275,8 +282,7 @@ class Assistant:
         nearby = self.neighbours(message, history) if history else []
         if nearby:
             yield from self._answer(route, timings, t0, found=nearby,
-                                    before=bool(_BEFORE.search(message)
-                                                and not _AFTER.search(message)))
+                                    before=_beside(message) == "before")
         elif self.example is not None:  # an attachment always asks where it was said or shown
             yield from self._answer(route, timings, t0)
         elif route.intent == "smalltalk":
@@ -335,8 +341,8 @@ class Assistant:
     def neighbours(self, message: str, history: Sequence[Turn]) -> list[Moment]:
         """For "what did she say next?" (or "before that?"): the lines right after (before)
         the moment the last answer cited, from that recording; [] for any other message."""
-        after, before = _AFTER.search(message), _BEFORE.search(message)
-        anchor = self._last_cited(history) if (after or before) else None
+        side = _beside(message)
+        anchor = self._last_cited(history) if side else None
         if anchor is None:
             return []
         media_id, start, end = anchor
@@ -354,7 +360,7 @@ class Assistant:
             lines = [m for m in lines if m.speaker != cited.speaker]
         # "Right after that" is one line: given four, the model answered from the second.
         count = 1 if _IMMEDIATELY.search(message) else NEIGHBOUR_LINES
-        if before and not after:
+        if side == "before":
             return [m for m in lines if m.end <= start + 0.5][-count:]
         return [m for m in lines if m.start >= end - 0.5][:count]
 
@@ -433,11 +439,9 @@ class Assistant:
             yield Event("token", sentence)
         timings["generate"] = time.perf_counter() - t
         checked = checker.result
-        if (refused or not checked.citations) and before is not None:
-            reply = self._verbatim(route, found, before, timings)
-            yield Event("token", ("\n" if checked.text else "") + reply.answer)
-        elif refused or not checked.citations:
-            reply = self._not_found(route, found, timings)
+        if refused or not checked.citations:
+            reply = (self._not_found(route, found, timings) if before is None
+                     else self._verbatim(route, found, before, timings))
             yield Event("token", ("\n" if checked.text else "") + reply.answer)
         else:
             reply = Reply(checked.text, checked.citations, route.intent, route.queries, found,

@@ -98,9 +98,23 @@ def in_windows(audio: np.ndarray, window: Window, language: str | None,
 _VAD_PARAMETERS = {"threshold": 0.35, "min_silence_duration_ms": 500, "speech_pad_ms": 200}
 
 
-class FasterWhisperTranscriber:
+class _Windowed:
+    """A backend that reads one window at a time (`_window`); `transcribe` takes any length."""
+
     window_seconds = WINDOW_SECONDS
 
+    def transcribe(self, audio: np.ndarray, language: str | None = None,
+                   initial_prompt: str | None = None,
+                   on_progress: Progress | None = None) -> Transcript:
+        return in_windows(audio, lambda part, lang, progress: self._window(
+            part, lang, initial_prompt, progress), language, on_progress, self.window_seconds)
+
+    def _window(self, audio: np.ndarray, language: str | None, initial_prompt: str | None,
+                on_progress: Progress | None) -> Transcript:
+        raise NotImplementedError
+
+
+class FasterWhisperTranscriber(_Windowed):
     def __init__(self, options: AsrOptions, cache_dir: Path) -> None:
         from faster_whisper import WhisperModel
 
@@ -109,12 +123,6 @@ class FasterWhisperTranscriber:
         self._model = WhisperModel(location, device="cpu", compute_type=options.compute_type,
                                    cpu_threads=options.threads)
         self.name = f"faster-whisper:{options.model}"
-
-    def transcribe(self, audio: np.ndarray, language: str | None = None,
-                   initial_prompt: str | None = None,
-                   on_progress: Progress | None = None) -> Transcript:
-        return in_windows(audio, lambda part, lang, progress: self._window(
-            part, lang, initial_prompt, progress), language, on_progress, self.window_seconds)
 
     def _window(self, audio: np.ndarray, language: str | None, initial_prompt: str | None,
                 on_progress: Progress | None) -> Transcript:
@@ -135,10 +143,8 @@ class FasterWhisperTranscriber:
         return Transcript(words=words, language=info.language)
 
 
-class OpenAIWhisperTranscriber:
+class OpenAIWhisperTranscriber(_Windowed):
     """openai-whisper with a checkpoint by path (or a model name, which downloads)."""
-
-    window_seconds = WINDOW_SECONDS
 
     def __init__(self, options: AsrOptions) -> None:
         import torch
@@ -155,12 +161,6 @@ class OpenAIWhisperTranscriber:
         if options.threads:
             torch.set_num_threads(options.threads)
         self.name = f"openai-whisper:{path.name if path.is_file() else options.model}"
-
-    def transcribe(self, audio: np.ndarray, language: str | None = None,
-                   initial_prompt: str | None = None,
-                   on_progress: Progress | None = None) -> Transcript:
-        return in_windows(audio, lambda part, lang, progress: self._window(
-            part, lang, initial_prompt, progress), language, on_progress, self.window_seconds)
 
     def _window(self, audio: np.ndarray, language: str | None, initial_prompt: str | None,
                 on_progress: Progress | None) -> Transcript:

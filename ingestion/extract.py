@@ -11,7 +11,7 @@ import importlib.metadata
 import re
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -199,11 +199,9 @@ def extract(path: Path, title: str, options: ExtractOptions, models: Models,
         # 1.2 of 2 cores busy (tiny.en, beam 5): dev00's speech + speakers 0.163 -> 0.111 RTF.
         # The encoder is loaded here, not in the thread, so a load error is this file's.
         encoder = models.speaker_encoder if options.diarize else None
-        heard: tuple[Diarization, float] | None = None
         with ThreadPoolExecutor(max_workers=1) as pool:
-            speakers: Future[tuple[Diarization, float]] | None = None
-            if encoder is not None:
-                speakers = pool.submit(_who_spoke, audio, encoder, options.speakers)
+            speakers = (pool.submit(_who_spoke, audio, encoder, options.speakers)
+                        if encoder is not None else None)
             t = time.perf_counter()
             transcript = models.transcriber.transcribe(
                 audio, language=options.language, initial_prompt=_vocabulary_hint(title, slides),
