@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ingestion.extract import Extraction, ExtractOptions, Models, extract
-from ingestion.files import content_hash, discover, media_id_for, title_from_path
+from ingestion.files import content_hash, discover, media_id_for, sidecar_of, title_from_path
 from ingestion.media import MediaError
+from ingestion.transcripts import TRANSCRIPT_EXTENSIONS
 from ingestion.writer import write_recording
 from retrieval.catalog import FAILED, Recording
 from retrieval.index import Index
@@ -74,6 +75,9 @@ class BatchOptions:
     prune: bool = False
     again: bool = False  # read unchanged files again (e.g. with a known speaker count)
     file_timeout: float | None = None  # None: 120 s plus three times the recording's length
+    # The transcript of the one media file of the batch (clipcite ingest FILE --transcript T);
+    # other media files use their sidecar (same stem, .vtt or .srt) if they have one.
+    transcript: Path | None = None
 
 
 @dataclass
@@ -122,7 +126,7 @@ def _init_worker(options: ExtractOptions, events: Any) -> None:
     _models, _events = Models(options), events
 
 
-def _work(path: str, title: str) -> Extraction:
+def _work(path: str, title: str, transcript: str | None = None) -> Extraction:
     assert _models is not None
 
     def progress(stage: str, fraction: float) -> None:
@@ -131,7 +135,8 @@ def _work(path: str, title: str) -> Extraction:
     def probed(duration: float) -> None:
         _events.put(("duration", path, duration))
 
-    return extract(Path(path), title, _models.options, _models, progress, on_probe=probed)
+    return extract(Path(path), title, _models.options, _models, progress, on_probe=probed,
+                   transcript=Path(transcript) if transcript else None)
 
 
 # -- this process ----------------------------------------------------------------------------
@@ -139,6 +144,7 @@ def _work(path: str, title: str) -> Extraction:
 class _Job:
     path: Path
     rec: Recording
+    transcript: Path | None = None  # the recording's own transcript, used for its words
     solo: bool = False  # after a worker crash, run alone so the culprit is known
     started: float = 0.0
     duration: float | None = None
@@ -158,7 +164,8 @@ class _Pool:
                                    initializer=_init_worker, initargs=(self._options, self.events))
 
     def submit(self, job: _Job) -> Future:
-        return self._executor.submit(_work, str(job.path), job.rec.title)
+        return self._executor.submit(_work, str(job.path), job.rec.title,
+                                     str(job.transcript) if job.transcript else None)
 
     def restart(self) -> None:
         processes = list(getattr(self._executor, "_processes", {}).values())
@@ -184,33 +191,56 @@ def _stat_job(path: Path, index: Index, options: BatchOptions) -> tuple[_Job | N
     media_id = media_id_for(path)
     existing = index.catalog.get(media_id)
     title = existing.title if existing else title_from_path(path)
+    transcript = _transcript_for(path, options)
     try:
-        st = path.stat()
+        size, mtime = _stamp(path, transcript)
     except OSError as e:
         reason = "file not found" if isinstance(e, FileNotFoundError) else f"cannot read: {e.strerror}"
+        if e.filename and transcript is not None and Path(e.filename) == transcript:
+            reason = f"transcript {transcript}: {reason}"
         index.catalog.record_failure(media_id, str(path), title, reason)
         return None, Outcome(str(path), FAILED, reason, media_id)
-    if (not options.again and existing and existing.size == st.st_size
-            and existing.mtime == st.st_mtime):
+    if (not options.again and existing and existing.size == size
+            and existing.mtime == mtime):
         return None, _unchanged(index, existing, options)
     try:
         digest = content_hash(path)
+        if transcript is not None:  # a changed sidecar alone re-reads the recording
+            digest += ":" + content_hash(transcript)
     except OSError as e:
         reason = f"cannot read the file: {e.strerror.lower() if e.strerror else e}"
-        index.catalog.record_failure(media_id, str(path), title, reason, st.st_size, st.st_mtime)
+        index.catalog.record_failure(media_id, str(path), title, reason, size, mtime)
         return None, Outcome(str(path), FAILED, reason, media_id)
     if not options.again and existing and existing.content_hash == digest:
-        index.catalog.touch(media_id, st.st_size, st.st_mtime)
+        index.catalog.touch(media_id, size, mtime)
         return None, _unchanged(index, existing, options)
     rec = Recording(
-        media_id=media_id, path=str(path), title=title, status="pending", size=st.st_size,
-        mtime=st.st_mtime, content_hash=digest,
+        media_id=media_id, path=str(path), title=title, status="pending", size=size,
+        mtime=mtime, content_hash=digest,
         tags=options.tags if options.tags is not None else (existing.tags if existing else []),
         groups=(options.groups if options.groups is not None
                 else (existing.groups if existing else [])),
-        recorded_at=st.st_mtime,
+        recorded_at=path.stat().st_mtime,
     )
-    return _Job(path=path, rec=rec), None
+    return _Job(path=path, rec=rec, transcript=transcript), None
+
+
+def _transcript_for(path: Path, options: BatchOptions) -> Path | None:
+    if path.suffix.lower() in TRANSCRIPT_EXTENSIONS:
+        return None  # the transcript is the recording
+    if options.transcript is not None:
+        return options.transcript
+    return sidecar_of(path) if options.extract.transcript_source != "speech" else None
+
+
+def _stamp(path: Path, transcript: Path | None) -> tuple[int, float]:
+    """Size and modification time that change when the recording or its transcript does (the
+    catalog's quick check before hashing): sizes added, the later time."""
+    st = path.stat()
+    if transcript is None:
+        return st.st_size, st.st_mtime
+    side = transcript.stat()
+    return st.st_size + side.st_size, max(st.st_mtime, side.st_mtime)
 
 
 def _unchanged(index: Index, rec: Recording, options: BatchOptions) -> Outcome:

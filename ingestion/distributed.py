@@ -32,8 +32,8 @@ class _Extractor:
     def __init__(self, options: ExtractOptions, events: Any) -> None:
         batch._init_worker(options, events)
 
-    def extract(self, path: str, title: str) -> Extraction:
-        return batch._work(path, title)
+    def extract(self, path: str, title: str, transcript: str | None = None) -> Extraction:
+        return batch._work(path, title, transcript)
 
 
 # Ray sets OMP_NUM_THREADS=1 in a worker whose environment lacks it; numpy's BLAS reads it at
@@ -98,7 +98,9 @@ def _extract_on_ray(todo: deque[_Job], index: Index, options: BatchOptions, repo
                 job.started = time.monotonic()
                 by_path[str(job.path)] = job
                 reporter.file_started(job.path)
-                inflight[actor.extract.remote(str(job.path), job.rec.title)] = (job, actor)
+                inflight[actor.extract.remote(
+                    str(job.path), job.rec.title,
+                    str(job.transcript) if job.transcript else None)] = (job, actor)
             ready, _ = ray.wait(list(inflight), num_returns=1, timeout=0.2)
             _drain(events, by_path, reporter)
             for ref in ready:

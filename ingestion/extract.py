@@ -21,13 +21,14 @@ from ingestion.asr import AsrOptions, Transcriber, load_transcriber
 from ingestion.diarization import Diarization, DiarizeOptions, diarize, label_words
 from ingestion.media import SAMPLE_RATE, MediaError, decode_audio, probe, sample_frames
 from ingestion.ocr import read_text, tesseract_version
-from ingestion.segments import segment_words
+from ingestion.segments import Word, passages, segment_words
+from ingestion.transcripts import TRANSCRIPT_EXTENSIONS, Cue, TranscriptError, cue_words, read_transcript
 from ingestion.visual import VisualResult, extract_keyframes
-from ingestion.voice import SpeakerEncoder, load_speaker_encoder
+from ingestion.voice import SpeakerEncoder, load_speaker_encoder, voice_print
 from retrieval.clap import ClapEncoder, audio_windows, load_clap
 from retrieval.clip import ClipEncoder, load_clip
 from retrieval.encoders import TextEncoder, load_text_encoder
-from retrieval.schema import AUDIO, FRAMES, SLIDES, TRANSCRIPT, Segment
+from retrieval.schema import AUDIO, FRAMES, PASSAGES, SLIDES, TRANSCRIPT, Segment
 
 MIN_DURATION = 0.5  # seconds; shorter clips hold no word Whisper can read
 
@@ -53,6 +54,9 @@ class ExtractOptions:
     speakers: DiarizeOptions = field(default_factory=DiarizeOptions)  # count, if known
     threads: int = 0
     cache_dir: Path = Path(".cache")
+    # A recording's own transcript (sidecar .vtt/.srt, or --transcript) is used instead of
+    # speech recognition unless this is "speech".
+    transcript_source: str = "sidecar"
 
 
 @dataclass
@@ -67,7 +71,9 @@ class Extraction:
     timings: dict[str, float]
     # Diarization: turns as (start, end, label) and per label (seconds spoken, voice print).
     turns: list[tuple[float, float, str]] = field(default_factory=list)
-    voices: dict[str, tuple[float, np.ndarray]] = field(default_factory=dict)
+    voices: dict[str, tuple[float, np.ndarray | None]] = field(default_factory=dict)
+    # Speaker labels that are names given by an imported transcript (confirmed, not guessed).
+    named: set[str] = field(default_factory=set)
 
 
 class Models:
@@ -155,9 +161,17 @@ def _who_spoke(audio: np.ndarray, encoder: SpeakerEncoder,
 
 def extract(path: Path, title: str, options: ExtractOptions, models: Models,
             progress: Progress | None = None,
-            on_probe: Callable[[float], None] | None = None) -> Extraction:
-    """Read one recording into segments and vectors. Raises MediaError with a plain reason."""
+            on_probe: Callable[[float], None] | None = None,
+            transcript: Path | None = None) -> Extraction:
+    """Read one recording into segments and vectors. Raises MediaError with a plain reason.
+
+    `transcript` is the recording's own transcript (a sidecar file): its words and speakers
+    replace speech recognition unless options.transcript_source is "speech". A transcript
+    file given as `path` is a recording of its own, text only.
+    """
     report = progress or (lambda stage, fraction: None)
+    if path.suffix.lower() in TRANSCRIPT_EXTENSIONS:
+        return _extract_text_only(path, title, models, report, on_probe)
     timings: dict[str, float] = {}
     notes: list[str] = []
     t0 = time.perf_counter()
@@ -166,6 +180,12 @@ def extract(path: Path, title: str, options: ExtractOptions, models: Models,
         on_probe(info.duration)
     if info.duration and info.duration < MIN_DURATION:
         raise MediaError(f"too short to index ({info.duration:.2f} s)")
+    cues = None
+    if transcript is not None and options.transcript_source != "speech":
+        try:
+            cues = read_transcript(transcript)
+        except TranscriptError as e:
+            notes.append(f"transcript {transcript.name} not used ({e}); speech recognised instead")
 
     visual = VisualResult()
     done = 0.0
@@ -176,9 +196,10 @@ def extract(path: Path, title: str, options: ExtractOptions, models: Models,
         done += _WEIGHTS["visual"]
     slides = visual.slide_segments()
 
-    words = []
-    turns: list[tuple[float, float, str]] = []
-    voices: dict[str, tuple[float, np.ndarray]] = {}
+    words: list[Word] = cue_words(cues) if cues else []
+    named = _cue_speakers(cues) if cues else set()
+    turns: list[tuple[float, float, str]] = _cue_turns(words) if named else []
+    voices: dict[str, tuple[float, np.ndarray | None]] = {}
     if info.has_audio:
         t = time.perf_counter()
         audio, warning = decode_audio(path)
@@ -188,7 +209,7 @@ def extract(path: Path, title: str, options: ExtractOptions, models: Models,
         done += _WEIGHTS["decode"]
         report("decode", done)
         duration = len(audio) / SAMPLE_RATE
-        if duration < MIN_DURATION and not slides:
+        if duration < MIN_DURATION and not slides and not words:
             raise MediaError(f"too short to index ({duration:.2f} s of sound)")
         base = done
 
@@ -198,16 +219,18 @@ def extract(path: Path, title: str, options: ExtractOptions, models: Models,
         # Who spoke when needs only the audio, so it runs beside Whisper, which keeps about
         # 1.2 of 2 cores busy (tiny.en, beam 5): dev00's speech + speakers 0.163 -> 0.111 RTF.
         # The encoder is loaded here, not in the thread, so a load error is this file's.
+        # A transcript that names its speakers already says who spoke when.
         encoder = models.speaker_encoder if options.diarize else None
         with ThreadPoolExecutor(max_workers=1) as pool:
             speakers = (pool.submit(_who_spoke, audio, encoder, options.speakers)
-                        if encoder is not None else None)
+                        if encoder is not None and not named else None)
             t = time.perf_counter()
-            transcript = models.transcriber.transcribe(
-                audio, language=options.language, initial_prompt=_vocabulary_hint(title, slides),
-                on_progress=on_speech)
-            words = transcript.words
-            timings["speech"] = time.perf_counter() - t
+            if not cues:
+                transcript_heard = models.transcriber.transcribe(
+                    audio, language=options.language,
+                    initial_prompt=_vocabulary_hint(title, slides), on_progress=on_speech)
+                words = transcript_heard.words
+                timings["speech"] = time.perf_counter() - t
             done += _WEIGHTS["speech"]
             report("speech", done)
             heard = speakers.result() if speakers is not None else None
@@ -219,25 +242,27 @@ def extract(path: Path, title: str, options: ExtractOptions, models: Models,
             for start, end, label in turns:
                 spoken[label] = spoken.get(label, 0.0) + end - start
             voices = {label: (spoken.get(label, 0.0), vec) for label, vec in found.prints.items()}
+        elif named and encoder is not None:
+            t = time.perf_counter()
+            voices = _voices_of_turns(audio, turns, encoder)
+            timings["speakers"] = time.perf_counter() - t
         done += _WEIGHTS["speakers"]
         report("speakers", done)
-    else:
+    elif not cues:
         notes.append("no audio track: only on-screen content indexed")
+    if named and not voices:
+        voices = {label: (seconds, None) for label, seconds in _spoken(turns).items()}
 
     segments = {TRANSCRIPT: segment_words(words), SLIDES: slides}
     if not segments[TRANSCRIPT] and not slides and not visual.frame_segments():
         if info.has_audio:
             raise MediaError("no speech or on-screen text found (silence or music only)")
         raise MediaError("no audio track and no on-screen text found")
-    if info.has_audio and not segments[TRANSCRIPT]:
+    if (info.has_audio or cues) and not segments[TRANSCRIPT]:
         notes.append("no speech found")
 
     t = time.perf_counter()
-    # The recording's title leads each passage: questions name the meeting or course as often
-    # as the words said in it (dev set, transcript dense Hit@1 0.59 -> 0.68).
-    heading = info.title or title
-    vectors = {m: models.text.embed_passages([f"{heading}: {s.text}" for s in segs])
-               for m, segs in segments.items()}
+    vectors = _embed_text(segments, info.title or title, models)
     frame_pairs = visual.frame_segments()
     segments[FRAMES] = [seg for seg, _ in frame_pairs]
     vectors[FRAMES] = np.asarray([vec for _, vec in frame_pairs], dtype=np.float32)
@@ -247,10 +272,13 @@ def extract(path: Path, title: str, options: ExtractOptions, models: Models,
     report("embed", 1.0)
     timings["total"] = time.perf_counter() - t0
 
-    model_names = {TRANSCRIPT: models.text.name, SLIDES: models.text.name}
-    if info.has_audio:
+    model_names = {TRANSCRIPT: models.text.name, SLIDES: models.text.name,
+                   PASSAGES: models.text.name}
+    if cues:
+        model_names["speech"] = f"transcript file {transcript.name if transcript else ''}"
+    elif info.has_audio:
         model_names["speech"] = models.transcriber.name
-    if turns:
+    if turns and not named:
         model_names["speakers"] = models.speaker_encoder.name
     if info.has_video and options.ocr:
         model_names["ocr"] = f"tesseract {tesseract_version()}"
@@ -261,7 +289,94 @@ def extract(path: Path, title: str, options: ExtractOptions, models: Models,
     model_names["versions"] = package_versions()
     return Extraction(duration=info.duration, title_tag=info.title, created_at=info.created_at,
                       segments=segments, vectors=vectors, models=model_names, notes=notes,
-                      timings=timings, turns=turns, voices=voices)
+                      timings=timings, turns=turns, voices=voices, named=named)
+
+
+# -- imported transcripts ----------------------------------------------------------------------
+def _cue_speakers(cues: list[Cue]) -> set[str]:
+    return {c.speaker for c in cues if c.speaker}
+
+
+def _cue_turns(words: list[Word]) -> list[tuple[float, float, str]]:
+    """Turns (start, end, speaker) from consecutive words of one named speaker."""
+    turns: list[tuple[float, float, str]] = []
+    for w in words:
+        if not w.speaker:
+            continue
+        if turns and turns[-1][2] == w.speaker and w.start - turns[-1][1] < 2.0:
+            turns[-1] = (turns[-1][0], max(turns[-1][1], w.end), w.speaker)
+        else:
+            turns.append((w.start, w.end, w.speaker))
+    return turns
+
+
+def _spoken(turns: list[tuple[float, float, str]]) -> dict[str, float]:
+    spoken: dict[str, float] = {}
+    for start, end, label in turns:
+        spoken[label] = spoken.get(label, 0.0) + end - start
+    return spoken
+
+
+# Windows per speaker for a voice print from named turns: enough for a stable mean, bounded
+# so that a 90-minute meeting costs seconds.
+_PRINT_WINDOWS = 120
+
+
+def _voices_of_turns(audio: np.ndarray, turns: list[tuple[float, float, str]],
+                     encoder: SpeakerEncoder) -> dict[str, tuple[float, np.ndarray | None]]:
+    """A voice print per named speaker from the turns the transcript gives them, so names
+    from a Teams transcript are suggested for the same voices in later recordings."""
+    size = encoder.window
+    out: dict[str, tuple[float, np.ndarray | None]] = {}
+    for label, seconds in _spoken(turns).items():
+        starts = [t for s, e, who in turns if who == label and e - s >= size
+                  for t in np.arange(s, e - size + 1e-6, size / 2)]
+        if len(starts) > _PRINT_WINDOWS:
+            starts = [starts[i] for i in np.linspace(0, len(starts) - 1, _PRINT_WINDOWS).astype(int)]
+        samples = np.asarray([int(t * SAMPLE_RATE) for t in starts
+                              if (t + size) * SAMPLE_RATE <= len(audio)], dtype=np.int64)
+        out[label] = (seconds, voice_print(encoder.embed(audio, samples)) if len(samples) else None)
+    return out
+
+
+def _embed_text(segments: dict[str, list[Segment]], heading: str,
+                models: Models) -> dict[str, np.ndarray]:
+    """Text vectors of every text modality, adding the transcript's passages to `segments`.
+    The recording's title leads each text: questions name the meeting or course as often as
+    the words said in it (dev set, transcript dense Hit@1 0.59 -> 0.68)."""
+    segments[PASSAGES] = passages(segments.get(TRANSCRIPT, []))
+    return {m: models.text.embed_passages([f"{heading}: {s.text}" for s in segs])
+            for m, segs in segments.items()}
+
+
+def _extract_text_only(path: Path, title: str, models: Models, report: Progress,
+                       on_probe: Callable[[float], None] | None) -> Extraction:
+    """A transcript on its own: a recording that can be searched and cited by time, not played."""
+    t0 = time.perf_counter()
+    cues = read_transcript(path)
+    duration = max(c.end for c in cues)
+    if on_probe is not None:
+        on_probe(duration)
+    words = cue_words(cues)
+    named = _cue_speakers(cues)
+    turns = _cue_turns(words) if named else []
+    segments = {TRANSCRIPT: segment_words(words), SLIDES: []}
+    if not segments[TRANSCRIPT]:
+        raise TranscriptError("no words in the transcript")
+    report("speech", 0.5)
+    t = time.perf_counter()
+    vectors = _embed_text(segments, title, models)
+    timings = {"embed": time.perf_counter() - t}
+    report("embed", 1.0)
+    timings["total"] = time.perf_counter() - t0
+    return Extraction(
+        duration=duration, title_tag=None, created_at=None, segments=segments, vectors=vectors,
+        models={TRANSCRIPT: models.text.name, SLIDES: models.text.name, PASSAGES: models.text.name,
+                "speech": f"transcript file {path.name}", "versions": package_versions()},
+        notes=["transcript only: searchable and citable by time, nothing to play"],
+        timings=timings, turns=turns,
+        voices={label: (seconds, None) for label, seconds in _spoken(turns).items()},
+        named=named)
 
 
 def _look(path: Path, duration: float, options: ExtractOptions, models: Models,

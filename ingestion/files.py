@@ -8,14 +8,18 @@ import re
 from pathlib import Path
 
 from ingestion.media import MEDIA_EXTENSIONS
+from ingestion.transcripts import TRANSCRIPT_EXTENSIONS, find_sidecar
+
+_READABLE = MEDIA_EXTENSIONS | frozenset(TRANSCRIPT_EXTENSIONS)
 
 
 def discover(paths: list[Path]) -> tuple[list[Path], list[Path]]:
     """Media files under the given paths, and the paths that do not exist.
 
-    Folders are walked recursively for known media extensions; a file named explicitly is
-    taken whatever its extension (the user asked for it, and it gets a clear error if it is
-    not media).
+    Folders are walked recursively for known media and transcript extensions; a file named
+    explicitly is taken whatever its extension (the user asked for it, and it gets a clear
+    error if it is not media). A transcript beside a media file of the batch (same stem) is
+    that recording's sidecar, not a recording of its own.
     """
     found: list[Path] = []
     missing: list[Path] = []
@@ -23,7 +27,7 @@ def discover(paths: list[Path]) -> tuple[list[Path], list[Path]]:
     for p in paths:
         if p.is_dir():
             candidates = sorted(f for f in p.rglob("*")
-                                if f.suffix.lower() in MEDIA_EXTENSIONS and not f.is_dir()
+                                if f.suffix.lower() in _READABLE and not f.is_dir()
                                 and not any(part.startswith(".") for part in f.relative_to(p).parts))
         elif p.exists() or p.is_symlink():
             candidates = [p]
@@ -35,7 +39,14 @@ def discover(paths: list[Path]) -> tuple[list[Path], list[Path]]:
             if key not in seen:
                 seen.add(key)
                 found.append(key)
-    return found, missing
+    sidecars = {sidecar_of(f) for f in found if f.suffix.lower() not in TRANSCRIPT_EXTENSIONS}
+    return [f for f in found if f not in sidecars], missing
+
+
+def sidecar_of(media: Path) -> Path | None:
+    """The transcript file that comes with a media file, as an absolute path, if any."""
+    found = find_sidecar(media)
+    return Path(os.path.abspath(found)) if found is not None else None
 
 
 def media_id_for(path: Path) -> str:

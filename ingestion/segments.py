@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from retrieval.schema import TRANSCRIPT, Segment
+import re
+
+from retrieval.schema import PASSAGES, TRANSCRIPT, Segment
 
 # About a subtitle's longest (7-8 s). tiny.en runs two sentences together when it misses the
 # full stop ("...from the software center and ever approve a sign-in request..."); as one
@@ -164,3 +166,52 @@ def segment_words(words: list[Word], max_seconds: float = MAX_SECONDS,
                 flush()
     flush()
     return segments
+
+
+# -- passages ----------------------------------------------------------------------------------
+# A passage holds about this many words (~45 s of speech): enough for a question about a
+# discussion to find where it happens, small enough that its middle is still on the topic.
+PASSAGE_WORDS = 120
+_LABEL = re.compile(r"Speaker \d+")
+
+
+def _speaker_prefix(speaker: str | None) -> str:
+    """A name helps a question find a passage ("what did Marketing think"); a diarization
+    label ("Speaker 2") is noise to the text model."""
+    return "" if not speaker or _LABEL.fullmatch(speaker) else f"{speaker}: "
+
+
+def passage_text(segments: list[Segment]) -> str:
+    """The segments as lines of dialogue: one line per run of one speaker, named."""
+    lines: list[str] = []
+    last: object = object()
+    for seg in segments:
+        if seg.speaker != last or not lines:
+            lines.append(_speaker_prefix(seg.speaker) + seg.text)
+        else:
+            lines[-1] += " " + seg.text
+        last = seg.speaker
+    return "\n".join(lines)
+
+
+def passages(segments: list[Segment], words: int = PASSAGE_WORDS) -> list[Segment]:
+    """Overlapping windows of consecutive transcript segments, each about `words` long; the
+    next window starts where this one's first half ends, so every boundary of a discussion
+    falls inside some window."""
+    sizes = [len(s.text.split()) for s in segments]
+    out: list[Segment] = []
+    start = 0
+    while start < len(segments):
+        end, total, half = start, 0, None
+        while end < len(segments) and (total < words or end == start):
+            total += sizes[end]
+            end += 1
+            if half is None and total >= words / 2:
+                half = end
+        window = segments[start:end]
+        out.append(Segment(modality=PASSAGES, start=window[0].start, end=window[-1].end,
+                           text=passage_text(window), first=start, last=end - 1))
+        if end >= len(segments):
+            break
+        start = max(start + 1, half if half is not None and half < end else end)
+    return out

@@ -45,6 +45,8 @@ def write_recording(index: Index, rec: Recording, extraction: Extraction) -> Rec
             metadatas=[segment_metadata(info, s, gen) for s in segments],
         )
     speakers.add_generation(gen, extraction.turns, [
+        SpeakerInput(label, seconds, vec, label, None, confirmed=True)
+        if label in extraction.named else
         SpeakerInput(label, seconds, vec, *suggested.get(label, (None, None)))
         for label, (seconds, vec) in extraction.voices.items()])
     rec.gen = gen
@@ -63,5 +65,6 @@ def write_recording(index: Index, rec: Recording, extraction: Extraction) -> Rec
 def suggest_names(speakers: SpeakerStore, rec: Recording,
                   extraction: Extraction) -> dict[str, tuple[str, float]]:
     """Known names whose voice print matches a speaker of the new recording (suggestions)."""
-    prints = {label: vec for label, (_, vec) in extraction.voices.items()}
+    prints = {label: vec for label, (_, vec) in extraction.voices.items()
+              if vec is not None and label not in extraction.named}
     return match_voices(prints, speakers.voices(rec.groups))

@@ -14,9 +14,13 @@ TRANSCRIPT = "transcript"
 SLIDES = "slides"
 FRAMES = "frames"
 AUDIO = "audio"  # ~10 s windows of sound (CLAP), when a CLAP model is configured
-MODALITIES: tuple[str, ...] = (TRANSCRIPT, SLIDES, FRAMES, AUDIO)
+# Overlapping windows of consecutive transcript segments (a stretch of discussion, speakers
+# named): searched to find *where* a topic is discussed, never cited themselves; they lift the
+# transcript segments inside them (retrieval/search.py).
+PASSAGES = "passages"
+MODALITIES: tuple[str, ...] = (TRANSCRIPT, SLIDES, FRAMES, AUDIO, PASSAGES)
 # Collections whose documents are searchable text (BM25 and text embeddings).
-TEXT_MODALITIES: tuple[str, ...] = (TRANSCRIPT, SLIDES)
+TEXT_MODALITIES: tuple[str, ...] = (TRANSCRIPT, SLIDES, PASSAGES)
 
 
 @dataclass
@@ -29,6 +33,9 @@ class Segment:
     text: str
     speaker: str | None = None  # the shown name: "Maria", or "Speaker 2" until named
     speaker_label: str | None = None  # the diarization cluster ("Speaker 2"); renames find it
+    # A passage's transcript segments, as indices into the same generation's transcript list.
+    first: int | None = None
+    last: int | None = None
 
 
 @dataclass
@@ -60,6 +67,8 @@ def segment_metadata(rec: RecordingInfo, seg: Segment, gen: str) -> dict[str, An
         "recorded_at": float(rec.recorded_at),
         "gen": gen,
     }
+    if seg.first is not None and seg.last is not None:
+        meta["first"], meta["last"] = int(seg.first), int(seg.last)
     # Chroma rejects empty arrays, so an empty list is simply left out.
     if rec.tags:
         meta["tags"] = list(rec.tags)

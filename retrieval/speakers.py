@@ -74,10 +74,17 @@ class SpeakerInput:
     print: np.ndarray | None
     name: str | None = None  # a suggested name from voice matching
     score: float | None = None
+    confirmed: bool = False  # the name came with the recording (an imported transcript's)
 
 
 class SpeakerError(ValueError):
     pass
+
+
+def _status(speaker: SpeakerInput) -> str | None:
+    if not speaker.name:
+        return None
+    return CONFIRMED if speaker.confirmed else SUGGESTED
 
 
 def _blob(vector: np.ndarray | None) -> bytes | None:
@@ -105,8 +112,8 @@ class SpeakerStore:
                                  [(gen, float(s), float(e), label) for s, e, label in turns])
             self._db.executemany(
                 "INSERT OR REPLACE INTO speakers VALUES (?,?,?,?,?,?,?)",
-                [(gen, s.label, s.name, SUGGESTED if s.name else None, s.score, s.seconds,
-                  _blob(s.print)) for s in speakers])
+                [(gen, s.label, s.name, _status(s), s.score, s.seconds, _blob(s.print))
+                 for s in speakers])
         except BaseException:
             self._db.execute("ROLLBACK")
             raise

@@ -103,3 +103,41 @@ def test_segment_times_agree_with_the_reference_transcript(media: Path, models):
         assert min(abs(seg.end - e) for e in ends) <= 1.0, seg
     sheila = next(s for s in segs if "sheila" in s.text.lower())
     assert 13.5 <= sheila.start <= 15.0 and 17.0 <= sheila.end <= 18.5
+
+
+# -- passages ------------------------------------------------------------------------------
+def _sentences(n: int, words: int = 10) -> list:
+    from retrieval.schema import Segment
+
+    return [Segment(modality="transcript", start=i * 4.0, end=i * 4.0 + 3.5,
+                    text=" ".join([f"w{i}"] * words),
+                    speaker=["Maria", "Speaker 2"][(i // 3) % 2]) for i in range(n)]
+
+
+def test_passages_overlap_by_half_and_cover_every_segment():
+    from ingestion.segments import passages
+
+    segs = _sentences(40)
+    found = passages(segs, words=60)
+    covered = set()
+    for p in found:
+        covered.update(range(p.first, p.last + 1))
+        assert p.modality == "passages"
+        assert (p.start, p.end) == (segs[p.first].start, segs[p.last].end)
+        assert sum(len(s.text.split()) for s in segs[p.first:p.last + 1]) >= 60 or \
+            p.last == len(segs) - 1
+    assert covered == set(range(40))
+    # Each window starts where the one before it is half done: every boundary is inside one.
+    assert [p.first for p in found[:3]] == [0, 3, 6]
+    assert passages([], words=60) == []
+    [one] = passages(segs[:2], words=60)
+    assert (one.first, one.last) == (0, 1)
+
+
+def test_passage_text_names_speakers_but_not_diarization_labels():
+    from ingestion.segments import passages
+
+    [p] = passages(_sentences(6, words=2), words=100)
+    lines = p.text.split("\n")
+    assert lines[0] == "Maria: w0 w0 w1 w1 w2 w2"
+    assert lines[1] == "w3 w3 w4 w4 w5 w5"  # "Speaker 2" is a label, not a name

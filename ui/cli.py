@@ -48,6 +48,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         speakers=getattr(args, "speakers", None),
         min_speakers=getattr(args, "min_speakers", None),
         max_speakers=getattr(args, "max_speakers", None),
+        transcript_source=getattr(args, "transcript_source", None),
     )
 
 
@@ -77,11 +78,12 @@ def cmd_ingest(args: argparse.Namespace, console: Console) -> int:
         from retrieval.clap import OFF_MESSAGE
 
         console.print(f"[dim]{OFF_MESSAGE[0].upper()}{OFF_MESSAGE[1:]}.[/]")
+    transcript = _transcript_arg(args, paths)
     options = BatchOptions(
         extract=settings.extract_options(), tags=_split_list(args.tags),
         groups=_split_list(args.groups), workers=settings.workers, prune=args.prune,
         again=args.again,
-        file_timeout=settings.file_timeout,
+        file_timeout=settings.file_timeout, transcript=transcript,
     )
     started = time.monotonic()
     extract_all = None
@@ -97,6 +99,19 @@ def cmd_ingest(args: argparse.Namespace, console: Console) -> int:
     console.print(", ".join(f"{n} {s}" for s, n in counts.items() if n) or "nothing to do",
                   f"in {time.monotonic() - started:.1f} s; index: {settings.index_dir}")
     return 1 if counts["failed"] and not (counts["indexed"] or counts["unchanged"]) else 0
+
+
+def _transcript_arg(args: argparse.Namespace, paths: list[str]) -> Path | None:
+    """--transcript FILE: checked here, so a typo is one clear line before anything runs."""
+    if not args.transcript:
+        return None
+    transcript = Path(args.transcript).expanduser().absolute()
+    if len(paths) != 1 or Path(paths[0]).is_dir():
+        raise ValueError("--transcript names the transcript of one recording: give exactly one "
+                         "media file with it")
+    if not transcript.is_file():
+        raise ValueError(f"--transcript {args.transcript}: file not found")
+    return transcript
 
 
 def cmd_status(args: argparse.Namespace, console: Console) -> int:
@@ -441,6 +456,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prune", action="store_true", help="forget recordings whose files are gone")
     p.add_argument("--again", action="store_true",
                    help="read unchanged files again (after changing models or --speakers)")
+    p.add_argument("--transcript", metavar="FILE",
+                   help="the recording's own transcript (.vtt or .srt): its words, times and "
+                        "speakers are used instead of speech recognition")
+    p.add_argument("--transcript-source", choices=["sidecar", "speech"],
+                   help="for a recording with a transcript beside it (same name, .vtt/.srt): "
+                        "use it (sidecar, the default) or recognise the speech")
     p.add_argument("--asr-model", help="tiny.en (default), base, a model folder or a hub name")
     p.add_argument("--asr-backend", choices=["faster-whisper", "openai-whisper"])
     p.add_argument("--language", help="spoken language code, or 'auto'")

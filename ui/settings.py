@@ -45,6 +45,9 @@ class Settings:
     language: str | None = None  # None: "en" for English-only models, else auto-detect
     compute_type: str = "int8"
     beam_size: int = 5
+    # Which words win for a recording that comes with its own transcript (a sidecar .vtt/.srt
+    # of the same stem, or --transcript): "sidecar" (its text, times and speakers) or "speech".
+    transcript_source: str = "sidecar"
     text_model: str = "multilingual-e5-small"
     # CLIP is off until weights are named: a local file, or a pretrained tag (downloads).
     clip_model: str = "ViT-B-32"
@@ -81,6 +84,9 @@ class Settings:
         return "en" if self.asr_model.endswith(".en") else None
 
     def extract_options(self) -> ExtractOptions:
+        if self.transcript_source not in ("sidecar", "speech"):
+            raise ValueError(f"transcript_source is 'sidecar' or 'speech', not "
+                             f"{self.transcript_source!r}")
         if self.speakers is not None and self.speakers < 1:
             raise ValueError("the number of speakers must be at least 1")
         if not 1 <= self.min_speakers <= self.max_speakers:
@@ -93,7 +99,8 @@ class Settings:
             language=self.effective_language, text_model=self.text_model,
             clip_model=self.clip_model, clip_weights=self.clip_weights, ocr=self.ocr,
             ocr_lang=self.ocr_lang, frame_interval=self.frame_interval, threads=self.threads,
-            cache_dir=self.cache_dir, clap_model=self.clap_model, diarize=self.diarize, speaker_model=self.speaker_model,
+            cache_dir=self.cache_dir, clap_model=self.clap_model, diarize=self.diarize,
+            speaker_model=self.speaker_model, transcript_source=self.transcript_source,
             speakers=DiarizeOptions(num_speakers=self.speakers, min_speakers=self.min_speakers,
                                     max_speakers=self.max_speakers),
         )
