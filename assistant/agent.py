@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from assistant.evidence import (Citation, CitationChecker, clock, label, render_evidence,
-                                snippet_parts)
+                                render_passages, snippet_parts)
 from assistant.dates import Period, recorded_period
 from assistant.prompts import render, render_messages
 from assistant.research import merge, research
@@ -60,6 +60,11 @@ SUPPORT_THRESHOLD = 0.35
 # The margin is thin; one answer that needs an inference ("what do they call Sheila in Texas"
 # vs "they all call me a Yankee down here", 0.764) is refused by it.
 RELEVANCE_THRESHOLD = 0.83
+# A hit is read with the lines around it that belong to it: the other half of a two-part
+# answer ("...and why?") is often the next line, by the same or another speaker.
+CONTEXT_LINES = 1  # lines either side of a hit
+CONTEXT_SECONDS = 20.0  # ...said this close to it
+MIN_CONTEXT_WORDS = 3  # "Mm-hmm." and "Yeah." carry nothing to cite
 
 
 @dataclass
@@ -267,6 +272,41 @@ class Assistant:
                 for ps in parts]
         return [m for m, score in zip(moments, best) if score >= RELEVANCE_THRESHOLD]
 
+    def with_context(self, moments: Sequence[Moment]) -> list[list[Moment]]:
+        """Each hit with the lines around it (CONTEXT_LINES either side, said within
+        CONTEXT_SECONDS), as groups in the hits' order; a line already shown is not repeated,
+        and a hit keeps its own Moment (with the slide shown meanwhile)."""
+        groups: list[list[Moment]] = []
+        shown: set[tuple[str, float]] = set()
+        for hit in moments:
+            if (hit.media_id, hit.start) in shown:
+                continue
+            lines: list[Moment] = []
+            if hit.modality == TRANSCRIPT:
+                try:
+                    lines = [m for m in tools.get_context(
+                        self.searcher, hit.media_id, hit.start, hit.end, CONTEXT_SECONDS,
+                        self.filters) if m.modality == TRANSCRIPT]
+                except tools.NotFound:
+                    lines = []
+            inside = [i for i, m in enumerate(lines) if m.end > hit.start and m.start < hit.end]
+            if not inside:
+                groups.append([hit])
+                shown.add((hit.media_id, hit.start))
+                continue
+            lo, hi = max(0, inside[0] - CONTEXT_LINES), inside[-1] + CONTEXT_LINES + 1
+            group = []
+            for i, line in enumerate(lines[lo:hi], lo):
+                key = (line.media_id, line.start)
+                if key in shown or i in inside[1:] or (i not in inside and
+                                    len(line.text.split()) < MIN_CONTEXT_WORDS):
+                    continue
+                shown.add(key)
+                group.append(hit if i == inside[0] else line)
+            if group:
+                groups.append(group)
+        return groups
+
     # -- a turn ------------------------------------------------------------------------------
     def turn(self, message: str, history: Sequence[Turn] = ()) -> Iterator[Event]:
         t0 = time.perf_counter()
@@ -411,10 +451,13 @@ class Assistant:
         # The model reads only the snippets about the question: the others could not be cited
         # anyway, cost prompt time (~60 tokens each, ~1 s on 2 cores), and drew the 1.5B
         # model's answers away from the one that holds the fact.
-        messages = render_messages("answer", evidence=render_evidence(relevant),
+        # Lines beside the last citation are the answer themselves: no context around them.
+        groups = self.with_context(relevant) if before is None else [[m] for m in relevant]
+        lines = [m for group in groups for m in group]
+        messages = render_messages("answer", evidence=render_passages(groups),
                                    question=_with_example(route.question, self.example))
         t = time.perf_counter()
-        checker = CitationChecker(relevant, self.support, SUPPORT_THRESHOLD)
+        checker = CitationChecker(lines, self.support, SUPPORT_THRESHOLD)
         held, deciding, refused = "", True, False
         for delta in self.chat.stream(messages):
             if deciding:  # hold the first characters back until they cannot be a refusal

@@ -44,6 +44,26 @@ def render_evidence(moments: Sequence[Moment], max_chars: int = 220, start: int 
     return "\n".join(lines)
 
 
+def render_passages(groups: Sequence[Sequence[Moment]], max_chars: int = 220) -> str:
+    """Numbered lines grouped by the stretch of a recording they come from: each group is a
+    heading ("Q3 planning, 00:24–00:41:") and its lines ("[2] Maria: text"), numbered
+    across groups in order, so the model reads a hit with the lines around it and still
+    cites the one line that says what it writes."""
+    out: list[str] = []
+    n = 1
+    for group in groups:
+        if not group:
+            continue
+        out.append(f"{group[0].title}, {clock(group[0].start)}–{clock(group[-1].end)}:")
+        for m in group:
+            who = f"{m.speaker}: " if m.speaker else ""
+            kind = {"slides": "[on screen] ", "frames": "[on screen] ", "audio": "[sound] "}.get(
+                m.modality, "")
+            out.append(f"[{n}] {kind}{who}{snippet_text(m)[:max_chars]}")
+            n += 1
+    return "\n".join(out)
+
+
 def snippet_text(moment: Moment) -> str:
     """What the model reads for a moment, and what a citation of it is checked against."""
     said, shown = snippet_parts(moment)

@@ -1,8 +1,10 @@
-"""Summaries that cover a whole recording: map over every transcript line, then reduce.
+"""Summaries that cover a whole recording: map over its transcript lines, then reduce.
 
 Top-k search would summarise only what matched; a map step over each chunk of the transcript
 finds points, decisions and action items everywhere, each tied to the line that says it, so
-every item is cited by construction.
+every item is cited by construction. A long recording is mapped over lines that represent
+each stretch of it (a bounded number of model calls, whatever its length), and a summary of
+one topic ("the discussion about the budget") over the lines around where it is discussed.
 """
 
 from __future__ import annotations
@@ -11,8 +13,10 @@ import difflib
 import re
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from assistant.evidence import Citation, clock
 from assistant.prompts import render, render_messages
@@ -23,6 +27,16 @@ if TYPE_CHECKING:
     from assistant.agent import Assistant, Event, Route
 
 CHUNK_CHARS = 900  # keeps each local-model call near 350 prompt tokens (~6 s on 2 cores)
+# A summary of part of a recording reads the lines around the best matches for its topic,
+# at most this much (three map calls, ~20 s on 2 cores, whatever the recording's length).
+STRETCH_CHARS = 2700
+STRETCH_LINES = 6  # lines kept either side of a match: the discussion it belongs to
+STRETCH_MATCHES = 3
+# A whole recording longer than this is summarised from lines that stand for it (one per
+# stretch of it), not all of them: mapping a 60-minute meeting line by line took ~6 minutes.
+SUMMARY_CHARS = 4500
+SECTION_CHARS = 300  # one representative line per this much of the budget
+MIN_POINT_WORDS = 8  # "Mm-hmm, yeah, okay." stands for nothing
 _LINES = {"type": "array", "items": {"type": "integer"}}
 POINTS_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -82,6 +96,85 @@ def _title_in(question: str, recs: list[tools.RecordingSummary]) -> tools.Record
     if not scored or scored[0][0] < 0.5 or (len(scored) > 1 and scored[1][0] == scored[0][0]):
         return None  # nothing named, or "the meeting" with several meetings
     return scored[0][1]
+
+
+# Words that ask for a summary, or name a recording as a whole, rather than a topic in it.
+_GENERIC = frozenset("""
+summarise summarize summary summaries recap overview key main points point brief briefly short
+give me please tell us what was were is are the a an of in on at for to about from and or whole
+entire full complete all everything meeting meetings recording recordings call session video
+training talk talks discussion discussions discussed discuss conversation today today's this
+that it its happened happen went say said over up them they we our you your
+""".split())
+
+
+def topic_words(question: str, title: str) -> list[str]:
+    """The words of a summary request that name a topic ("the remote's materials"), not the
+    request itself, the kind of item asked for or the recording's title; [] for "Summarize
+    the whole meeting"."""
+    text = question.lower()
+    for words in _ASKED_FOR.values():
+        text = words.sub(" ", text)
+    named = set(re.findall(r"[a-z0-9]+", title.lower()))
+    return [w for w in re.findall(r"[a-z0-9]+(?:'[a-z]+)?", text)
+            if w not in _GENERIC and w not in named and w.split("'")[0] not in _GENERIC
+            and len(w) > 1]
+
+
+def stretch(assistant: Assistant, route: Route, rec: tools.RecordingSummary,
+            lines: list[Moment]) -> list[Moment]:
+    """The lines around the best matches for the route's topic in one recording, in time
+    order: a summary of part of a long meeting reads that part, not all of it."""
+    filters = replace(assistant.filters, recordings=(rec.media_id,))
+    found = tools.search_all(assistant.searcher, route.queries, STRETCH_MATCHES, filters)
+    keep: list[int] = []
+    for m in found:
+        hit = [i for i, line in enumerate(lines) if line.end > m.start and line.start < m.end]
+        for i in range(min(hit, default=0) - STRETCH_LINES,
+                       max(hit, default=-1) + STRETCH_LINES + 1):
+            if 0 <= i < len(lines) and i not in keep:
+                keep.append(i)
+    out: list[int] = []
+    size = 0
+    for i in keep:  # best match's surroundings first, until the budget is spent
+        if size + len(lines[i].text) > STRETCH_CHARS and out:
+            break
+        out.append(i)
+        size += len(lines[i].text)
+    return [lines[i] for i in sorted(out)]
+
+
+def representative(lines: list[Moment], vectors: np.ndarray,
+                   budget: int = SUMMARY_CHARS) -> list[int]:
+    """Indices of lines that stand for a long recording, in time order, within `budget`
+    characters: the recording is cut into equal stretches of speech, one per SECTION_CHARS of
+    the budget, and each gives its most central line of some length (closest to the mean of
+    its lines' vectors), so every part of the meeting is represented, in its own words."""
+    sizes = [len(line.text) for line in lines]
+    if sum(sizes) <= budget:
+        return list(range(len(lines)))
+    sections = max(1, budget // SECTION_CHARS)
+    total, bounds, acc = sum(sizes), [0], 0
+    for i, size in enumerate(sizes):
+        acc += size
+        if acc >= total * len(bounds) / sections and len(bounds) < sections:
+            bounds.append(i + 1)
+    bounds.append(len(lines))
+    picked: list[int] = []
+    spent = 0
+    for lo, hi in zip(bounds, bounds[1:]):
+        if hi <= lo:
+            continue
+        centre = vectors[lo:hi].mean(axis=0)
+        scores = vectors[lo:hi] @ centre
+        order = [lo + int(j) for j in np.argsort(-scores)]
+        best = next((i for i in order if len(lines[i].text.split()) >= MIN_POINT_WORDS),
+                    order[0])
+        if spent + sizes[best] > budget and picked:
+            continue
+        picked.append(best)
+        spent += sizes[best]
+    return sorted(picked)
 
 
 def chunks(lines: list[Moment], limit: int = CHUNK_CHARS) -> list[list[tuple[int, Moment]]]:
@@ -205,7 +298,11 @@ def summarize_turn(assistant: Assistant, route: Route,
         yield Event("token", reply.answer)
         yield Event("reply", reply)
         return
-    lines = tools.recording_segments(assistant.searcher, rec.media_id, assistant.filters)
+    lines, vectors = tools.recording_lines_with_vectors(assistant.searcher, rec.media_id,
+                                                        assistant.filters)
+    topic = topic_words(route.question, rec.title)
+    part = stretch(assistant, route, rec, lines) if topic else []
+    lines = part or [lines[i] for i in representative(lines, vectors)]
     points: list[Point] = []
     for chunk in chunks(lines):
         points.extend(map_points(assistant, rec.title, chunk))
@@ -228,7 +325,11 @@ def summarize_turn(assistant: Assistant, route: Route,
             "summary_reduce", title=rec.title,
             points="\n".join(rendered["point"] + rendered["decision"])[:1500])}]).strip()
     length = f" ({clock(rec.duration or 0)})" if rec.duration else ""
-    parts = [f"Summary of {rec.title}{length}: {overview}".strip()]
+    what = rec.title + length
+    if part:
+        what = (f"the discussion of {' '.join(topic)} in {rec.title} "
+                f"({clock(lines[0].start)}–{clock(lines[-1].end)})")
+    parts = [f"Summary of {what}: {overview}".strip()]
     for kind, heading in (("point", "Main points"), ("decision", "Decisions"),
                           ("action", "Action items")):
         if rendered[kind]:

@@ -44,7 +44,8 @@ def main() -> int:
         args.index = REPO / "tests" / "artifacts" / f"dev-index{suffix}"
     build(args.index, args.asr_model)
     return subprocess.run([str(CLI), "eval", str(args.queries), "--index", str(args.index),
-                           "--ablation", "--show-misses"]).returncode
+                           "--ablation", "--show-misses",
+                           "--split", str(REPO / "eval" / "dev_split.json")]).returncode
 
 
 if __name__ == "__main__":

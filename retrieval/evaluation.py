@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from retrieval.filters import Filters
-from retrieval.schema import FRAMES, SLIDES, TRANSCRIPT, Moment
-from retrieval.search import Searcher, search
+from retrieval.schema import FRAMES, PASSAGES, SLIDES, TRANSCRIPT, Moment
+from retrieval.search import DEFAULT_WEIGHTS, Searcher, search
 
 
 @dataclass
@@ -95,8 +95,33 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     "keyword only (BM25)": {"modalities": (TRANSCRIPT, SLIDES), "methods": ("keyword",)},
     "transcript + slides (dense)": {"modalities": (TRANSCRIPT, SLIDES), "methods": ("dense",)},
     "+ BM25 (hybrid)": {"modalities": (TRANSCRIPT, SLIDES)},
+    "fused without passages": {"modalities": (TRANSCRIPT, SLIDES, FRAMES), "weights": {
+        key: w for key, w in DEFAULT_WEIGHTS.items() if key[0] != PASSAGES}},
     "fused (all modalities)": {"modalities": (TRANSCRIPT, SLIDES, FRAMES)},
 }
+
+
+def load_split(path: Path) -> dict[str, str]:
+    """{recording file name: "tune" | "check"} from a split file ({"tune": [...], "check": [...]})."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return {name: half for half in ("tune", "check") for name in data.get(half, [])}
+
+
+def half_of(expected: Sequence[dict[str, Any]], query_id: str, split: dict[str, str]) -> str:
+    """The half a query or answer belongs to: its expected recording's, or for one that expects
+    nothing (an absent topic), by the parity of the number in its id."""
+    for window in expected:
+        if window.get("media") in split:
+            return split[window["media"]]
+    digits = "".join(ch for ch in query_id if ch.isdigit())
+    return "tune" if digits and int(digits) % 2 else "check"
+
+
+def by_half(queries: Sequence[Query], split: dict[str, str]) -> dict[str, list[Query]]:
+    halves: dict[str, list[Query]] = {"tune": [], "check": []}
+    for q in queries:
+        halves[half_of(q.expected, q.id, split)].append(q)
+    return halves
 
 
 def ablation(searcher: Searcher, queries: Sequence[Query], k: int = 5) -> list[Report]:

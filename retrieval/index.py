@@ -344,6 +344,13 @@ class Index:
         hits = self.keyword_hits(query, (modality,), k, gens)[modality]
         return self.hydrate(hits, set(gens))  # a row whose vector write was cut short is skipped
 
+    def vectors(self, modality: str, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """The stored embeddings of these segments (those that exist)."""
+        if not ids:
+            return {}
+        res = self.collection(modality).get(ids=list(ids), include=["embeddings"])
+        return {i: np.asarray(v, dtype=np.float32) for i, v in zip(res["ids"], res["embeddings"])}
+
     def segments(self, modality: str, gens: Sequence[str],
                  where: dict[str, Any] | None = None) -> list[Hit]:
         """Every segment of the given generations (for context windows and keyword search)."""

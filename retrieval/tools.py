@@ -121,8 +121,13 @@ def get_context(searcher: Searcher, media_id: str, start: float, end: float,
 def _lines(index: Index, rec: Recording, modalities: Sequence[str], lo: float = float("-inf"),
            hi: float = float("inf")) -> list[Moment]:
     out: list[Moment] = []
+    # The stretch is read from the index, not filtered after reading every line of the
+    # recording (a follow-up on a 90-minute meeting loaded ~1,500 segments).
+    bounds = ([{"end": {"$gte": float(lo)}}] if lo != float("-inf") else []) + \
+        ([{"start": {"$lte": float(hi)}}] if hi != float("inf") else [])
+    where = bounds[0] if len(bounds) == 1 else ({"$and": bounds} if bounds else None)
     for modality in modalities:
-        for hit in index.segments(modality, [rec.gen] if rec.gen else []):
+        for hit in index.segments(modality, [rec.gen] if rec.gen else [], where):
             s, e = float(hit.metadata["start"]), float(hit.metadata["end"])
             if e >= lo and s <= hi:
                 out.append(Moment(media_id=rec.media_id, path=rec.path, title=rec.title,
@@ -137,6 +142,28 @@ def recording_segments(searcher: Searcher, media_id: str,
     """Every transcript segment of one recording, for summaries that must cover all of it."""
     return [m for m in get_context(searcher, media_id, 0.0, float("inf"), 0.0, filters)
             if m.modality == TRANSCRIPT]
+
+
+def recording_lines_with_vectors(searcher: Searcher, media_id: str,
+                                 filters: Filters | None = None
+                                 ) -> tuple[list[Moment], np.ndarray]:
+    """Every transcript segment of one recording in time order, with its stored text vector
+    (rows in the same order), for choosing the lines that represent a long recording."""
+    allowed = {r.media_id: r for r in visible_recordings(
+        searcher.index, Filters(groups=(filters or Filters()).groups))}
+    rec = allowed.get(media_id)
+    if rec is None or rec.gen is None:
+        raise NotFound(f"no recording {media_id!r}")
+    hits = searcher.index.segments(TRANSCRIPT, [rec.gen])
+    found = searcher.index.vectors(TRANSCRIPT, [h.id for h in hits])
+    hits = [h for h in hits if h.id in found]
+    lines = [Moment(media_id=rec.media_id, path=rec.path, title=rec.title,
+                    start=float(h.metadata["start"]), end=float(h.metadata["end"]), score=0.0,
+                    modality=TRANSCRIPT, text=h.text, speaker=h.metadata.get("speaker") or None)
+             for h in hits]
+    dim = next(iter(found.values())).shape[0] if found else 0
+    vectors = np.stack([found[h.id] for h in hits]) if hits else np.zeros((0, dim), np.float32)
+    return lines, vectors
 
 
 def find_recording(index: Index, ref: str, groups: frozenset[str] | None = None) -> Recording:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -55,6 +56,20 @@ class FakeOpenAI:
                 "choices": [{"index": 0, "finish_reason": finish, "message": message}],
                 "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}}
 
+    @staticmethod
+    def _numbered(text: str, body: dict) -> str:
+        """A delta's "{line:WORD}" becomes the number of the first numbered line ("[3] ...")
+        of the last message that holds WORD: the answer cites the line a real model would,
+        however many context lines the prompt put around it. Unknown words become 99."""
+        prompt = (body["messages"][-1].get("content") or "") if body.get("messages") else ""
+        lines = re.findall(r"^\[(\d+)\] (.*)$", prompt, re.M)
+
+        def number(m: re.Match) -> str:
+            word = m.group(1).lower()
+            return next((n for n, line in lines if word in line.lower()), "99")
+
+        return re.sub(r"\{line:([^}]+)\}", number, text)
+
     def _chunks(self, body: dict) -> Iterator[dict]:
         def chunk(delta: dict, finish: str | None = None) -> dict:
             return {"id": "fake-1", "object": "chat.completion.chunk", "created": 0,
@@ -63,7 +78,7 @@ class FakeOpenAI:
 
         yield chunk({"role": "assistant", "content": ""})
         for text in self.deltas:
-            yield chunk({"content": text})
+            yield chunk({"content": self._numbered(text, body)})
         yield chunk({}, "stop")
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:

@@ -77,7 +77,7 @@ def prompts_sent(fake: FakeOpenAI) -> str:
 def test_citations_map_to_snippets_and_invented_ones_are_dropped(archive, fake):
     fake.replies = [route_reply(question="Where is Sheila from?",
                                 queries=["Sheila originally from", "Sheila Texas Chicago"])]
-    fake.deltas = ["Sheila is in Texas and originally ", "from Chicago [1]. ",
+    fake.deltas = ["Sheila is in Texas and originally ", "from Chicago [{line:chicago}]. ",
                    "She runs the Falcon deal [7]."]
     reply = Assistant(archive, remote(fake)).ask("where is sheila from?")
     assert reply.answer.startswith("Sheila is in Texas and originally from Chicago [1].")
@@ -88,7 +88,8 @@ def test_citations_map_to_snippets_and_invented_ones_are_dropped(archive, fake):
     assert 7 in reply.dropped and "She runs the Falcon deal." in reply.unsupported
     assert reply.queries[0] == "Where is Sheila from?" and len(reply.queries) == 3
     answer_prompt = fake.requests[-1]["body"]["messages"][-1]["content"]
-    assert "[1] Phone call, 00:" in answer_prompt and "/Phone call.wav" not in answer_prompt
+    # Lines come under a heading naming the recording and the stretch, never its path.
+    assert "\nPhone call, 00:" in answer_prompt and "/Phone call.wav" not in answer_prompt
 
 
 def test_nothing_outside_the_callers_groups_reaches_the_model_or_the_answer(archive, fake):
@@ -118,7 +119,7 @@ def test_nothing_outside_the_callers_groups_reaches_the_model_or_the_answer(arch
 
 def test_follow_up_sends_the_conversation_to_the_router(archive, fake):
     fake.replies = [route_reply(question="Where does Diane live now?", queries=["Diane lives"])]
-    fake.deltas = ["Diane lives in New Jersey [1]."]
+    fake.deltas = ["Diane lives in New Jersey [{line:jersey}]."]
     history = [Turn("user", "where is Sheila from?"),
                Turn("assistant", "Sheila is in Texas, originally from Chicago [1].")]
     reply = Assistant(archive, remote(fake)).ask("and what about Diane?", history)
@@ -133,7 +134,7 @@ def test_a_follow_up_the_router_left_as_it_was_is_read_with_the_question_before(
     # nothing, so the search and the relevance gate also read it after the last question.
     fake.replies = [route_reply(question="Does anyone else come from there?",
                                 queries=["anyone else from there"])]
-    fake.deltas = ["Diane is originally from Chicago too [1]."]
+    fake.deltas = ["Diane is originally from Chicago too [{line:chicago}]."]
     history = [Turn("user", "Where is Sheila originally from?"),
                Turn("assistant", "Sheila is in Texas, originally from Chicago [1].")]
     reply = Assistant(archive, remote(fake)).ask("Does anyone else come from there?", history)
@@ -210,7 +211,7 @@ def test_only_snippets_about_the_question_can_be_cited(archive, fake):
         "Snippets:" in r["body"]["messages"][-1]["content"] for r in fake.requests)
     fake.replies = [route_reply(question="Where is Sheila originally from?",
                                 queries=["Sheila from"])]
-    fake.deltas = ["Chicago [1]."]
+    fake.deltas = ["Chicago [{line:chicago}]."]
     reply = assistant.ask("Where is Sheila originally from?")
     prompt = fake.requests[-1]["body"]["messages"][-1]["content"]
     evidence = prompt.rsplit("Snippets:", 1)[1].rsplit("Question:", 1)[0].lower()
@@ -327,7 +328,7 @@ def test_a_model_that_calls_tools_searches_in_several_rounds_within_the_callers_
         {"tool_calls": [_tool_call("search_archive", query="Falcon acquisition"),
                         _tool_call("read_around", snippet=1)]},
         "done"]
-    fake.deltas = ["Sheila is in Texas [1]."]
+    fake.deltas = ["Sheila is in Texas [{line:texas}]."]
     staff = Assistant(archive, remote(fake), filters=Filters(groups=frozenset({"staff"})))
     reply = staff.ask("Where is Sheila originally from?")
     rounds = [r["body"] for r in fake.requests if r["body"].get("tools")]
@@ -348,6 +349,6 @@ def test_tool_rounds_are_capped(archive, fake):
 
     fake.replies = [route_reply(question="Where is Sheila from?", queries=["Sheila"]),
                     {"tool_calls": [_tool_call("search_archive", query="Sheila")]}]  # repeats
-    fake.deltas = ["Sheila is in Texas [1]."]
+    fake.deltas = ["Sheila is in Texas [{line:texas}]."]
     Assistant(archive, remote(fake)).ask("Where is Sheila from?")
     assert sum(1 for r in fake.requests if r["body"].get("tools")) == MAX_ROUNDS

@@ -1,6 +1,6 @@
 """Which recording a summary request names, and what kind of item a line is (no model needed)."""
 
-from assistant.summary import _asked_for, _due, _owner, _title_in, classify
+from assistant.summary import _asked_for, _due, _owner, _title_in, classify, topic_words
 from retrieval.schema import Moment
 from retrieval.tools import RecordingSummary
 
@@ -57,3 +57,35 @@ def test_a_question_can_ask_for_one_kind_of_item():
     assert _asked_for("what did we decide in the Q3 meeting") == ()
     assert _asked_for("list the decisions from the kickoff") == ("decision",)
     assert _asked_for("Summarize the security training") == ()
+
+
+def test_a_summary_of_part_of_a_recording_names_its_topic():
+    title = "IS1006c"
+    assert topic_words("Summarize the whole meeting.", title) == []
+    assert topic_words("Summarize the discussion in IS1006c", title) == []
+    assert topic_words("What were the action items in the planning meeting?",
+                       "Planning meeting") == []
+    assert topic_words("Summarize the discussion about the remote's materials.", title) == \
+        ["remote's", "materials"]
+    assert topic_words("Give me an overview of what was said about the budget cuts", title) == \
+        ["budget", "cuts"]
+
+
+def test_a_long_recording_is_represented_by_a_central_line_of_each_stretch():
+    import numpy as np
+
+    from assistant.summary import representative
+
+    def line(i: int, words: int) -> Moment:
+        return Moment(media_id="m", path="/m.wav", title="T", start=i * 5.0, end=i * 5.0 + 4,
+                      score=0.0, modality="transcript", text=" ".join(["word"] * words))
+
+    lines = [line(i, 3 if i % 4 == 1 else 10) for i in range(40)]
+    vectors = np.zeros((40, 4), np.float32)
+    vectors[:20, 0] = 1.0  # two topics, one per half of the meeting
+    vectors[20:, 1] = 1.0
+    vectors[7] = vectors[27] = [0.6, 0.6, 0.5, 0.0]  # off-centre lines
+    assert representative(lines, vectors, budget=10_000) == list(range(40))  # short: all
+    picked = representative(lines, vectors, budget=600)  # two sections of the budget
+    assert len(picked) == 2 and picked[0] < 20 <= picked[1]
+    assert all(len(lines[i].text.split()) >= 8 and i not in (7, 27) for i in picked)

@@ -358,7 +358,7 @@ def cmd_serve(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_eval(args: argparse.Namespace, console: Console) -> int:
-    from retrieval.evaluation import ablation, evaluate, load_queries, table
+    from retrieval.evaluation import ablation, by_half, evaluate, load_queries, load_split, table
 
     settings = _settings(args)
     searcher = open_searcher(settings)
@@ -366,8 +366,16 @@ def cmd_eval(args: argparse.Namespace, console: Console) -> int:
     if not searcher.index.catalog.visible():
         raise ValueError(f"the index {settings.index_dir} is empty: ingest the recordings the "
                          "queries name first")
-    reports = ablation(searcher, queries, args.k) if args.ablation else \
-        [evaluate(searcher, queries, args.k)]
+    sets = {"": queries}
+    if args.split:
+        sets = {f" [{half}]": qs for half, qs in by_half(queries, load_split(Path(args.split))).items()}
+    reports = []
+    for suffix, subset in sets.items():
+        found = ablation(searcher, subset, args.k) if args.ablation else \
+            [evaluate(searcher, subset, args.k)]
+        for r in found:
+            r.name += suffix
+        reports += found
     print(table(reports))
     if args.show_misses:
         for r in reports:
@@ -512,6 +520,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ablation", action="store_true",
                    help="also each modality and method alone (a table row each)")
     p.add_argument("--show-misses", action="store_true", help="list queries not ranked first")
+    p.add_argument("--split", metavar="SPLIT.json",
+                   help="report the tuning and check halves apart (e.g. eval/dev_split.json)")
     p.set_defaults(func=cmd_eval)
 
     p = with_index(sub.add_parser("eval-answers", help="measure the assistant's answers"))
