@@ -258,25 +258,36 @@ class Assistant:
         # e5 puts unrelated English pairs near 0.75 and paraphrases above 0.85.
         return max(overlap, min(1.0, max(0.0, (similarity - 0.78) / 0.12)))
 
-    def relevant(self, questions: Sequence[str], moments: Sequence[Moment]) -> list[Moment]:
-        """The moments whose snippet is about one of the question's readings
-        (RELEVANCE_THRESHOLD)."""
+    def relevant(self, questions: Sequence[str], moments: Sequence[Moment],
+                 contexts: Sequence[str] = ()) -> list[Moment]:
+        """The moments about one of the question's readings (RELEVANCE_THRESHOLD)."""
+        scores = self.relevance(questions, moments, contexts)
+        return [m for m, score in zip(moments, scores) if score >= RELEVANCE_THRESHOLD]
+
+    def relevance(self, questions: Sequence[str], moments: Sequence[Moment],
+                  contexts: Sequence[str] = ()) -> list[float]:
+        """How much each moment is about one of the question's readings (e5 cosine, best
+        reading and part). With `contexts` (one per moment: the moment read with the lines
+        around it) the stretch counts too: a question about a discussion matches the stretch
+        more than any one line of it."""
         if not moments:
             return []
         # The speech and the slide shown meanwhile are scored apart: joined, a long slide
         # diluted the sentence that answers ("by the end of October" fell below the line).
         parts = [[p for p in snippet_parts(m) if p] for m in moments]
+        for i, context in enumerate(contexts):
+            if context:
+                parts[i].append(context)
         queries = self.searcher.text.embed_queries(list(questions))
         vectors = iter(self.searcher.text.embed_passages([p for ps in parts for p in ps]))
-        best = [max(float(np.max(queries @ next(vectors))) for _ in ps) if ps else 0.0
+        return [max(float(np.max(queries @ next(vectors))) for _ in ps) if ps else 0.0
                 for ps in parts]
-        return [m for m, score in zip(moments, best) if score >= RELEVANCE_THRESHOLD]
 
-    def with_context(self, moments: Sequence[Moment]) -> list[list[Moment]]:
+    def with_context(self, moments: Sequence[Moment]) -> list[tuple[Moment, list[Moment]]]:
         """Each hit with the lines around it (CONTEXT_LINES either side, said within
-        CONTEXT_SECONDS), as groups in the hits' order; a line already shown is not repeated,
-        and a hit keeps its own Moment (with the slide shown meanwhile)."""
-        groups: list[list[Moment]] = []
+        CONTEXT_SECONDS), as (hit, lines) in the hits' order; a line already shown is not
+        repeated, and a hit keeps its own Moment (with the slide shown meanwhile)."""
+        groups: list[tuple[Moment, list[Moment]]] = []
         shown: set[tuple[str, float]] = set()
         for hit in moments:
             if (hit.media_id, hit.start) in shown:
@@ -291,7 +302,7 @@ class Assistant:
                     lines = []
             inside = [i for i, m in enumerate(lines) if m.end > hit.start and m.start < hit.end]
             if not inside:
-                groups.append([hit])
+                groups.append((hit, [hit]))
                 shown.add((hit.media_id, hit.start))
                 continue
             lo, hi = max(0, inside[0] - CONTEXT_LINES), inside[-1] + CONTEXT_LINES + 1
@@ -304,7 +315,7 @@ class Assistant:
                 shown.add(key)
                 group.append(hit if i == inside[0] else line)
             if group:
-                groups.append(group)
+                groups.append((hit, group))
         return groups
 
     # -- a turn ------------------------------------------------------------------------------
@@ -435,7 +446,13 @@ class Assistant:
         found = found or self.search(route)
         timings["search"] = time.perf_counter() - t
         readings = [route.question, *([route.in_context] if route.in_context else [])]
-        relevant = self.relevant(readings, found) if gated else found
+        # Lines beside the last citation are the answer themselves: no context around them.
+        groups = self.with_context(found) if before is None else [(m, [m]) for m in found]
+        if gated:
+            about = self.relevant(readings, [hit for hit, _ in groups],
+                                  [" ".join(m.text for m in lines) for _, lines in groups])
+            groups = [(hit, lines) for hit, lines in groups if any(hit is a for a in about)]
+        relevant = [hit for hit, _ in groups]
         if found and not relevant:  # nothing is about it: no need to ask the model
             reply = self._not_found(route, found, timings)
             yield Event("token", reply.answer)
@@ -451,10 +468,8 @@ class Assistant:
         # The model reads only the snippets about the question: the others could not be cited
         # anyway, cost prompt time (~60 tokens each, ~1 s on 2 cores), and drew the 1.5B
         # model's answers away from the one that holds the fact.
-        # Lines beside the last citation are the answer themselves: no context around them.
-        groups = self.with_context(relevant) if before is None else [[m] for m in relevant]
-        lines = [m for group in groups for m in group]
-        messages = render_messages("answer", evidence=render_passages(groups),
+        lines = [m for _, group in groups for m in group]
+        messages = render_messages("answer", evidence=render_passages([g for _, g in groups]),
                                    question=_with_example(route.question, self.example))
         t = time.perf_counter()
         checker = CitationChecker(lines, self.support, SUPPORT_THRESHOLD)

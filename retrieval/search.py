@@ -272,39 +272,66 @@ def _list_groups(modalities: Sequence[str], method: str,
     return ([text] if text else []) + [(m,) for m in present if m not in text]
 
 
-def passage_lift(searcher: Searcher, queries: Sequence[str], depth: int, gens: Sequence[str],
-                 methods: Sequence[str], weights: dict[tuple[str, str], float]
-                 ) -> dict[str, float]:
-    """How much each transcript segment is lifted by the passages around it: the fused RRF
-    score of every top passage that contains it, added up (a segment in the overlap of two
-    good passages sits in the middle of the discussion)."""
+@dataclass
+class _Stretch:
+    """A top passage: where in which generation a topic is discussed, and how well."""
+
+    gen: str
+    start: float
+    end: float
+    score: float
+    segments: list[str]  # its transcript segments' ids
+
+
+def passage_stretches(searcher: Searcher, queries: Sequence[str], depth: int,
+                      gens: Sequence[str], methods: Sequence[str],
+                      weights: dict[tuple[str, str], float]) -> list[_Stretch]:
+    """The best passages for the question, fused over phrasings and methods (RRF)."""
     lists, list_weights = ranked_lists(searcher, queries, (PASSAGES,), depth, gens, None,
                                        methods, weights, hydrate=False)
     if not lists:
-        return {}
+        return []
     fused = rrf(lists, weights=list_weights)[:depth]
     score = {h.id: s for h, s in fused}
-    lift: dict[str, float] = {}
+    out = []
     for hit in searcher.index.hydrate([h for h, _ in fused], set(gens)):
         meta = hit.metadata
         if "first" not in meta:
             continue
-        for i in range(int(meta["first"]), int(meta["last"]) + 1):
-            seg = segment_id(meta["media_id"], meta["gen"], TRANSCRIPT, i)
-            lift[seg] = lift.get(seg, 0.0) + score[hit.id]
-    return lift
+        ids = [segment_id(meta["media_id"], meta["gen"], TRANSCRIPT, i)
+               for i in range(int(meta["first"]), int(meta["last"]) + 1)]
+        out.append(_Stretch(meta["gen"], float(meta["start"]), float(meta["end"]),
+                            score[hit.id], ids))
+    return out
 
 
-def _lifted(fused: list[tuple[Hit, float]], lift: dict[str, float]) -> list[tuple[Hit, float]]:
-    """The fused list with each segment's passage lift added; segments found only through a
-    passage join it (not loaded yet). Ties keep the fused order, then time order."""
-    if not lift:
+def _lifted(searcher: Searcher, fused: list[tuple[Hit, float]], stretches: list[_Stretch],
+            gens: Sequence[str], head: int) -> list[tuple[Hit, float]]:
+    """The fused list with each hit lifted by the best top passage around it: a sentence,
+    slide or frame inside a stretch where the topic is discussed gains that stretch's score
+    (passage lists weigh less than sentence lists in DEFAULT_WEIGHTS: they say where a topic
+    is discussed, the sentence lists which line says it). Sentences found only through a
+    passage join the list. Only the top `head` of the list is read (loaded) to be lifted."""
+    if not stretches:
         return fused
-    scored = {h.id: (h, s + lift.get(h.id, 0.0)) for h, s in fused}
-    for seg, extra in lift.items():
-        if seg not in scored:
-            scored[seg] = (Hit(id=seg, modality=TRANSCRIPT, text="", metadata={}, distance=0.0),
-                           extra)
+    top = searcher.index.hydrate([h for h, _ in fused[:head]], set(gens))
+    loaded = {h.id for h in top}
+    gone = {h.id for h, _ in fused[:head]} - loaded  # deleted meanwhile, or not visible
+    scored = {h.id: (h, s) for h, s in fused if h.id not in gone}
+    for hit in top:
+        span, gen = _span(hit), hit.metadata.get("gen")
+        best = max((st.score for st in stretches
+                    if st.gen == gen and _overlap(span, (st.start, st.end)) > 0), default=0.0)
+        scored[hit.id] = (hit, scored[hit.id][1] + best)
+    inside: dict[str, float] = {}  # sentences not read yet: lifted by the passages they are in
+    for st in stretches:
+        for seg in st.segments:
+            if seg not in loaded and seg not in gone:
+                inside[seg] = max(inside.get(seg, 0.0), st.score)
+    for seg, lift in inside.items():
+        hit, base = scored.get(seg, (Hit(id=seg, modality=TRANSCRIPT, text="", metadata={},
+                                         distance=0.0), 0.0))
+        scored[seg] = (hit, base + lift)
     return sorted(scored.values(), key=lambda pair: pair[1], reverse=True)
 
 
@@ -361,7 +388,8 @@ def search(searcher: Searcher, query: str | Sequence[str], k: int = 10,
     fused = rrf(lists, weights=list_weights)
     # Passages hold no speaker: a search for what one speaker said is by sentence alone.
     if TRANSCRIPT in modalities and queries and not filters.speaker:
-        fused = _lifted(fused, passage_lift(searcher, queries, depth, gens, methods, weights))
+        stretches = passage_stretches(searcher, queries, depth, gens, methods, weights)
+        fused = _lifted(searcher, fused, stretches, gens, 2 * _moment_window(k))
     fused = fused[:_moment_window(k)]
     loaded = {id(h) for h in searcher.index.hydrate([h for h, _ in fused], set(gens))}
     fused = [(h, s) for h, s in fused if id(h) in loaded]
