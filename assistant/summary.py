@@ -21,6 +21,7 @@ import numpy as np
 from assistant.evidence import Citation, clock
 from assistant.prompts import render, render_messages
 from retrieval import tools
+from retrieval.keyword import STOPWORDS
 from retrieval.schema import Moment
 
 if TYPE_CHECKING:
@@ -36,7 +37,11 @@ STRETCH_MATCHES = 3
 # stretch of it), not all of them: mapping a 60-minute meeting line by line took ~6 minutes.
 SUMMARY_CHARS = 4500
 SECTION_CHARS = 300  # one representative line per this much of the budget
-MIN_POINT_WORDS = 8  # "Mm-hmm, yeah, okay." stands for nothing
+# A line stands for its stretch only if it says something: "Oh, I see, but the a but the but
+# the" was the most central line of a stretch of a real meeting (it is like every line a bit).
+MIN_POINT_WORDS = 6  # distinct content words
+_FILLERS = frozenset("uh um mm hmm mm-hmm yeah yes okay ok oh like know mean right well just "
+                     "really actually sort kind gonna wanna got get yep nope huh ah eh".split())
 _LINES = {"type": "array", "items": {"type": "integer"}}
 POINTS_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -168,13 +173,20 @@ def representative(lines: list[Moment], vectors: np.ndarray,
         centre = vectors[lo:hi].mean(axis=0)
         scores = vectors[lo:hi] @ centre
         order = [lo + int(j) for j in np.argsort(-scores)]
-        best = next((i for i in order if len(lines[i].text.split()) >= MIN_POINT_WORDS),
-                    order[0])
+        best = next((i for i in order if _says_something(lines[i].text)), None)
+        if best is None:
+            continue
         if spent + sizes[best] > budget and picked:
             continue
         picked.append(best)
         spent += sizes[best]
     return sorted(picked)
+
+
+def _says_something(text: str) -> bool:
+    words = {w for w in re.findall(r"[a-z0-9']+", text.lower())
+             if w not in STOPWORDS and w not in _FILLERS and len(w) > 2}
+    return len(words) >= MIN_POINT_WORDS
 
 
 def chunks(lines: list[Moment], limit: int = CHUNK_CHARS) -> list[list[tuple[int, Moment]]]:

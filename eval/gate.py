@@ -1,0 +1,151 @@
+"""Calibrate the answer gate (assistant.agent.RELEVANCE_THRESHOLD) on the tuning halves and
+report it on the check halves (run on demand; needs the QMSum and development indexes).
+
+    .venv/bin/python eval/gate.py [--qmsum-index DIR] [--dev-index DIR]
+
+The gate decides, before the model is asked, whether any retrieved moment is about the
+question: the best e5 similarity between the question and a hit, or the hit read with the
+lines around it (Assistant.relevance), must reach the threshold. Questions:
+- QMSum (eval/qmsum_split.json): every specific query asked of its own meeting is answerable;
+  the same query asked of a meeting from another source (an AMI product-design query of an
+  ICSI research meeting or a parliament committee, and so on) is about an absent topic;
+- the development answers (eval/dev_split.json): "absent" questions are absent, "fact" ones
+  answerable, searched across the whole development archive.
+The threshold is the one that best separates the two on the tuning half (balanced accuracy:
+the mean of the share of answerable questions let through and of absent ones refused);
+both halves are reported beside the threshold in force, so a choice that only fits the
+tuning half shows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from eval import qmsum  # noqa: E402
+
+K = 5
+
+
+def _family(meeting_id: str) -> str:
+    return qmsum.source_of(meeting_id)
+
+
+CONTEXT = True  # score hits with the lines around them (as the assistant does), or alone
+
+
+def best_relevance(assistant, question: str, filters) -> float:
+    """The gate's score for a question: its best moment, alone or with its lines around."""
+    from retrieval import tools
+
+    found = tools.search_all(assistant.searcher, [question], K, filters)
+    if not found:
+        return 0.0
+    groups = assistant.with_context(found)
+    contexts = [" ".join(m.text for m in lines) for _, lines in groups] if CONTEXT else []
+    scores = assistant.relevance([question], [hit for hit, _ in groups], contexts)
+    return max(scores, default=0.0)
+
+
+def qmsum_rows(index: Path) -> list[tuple[str, bool, float]]:
+    """(half, answerable, score) for each QMSum query, asked of its meeting and of another."""
+    from assistant.agent import Assistant
+    from retrieval.filters import Filters
+
+    meetings = qmsum.load_all()
+    half = qmsum.load_split(sorted(meetings))
+    searcher = qmsum.open_clipcite(index)
+    media = qmsum.recordings_by_meeting(searcher, sorted(meetings))
+    assistant = Assistant(searcher, chat=None)
+    rows = []
+    ids = sorted(media)
+    for mid in ids:
+        # Another meeting of the same half from another source: its topics are not these.
+        others = [o for o in ids if half[o] == half[mid] and _family(o) != _family(mid)]
+        for n, q in enumerate(meetings[mid].queries):
+            own = Filters(recordings=(media[mid],))
+            rows.append((half[mid], True, best_relevance(assistant, q.query, own)))
+            if others:
+                other = others[(n + ids.index(mid)) % len(others)]
+                elsewhere = Filters(recordings=(media[other],))
+                rows.append((half[mid], False, best_relevance(assistant, q.query, elsewhere)))
+    return rows
+
+
+def dev_rows(index: Path) -> list[tuple[str, bool, float]]:
+    from assistant.agent import Assistant
+    from assistant.evaluation import load_questions
+    from retrieval.encoders import load_text_encoder
+    from retrieval.evaluation import half_of, load_split
+    from retrieval.filters import Filters
+    from retrieval.index import Index
+    from retrieval.search import Searcher
+
+    split = load_split(REPO / "eval" / "dev_split.json")
+    searcher = Searcher(Index(index), load_text_encoder())
+    assistant = Assistant(searcher, chat=None)
+    rows = []
+    for q in load_questions(REPO / "eval" / "dev_answers.jsonl"):
+        if q.kind not in ("fact", "absent"):
+            continue
+        rows.append((half_of(q.expected_citations, q.id, split), q.kind == "fact",
+                     best_relevance(assistant, q.question, Filters())))
+    return rows
+
+
+def balanced(rows: Sequence[tuple[str, bool, float]], threshold: float) -> tuple[float, float]:
+    """(share of answerable let through, share of absent refused)."""
+    yes = [s for _, a, s in rows if a]
+    no = [s for _, a, s in rows if not a]
+    passed = sum(s >= threshold for s in yes) / max(len(yes), 1)
+    refused = sum(s < threshold for s in no) / max(len(no), 1)
+    return passed, refused
+
+
+def choose(rows: Sequence[tuple[str, bool, float]]) -> float:
+    grid = np.round(np.arange(0.75, 0.90, 0.0025), 4)
+    return float(max(grid, key=lambda t: (sum(balanced(rows, t)), t)))
+
+
+def main() -> int:
+    from assistant.agent import RELEVANCE_THRESHOLD
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--qmsum-index", type=Path, default=qmsum.WORK / "index")
+    parser.add_argument("--dev-index", type=Path, default=REPO / "tests" / "artifacts" / "dev-index")
+    parser.add_argument("--json", type=Path, help="also write the scores here")
+    parser.add_argument("--lines-only", action="store_true",
+                        help="score hits alone, without the lines around them")
+    args = parser.parse_args()
+    global CONTEXT
+    CONTEXT = not args.lines_only
+    sets = {"qmsum": qmsum_rows(args.qmsum_index), "dev answers": dev_rows(args.dev_index)}
+    if args.json:
+        args.json.write_text(json.dumps(sets))
+    tune = [r for rows in sets.values() for r in rows if r[0] == "tune"]
+    chosen = choose(tune)
+    print(f"threshold chosen on the tuning halves: {chosen:.4f} (in force: {RELEVANCE_THRESHOLD})")
+    print("| set | half | answerable | absent | threshold | answerable let through | "
+          "absent refused |")
+    print("|---|---|---|---|---|---|---|")
+    for name, rows in sets.items():
+        for h in ("tune", "check"):
+            part = [r for r in rows if r[0] == h]
+            for t in dict.fromkeys([chosen, RELEVANCE_THRESHOLD]):
+                passed, refused = balanced(part, t)
+                print(f"| {name} | {h} | {sum(a for _, a, _ in part)} | "
+                      f"{sum(not a for _, a, _ in part)} | {t:.4f} | {passed:.3f} | "
+                      f"{refused:.3f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
