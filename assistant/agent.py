@@ -356,12 +356,13 @@ class Assistant:
         return reply
 
     # -- intents -----------------------------------------------------------------------------
-    def search(self, route: Route) -> list[Moment]:
-        filters = self.filters
+    def search(self, route: Route, within: Filters | None = None) -> list[Moment]:
+        base = within or self.filters
+        filters = base
         if route.speaker:
             filters = Filters(**{**filters.__dict__, "speaker": route.speaker})
             if not tools.search_all(self.searcher, route.queries, 1, filters):
-                filters = self.filters  # an unknown speaker name must not hide everything
+                filters = base  # an unknown speaker name must not hide everything
         if route.recording:
             filters = narrowed(self.searcher.index, filters, title=route.recording)
         filters = self._dated(filters, route)
@@ -433,17 +434,23 @@ class Assistant:
             return None
         return None
 
+    def answer(self, route: Route, timings: dict[str, float], t0: float,
+               within: Filters | None = None) -> Iterator[Event]:
+        """A searched, cited answer, optionally from a narrower set of recordings."""
+        yield from self._answer(route, timings, t0, within=within)
+
     def _answer(self, route: Route, timings: dict[str, float], t0: float,
                 found: list[Moment] | None = None,
-                before: bool | None = None) -> Iterator[Event]:
+                before: bool | None = None, within: Filters | None = None) -> Iterator[Event]:
         """Search (unless `found` is given), ask the model, check its citations. `before` is set
-        when `found` are the lines after (False) or before (True) the last citation."""
+        when `found` are the lines after (False) or before (True) the last citation; `within`
+        narrows the search (a summary of one topic of one recording)."""
         t = time.perf_counter()
         # Lines beside the last citation (a "what next?" follow-up) and moments found by an
         # attached example are what was asked for by construction; searched ones must be
         # about the question.
         gated = found is None and self.example is None
-        found = found or self.search(route)
+        found = found or self.search(route, within)
         timings["search"] = time.perf_counter() - t
         readings = [route.question, *([route.in_context] if route.in_context else [])]
         # Lines beside the last citation are the answer themselves: no context around them.

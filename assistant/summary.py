@@ -3,8 +3,8 @@
 Top-k search would summarise only what matched; a map step over each chunk of the transcript
 finds points, decisions and action items everywhere, each tied to the line that says it, so
 every item is cited by construction. A long recording is mapped over lines that represent
-each stretch of it (a bounded number of model calls, whatever its length), and a summary of
-one topic ("the discussion about the budget") over the lines around where it is discussed.
+each stretch of it (a bounded number of model calls, whatever its length). A summary of one
+topic ("the discussion about the budget") is answered from where that topic is discussed.
 """
 
 from __future__ import annotations
@@ -28,11 +28,6 @@ if TYPE_CHECKING:
     from assistant.agent import Assistant, Event, Route
 
 CHUNK_CHARS = 900  # keeps each local-model call near 350 prompt tokens (~6 s on 2 cores)
-# A summary of part of a recording reads the lines around the best matches for its topic,
-# at most this much (three map calls, ~20 s on 2 cores, whatever the recording's length).
-STRETCH_CHARS = 2700
-STRETCH_LINES = 6  # lines kept either side of a match: the discussion it belongs to
-STRETCH_MATCHES = 3
 # A whole recording longer than this is summarised from lines that stand for it (one per
 # stretch of it), not all of them: mapping a 60-minute meeting line by line took ~6 minutes.
 SUMMARY_CHARS = 4500
@@ -124,29 +119,6 @@ def topic_words(question: str, title: str) -> list[str]:
     return [w for w in re.findall(r"[a-z0-9]+(?:'[a-z]+)?", text)
             if w not in _GENERIC and w not in named and w.split("'")[0] not in _GENERIC
             and len(w) > 1]
-
-
-def stretch(assistant: Assistant, route: Route, rec: tools.RecordingSummary,
-            lines: list[Moment]) -> list[Moment]:
-    """The lines around the best matches for the route's topic in one recording, in time
-    order: a summary of part of a long meeting reads that part, not all of it."""
-    filters = replace(assistant.filters, recordings=(rec.media_id,))
-    found = tools.search_all(assistant.searcher, route.queries, STRETCH_MATCHES, filters)
-    keep: list[int] = []
-    for m in found:
-        hit = [i for i, line in enumerate(lines) if line.end > m.start and line.start < m.end]
-        for i in range(min(hit, default=0) - STRETCH_LINES,
-                       max(hit, default=-1) + STRETCH_LINES + 1):
-            if 0 <= i < len(lines) and i not in keep:
-                keep.append(i)
-    out: list[int] = []
-    size = 0
-    for i in keep:  # best match's surroundings first, until the budget is spent
-        if size + len(lines[i].text) > STRETCH_CHARS and out:
-            break
-        out.append(i)
-        size += len(lines[i].text)
-    return [lines[i] for i in sorted(out)]
 
 
 def representative(lines: list[Moment], vectors: np.ndarray,
@@ -310,11 +282,17 @@ def summarize_turn(assistant: Assistant, route: Route,
         yield Event("token", reply.answer)
         yield Event("reply", reply)
         return
+    if topic_words(route.question, rec.title):
+        # One topic of the recording ("the discussion about the budget"): answered from where
+        # it is discussed, each hit read with the lines around it, as any question is. Mapping
+        # the whole recording for it took minutes on an hour-long meeting.
+        started = t - timings.get("route", 0.0)  # latency counts from the message
+        yield from assistant.answer(route, timings, started,
+                                    replace(assistant.filters, recordings=(rec.media_id,)))
+        return
     lines, vectors = tools.recording_lines_with_vectors(assistant.searcher, rec.media_id,
                                                         assistant.filters)
-    topic = topic_words(route.question, rec.title)
-    part = stretch(assistant, route, rec, lines) if topic else []
-    lines = part or [lines[i] for i in representative(lines, vectors)]
+    lines = [lines[i] for i in representative(lines, vectors)]
     points: list[Point] = []
     for chunk in chunks(lines):
         points.extend(map_points(assistant, rec.title, chunk))
@@ -337,11 +315,7 @@ def summarize_turn(assistant: Assistant, route: Route,
             "summary_reduce", title=rec.title,
             points="\n".join(rendered["point"] + rendered["decision"])[:1500])}]).strip()
     length = f" ({clock(rec.duration or 0)})" if rec.duration else ""
-    what = rec.title + length
-    if part:
-        what = (f"the discussion of {' '.join(topic)} in {rec.title} "
-                f"({clock(lines[0].start)}–{clock(lines[-1].end)})")
-    parts = [f"Summary of {what}: {overview}".strip()]
+    parts = [f"Summary of {rec.title}{length}: {overview}".strip()]
     for kind, heading in (("point", "Main points"), ("decision", "Decisions"),
                           ("action", "Action items")):
         if rendered[kind]:

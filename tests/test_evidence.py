@@ -93,3 +93,22 @@ def test_speech_said_over_a_slide_brings_the_slides_text_along():
     checked = check_citations("The laptop is in Room 2.14 [1].", [said],
                               lambda sentence, snippet: float("2.14" in snippet), 0.5)
     assert checked.citations  # the slide's words back the sentence
+
+
+def test_a_sentence_left_uncited_is_cited_at_the_line_that_supports_it():
+    from assistant.evidence import check_citations
+
+    lines = [Moment("m", "/m.wav", "Sync", 0.0, 2.0, 0.0, "transcript", "The budget is approved."),
+             Moment("m", "/m.wav", "Sync", 2.0, 5.0, 0.0, "transcript",
+                    "The launch moves to the twelfth of March.")]
+
+    def overlap(sentence: str, snippet: str) -> float:  # shared words, as a plain support
+        words = set(sentence.lower().strip(".").split())
+        return len(words & set(snippet.lower().strip(".").split())) / len(words)
+
+    checked = check_citations("The launch moves to the twelfth of March. Everyone was happy "
+                              "about it.", lines, overlap, 0.35)
+    assert checked.text == "The launch moves to the twelfth of March [1]. Everyone was happy " \
+                           "about it."
+    assert [(c.n, c.start) for c in checked.citations] == [(1, 2.0)]
+    assert checked.unsupported == ["Everyone was happy about it."]
