@@ -89,7 +89,11 @@ class AnswerReport:
 
 
 def evaluate_answers(assistant: Assistant, questions: Sequence[Question]) -> AnswerReport:
-    rows = [score(q, assistant.ask(q.question, q.history)) for q in questions]
+    return report([score(q, assistant.ask(q.question, q.history)) for q in questions])
+
+
+def report(rows: Sequence[Scored]) -> AnswerReport:
+    rows = list(rows)
     present = [r for r in rows if r.question.kind != "absent"]
     absent = [r for r in rows if r.question.kind == "absent"]
     facts = sum(len(r.question.expected_facts) for r in present)
@@ -112,12 +116,15 @@ def evaluate_answers(assistant: Assistant, questions: Sequence[Question]) -> Ans
     )
 
 
-def report_table(r: AnswerReport) -> str:
+def report_table(r: AnswerReport, named: Sequence[tuple[str, AnswerReport]] = ()) -> str:
+    """The report as a markdown table; `named` adds rows (e.g. the tuning and check halves)."""
+    rows = [("all", r), *named]
     return "\n".join([
-        "| questions | fact recall | citation precision | unsupported claims | absent refused |"
-        " absent cited | first token p50 s | answer p50 s | answer p95 s |",
-        "|---|---|---|---|---|---|---|---|---|",
-        f"| {r.n} | {r.fact_recall:.2f} | {r.citation_precision:.2f} | "
-        f"{r.unsupported_rate:.2f} | {r.absent_correct:.2f} | {r.absent_cited} | "
-        f"{r.first_token_p50:.1f} | {r.total_p50:.1f} | {r.total_p95:.1f} |",
+        "| set | questions | fact recall | citation precision | unsupported claims | "
+        "absent refused | absent cited | first token p50 s | answer p50 s | answer p95 s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+        *(f"| {name} | {x.n} | {x.fact_recall:.2f} | {x.citation_precision:.2f} | "
+          f"{x.unsupported_rate:.2f} | {x.absent_correct:.2f} | {x.absent_cited} | "
+          f"{x.first_token_p50:.1f} | {x.total_p50:.1f} | {x.total_p95:.1f} |"
+          for name, x in rows),
     ])

@@ -104,11 +104,16 @@ _MARKS = re.compile(r"\{[^{}]*\}")
 _SPACE_BEFORE_PUNCT = re.compile(r"\s+([.,!?;:%])")
 _SPACE_BEFORE_CLITIC = re.compile(r"\s+(n't|'s|'re|'ve|'ll|'d|'m)\b", re.I)
 _WORDY = re.compile(r"[A-Za-z0-9]")
+# AMI spells letter by letter: "L_C_D_s", "T_V_". Written as a real transcript would ("LCDs",
+# "TV"), or BM25 could never match a question's "LCD" (it tokenises "l", "c", "d").
+_SPELLED = re.compile(r"\b((?:[A-Za-z]_)+)")
 
 
 def clean_turn(content: str) -> str:
-    """Marks removed, whitespace normalised; "" when no word is left (a turn to skip)."""
-    text = " ".join(_MARKS.sub(" ", content).split())
+    """Marks removed, spelled acronyms joined, whitespace normalised; "" when no word is
+    left (a turn to skip)."""
+    text = _SPELLED.sub(lambda m: m.group(1).replace("_", ""), _MARKS.sub(" ", content))
+    text = " ".join(text.split())
     text = _SPACE_BEFORE_CLITIC.sub(r"\1", _SPACE_BEFORE_PUNCT.sub(r"\1", text))
     return text if _WORDY.search(text) else ""
 

@@ -384,15 +384,22 @@ def cmd_eval(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_eval_answers(args: argparse.Namespace, console: Console) -> int:
-    from assistant.evaluation import evaluate_answers, load_questions, report_table
+    from assistant.evaluation import evaluate_answers, load_questions, report, report_table
+    from retrieval.evaluation import half_of, load_split
 
     settings = _settings(args)
     assistant = _assistant(args, settings)
     assistant.warm_up()  # latency as in a running chat, not the first question after loading
-    report = evaluate_answers(assistant, load_questions(Path(args.file)))
-    print(report_table(report))
+    result = evaluate_answers(assistant, load_questions(Path(args.file)))
+    halves = []
+    if args.split:
+        split = load_split(Path(args.split))
+        for half in ("tune", "check"):
+            halves.append((half, report([r for r in result.rows if half_of(
+                r.question.expected_citations, r.question.id, split) == half])))
+    print(report_table(result, halves))
     if args.show:
-        for row in report.rows:
+        for row in result.rows:
             cites = ", ".join(f"{c.title} {c.start:.0f}-{c.end:.0f}" for c in row.reply.citations)
             print(f"- {row.question.id} [{row.reply.intent}] facts {row.facts_found}/"
                   f"{len(row.question.expected_facts)} cites ok {row.citations_ok}/"
@@ -527,6 +534,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = with_index(sub.add_parser("eval-answers", help="measure the assistant's answers"))
     p.add_argument("file", metavar="FILE.jsonl")
     p.add_argument("--show", action="store_true", help="print every answer")
+    p.add_argument("--split", metavar="SPLIT.json",
+                   help="also report the tuning and check halves (e.g. eval/dev_split.json)")
     add_filter_arguments(p)
     p.set_defaults(func=cmd_eval_answers)
 
