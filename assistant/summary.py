@@ -20,6 +20,7 @@ import numpy as np
 
 from assistant.evidence import Citation, clock
 from assistant.prompts import render, render_messages
+from assistant.summary_cache import SummaryCache
 from retrieval import tools
 from retrieval.keyword import STOPWORDS
 from retrieval.schema import Moment
@@ -290,13 +291,52 @@ def summarize_turn(assistant: Assistant, route: Route,
         yield from assistant.answer(route, timings, started,
                                     replace(assistant.filters, recordings=(rec.media_id,)))
         return
+    wanted = _asked_for(route.question) or ("point", "decision", "action")
+    cache = SummaryCache(assistant.searcher.index.directory)
+    gen = _generation(assistant, rec.media_id)
+    cached = cache.get(gen) if gen and len(wanted) == 3 else None
+    if cached is not None:
+        answer, citations = cached
+    else:
+        answer, citations = summarize_recording(assistant, rec, wanted)
+        if gen and len(wanted) == 3 and citations:
+            cache.put(gen, answer, citations)
+    timings["summarize"] = time.perf_counter() - t
+    timings.setdefault("first_token", timings["summarize"] + timings.get("route", 0.0))
+    reply = Reply(answer, citations, "summarize", route.queries, timings=timings)
+    yield Event("token", reply.answer)
+    yield Event("reply", reply)
+
+
+def _generation(assistant: Assistant, media_id: str) -> str | None:
+    rec = assistant.searcher.index.catalog.get(media_id)
+    return rec.gen if rec is not None else None
+
+
+def prepare(assistant: Assistant, media_id: str) -> bool:
+    """Summarise a whole recording into the cache unless it is there; True if it was made."""
+    rec = next((r for r in tools.list_recordings(assistant.searcher, assistant.filters)
+                if r.media_id == media_id), None)
+    gen = _generation(assistant, media_id)
+    cache = SummaryCache(assistant.searcher.index.directory)
+    if rec is None or gen is None or cache.get(gen) is not None:
+        return False
+    answer, citations = summarize_recording(assistant, rec, ("point", "decision", "action"))
+    if citations:
+        cache.put(gen, answer, citations)
+    return bool(citations)
+
+
+def summarize_recording(assistant: Assistant, rec: tools.RecordingSummary,
+                        wanted: tuple[str, ...]) -> tuple[str, list[Citation]]:
+    """A recording's summary (overview, then cited points, decisions and action items of the
+    kinds wanted) from the lines that represent it."""
     lines, vectors = tools.recording_lines_with_vectors(assistant.searcher, rec.media_id,
                                                         assistant.filters)
     lines = [lines[i] for i in representative(lines, vectors)]
     points: list[Point] = []
     for chunk in chunks(lines):
         points.extend(map_points(assistant, rec.title, chunk))
-    wanted = _asked_for(route.question) or ("point", "decision", "action")
     if not any(p.kind in wanted for p in points):
         wanted = ("point", "decision", "action")  # none of what was asked: say what there is
     citations: list[Citation] = []
@@ -322,7 +362,4 @@ def summarize_turn(assistant: Assistant, route: Route,
             parts.append(f"{heading}:\n" + "\n".join(rendered[kind]))
     if not citations:
         parts.append("I could not pick out points I can cite from this recording.")
-    timings["summarize"] = time.perf_counter() - t
-    reply = Reply("\n\n".join(parts), citations, "summarize", route.queries, timings=timings)
-    yield Event("token", reply.answer)
-    yield Event("reply", reply)
+    return "\n\n".join(parts), citations

@@ -412,6 +412,9 @@ def embed_cached(encoder: Any, texts: Sequence[str], cache: Path,
             done = at + len(part)
             print(f"  embedded {done}/{len(todo)} turns "
                   f"({time.monotonic() - started:.0f} s)", file=sys.stderr)
+    if len(known) > len(set(keys)):  # turns whose text changed: drop their old vectors
+        known = {k: known[k] for k in keys}
+        _save_vectors(cache, known)
     vectors = np.stack([known[k] for k in keys]).astype(np.float32)
     return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-9)
 

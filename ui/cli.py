@@ -98,6 +98,9 @@ def cmd_ingest(args: argparse.Namespace, console: Console) -> int:
               for s in ("indexed", "unchanged", "failed", "removed")}
     console.print(", ".join(f"{n} {s}" for s, n in counts.items() if n) or "nothing to do",
                   f"in {time.monotonic() - started:.1f} s; index: {settings.index_dir}")
+    if args.summaries and counts["indexed"]:
+        prepare_summaries(settings, [o.media_id for o in outcomes if o.status == "indexed"],
+                          console)
     return 1 if counts["failed"] and not (counts["indexed"] or counts["unchanged"]) else 0
 
 
@@ -112,6 +115,45 @@ def _transcript_arg(args: argparse.Namespace, paths: list[str]) -> Path | None:
     if not transcript.is_file():
         raise ValueError(f"--transcript {args.transcript}: file not found")
     return transcript
+
+
+def prepare_summaries(settings: Settings, media_ids: list[str] | None, console: Console) -> int:
+    """Summarise whole recordings into the cache (all visible ones lacking a summary, or the
+    given ones); prunes summaries of replaced recordings. Returns how many were made."""
+    from assistant.agent import Assistant
+    from assistant.llm import load_chat_model
+    from assistant.summary import prepare
+    from assistant.summary_cache import SummaryCache
+
+    searcher = open_searcher(settings)
+    recs = [r for r in searcher.index.catalog.visible() if r.gen]
+    SummaryCache(settings.index_dir).prune({r.gen for r in searcher.index.catalog.all() if r.gen})
+    if media_ids is not None:
+        recs = [r for r in recs if r.media_id in media_ids]
+    if not recs:
+        return 0
+    assistant = Assistant(searcher, load_chat_model(settings.llm_config()))
+    made = 0
+    for rec in recs:
+        started = time.monotonic()
+        if prepare(assistant, rec.media_id):
+            made += 1
+            console.print(f"summary of {rec.title} ready ({time.monotonic() - started:.0f} s)",
+                          highlight=False)
+    return made
+
+
+def cmd_summaries(args: argparse.Namespace, console: Console) -> int:
+    from retrieval.tools import find_recording
+
+    settings = _settings(args)
+    media_ids = None
+    if args.recordings:
+        index = _open_index(settings)
+        media_ids = [find_recording(index, ref).media_id for ref in args.recordings]
+    made = prepare_summaries(settings, media_ids, console)
+    console.print(f"{made} summar{'y' if made == 1 else 'ies'} prepared; the others were ready")
+    return 0
 
 
 def cmd_status(args: argparse.Namespace, console: Console) -> int:
@@ -471,6 +513,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prune", action="store_true", help="forget recordings whose files are gone")
     p.add_argument("--again", action="store_true",
                    help="read unchanged files again (after changing models or --speakers)")
+    p.add_argument("--summaries", action="store_true",
+                   help="then prepare each new recording's summary (so asking for it is instant)")
     p.add_argument("--transcript", metavar="FILE",
                    help="the recording's own transcript (.vtt or .srt): its words, times and "
                         "speakers are used instead of speech recognition")
@@ -562,6 +606,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--groups", help="act as a member of these access groups")
     p.set_defaults(func=cmd_speakers)
+
+    p = with_index(sub.add_parser(
+        "summaries", help="prepare whole-recording summaries (those not ready yet)"))
+    p.add_argument("recordings", nargs="*", metavar="RECORDING")
+    p.set_defaults(func=cmd_summaries)
 
     p = with_index(sub.add_parser("export", help="a recording's transcript as a file"))
     p.add_argument("recording", metavar="RECORDING", help="its file path, id or title")

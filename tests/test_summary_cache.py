@@ -1,0 +1,66 @@
+"""Whole-recording summaries prepared once per generation and read back instantly, on a real
+QMSum meeting excerpt in a real index. The model is the fake OpenAI-compatible server (no remote
+API can be reached here): what is tested is what clipcite does with its replies."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from assistant.agent import Assistant
+from assistant.llm import LLMConfig, load_chat_model
+from assistant.summary import prepare
+from assistant.summary_cache import SummaryCache
+from ingestion.batch import BatchOptions, run_batch
+from retrieval.encoders import load_text_encoder
+from retrieval.index import Index
+from retrieval.search import Searcher
+from tests.conftest import REPO
+from tests.fake_openai import FakeOpenAI
+
+
+@pytest.fixture()
+def fake():
+    server = FakeOpenAI().start()
+    yield server
+    server.stop()
+
+
+def test_a_summary_is_made_once_per_generation(tmp_path: Path, extract_options, fake):
+    vtt = tmp_path / "design-meeting.vtt"
+    vtt.write_bytes((REPO / "tests" / "data" / "qmsum_excerpt.vtt").read_bytes())
+    index = Index(tmp_path / "index")
+    run_batch([vtt], index, BatchOptions(extract=extract_options))
+    [rec] = index.catalog.all()
+    chat = load_chat_model(LLMConfig(backend="openai", base_url=fake.base_url, api_key="k",
+                                     model="test-model"))
+    assistant = Assistant(Searcher(index, load_text_encoder()), chat)
+    fake.replies = [json.dumps({"decisions": [], "actions": [], "points": [1, 2]}),
+                    "The team plans the remote control's concept."]
+    assert prepare(assistant, rec.media_id)
+    cached = SummaryCache(index.directory).get(rec.gen)
+    assert cached is not None
+    answer, citations = cached
+    assert answer.startswith("Summary of Design meeting")
+    assert citations and all(c.media_id == rec.media_id for c in citations)
+    calls = len(fake.requests)
+    assert not prepare(assistant, rec.media_id)  # already there: no model call
+    assert len(fake.requests) == calls
+
+    # Asked for, it is read back: the same text and citations, no map or reduce call.
+    fake.replies = [json.dumps({"intent": "summarize", "queries": ["whole meeting"]})]
+    reply = assistant.ask("Summarize the whole meeting.")
+    assert reply.answer == answer and [c.start for c in reply.citations] == \
+        [c.start for c in citations]
+    assert len(fake.requests) == calls + 1  # the router only
+
+    # A new generation (the transcript changed) has no summary yet; the old one is pruned.
+    vtt.write_text(vtt.read_text(encoding="utf-8").replace("remote", "handset"),
+                   encoding="utf-8")
+    run_batch([vtt], index, BatchOptions(extract=extract_options))
+    [rec2] = index.catalog.all()
+    cache = SummaryCache(index.directory)
+    assert rec2.gen != rec.gen and cache.get(rec2.gen) is None
+    assert cache.prune({rec2.gen}) == 1 and cache.get(rec.gen) is None
