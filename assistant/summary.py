@@ -118,8 +118,8 @@ def topic_words(question: str, title: str) -> list[str]:
         text = words.sub(" ", text)
     named = set(re.findall(r"[a-z0-9]+", title.lower()))
     return [w for w in re.findall(r"[a-z0-9]+(?:'[a-z]+)?", text)
-            if w not in _GENERIC and w not in named and w.split("'")[0] not in _GENERIC
-            and len(w) > 1]
+            if w.split("'")[0] not in _GENERIC and w.split("'")[0] not in STOPWORDS
+            and w not in named and len(w) > 1]
 
 
 def representative(lines: list[Moment], vectors: np.ndarray,
@@ -283,10 +283,10 @@ def summarize_turn(assistant: Assistant, route: Route,
         yield Event("token", reply.answer)
         yield Event("reply", reply)
         return
-    if topic_words(route.question, rec.title):
-        # One topic of the recording ("the discussion about the budget"): answered from where
-        # it is discussed, each hit read with the lines around it, as any question is. Mapping
-        # the whole recording for it took minutes on an hour-long meeting.
+    if topic_words(route.question, rec.title) and _long(assistant, rec.media_id):
+        # One topic of a long recording ("the discussion about the budget"): answered from
+        # where it is discussed, each hit read with the lines around it, as any question is.
+        # (A short recording is mapped whole: that reads the topic and costs little.)
         started = t - timings.get("route", 0.0)  # latency counts from the message
         yield from assistant.answer(route, timings, started,
                                     replace(assistant.filters, recordings=(rec.media_id,)))
@@ -306,6 +306,12 @@ def summarize_turn(assistant: Assistant, route: Route,
     reply = Reply(answer, citations, "summarize", route.queries, timings=timings)
     yield Event("token", reply.answer)
     yield Event("reply", reply)
+
+
+def _long(assistant: Assistant, media_id: str) -> bool:
+    """More speech than a summary maps line by line (SUMMARY_CHARS)."""
+    lines = tools.recording_segments(assistant.searcher, media_id, assistant.filters)
+    return sum(len(m.text) for m in lines) > SUMMARY_CHARS
 
 
 def _generation(assistant: Assistant, media_id: str) -> str | None:

@@ -136,8 +136,11 @@ def package_versions() -> str:
     return ", ".join(found)
 
 
-def _vocabulary_hint(title: str, slides: list[Segment], limit: int = 200) -> str:
-    """Words the recording shows, as a prompt: Whisper then spells rare terms right."""
+def _vocabulary_hint(title: str, slides: list[Segment], limit: int = 200) -> str | None:
+    """Words the recording shows, as a prompt: Whisper then spells rare terms right. Only a
+    recording with on-screen words gets one: the title alone ("Q3 planning meeting") made
+    tiny.en skip 15 s of a generated meeting ("Mark, please send the final spending plan to
+    finance before Friday" was lost) and base loop on "Sample"."""
     words: list[str] = []
     seen: set[str] = set()
     for seg in slides:
@@ -145,9 +148,10 @@ def _vocabulary_hint(title: str, slides: list[Segment], limit: int = 200) -> str
             if w.lower() not in seen:
                 seen.add(w.lower())
                 words.append(w)
+    if not words:
+        return None
     hint = title.strip()
-    if words:
-        hint = f"{hint}. {', '.join(words)}" if hint else ", ".join(words)
+    hint = f"{hint}. {', '.join(words)}" if hint else ", ".join(words)
     return hint[:limit]
 
 

@@ -62,6 +62,7 @@ def test_a_question_can_ask_for_one_kind_of_item():
 def test_a_summary_of_part_of_a_recording_names_its_topic():
     title = "IS1006c"
     assert topic_words("Summarize the whole meeting.", title) == []
+    assert topic_words("Can you summarize the Q3 planning meeting?", "Q3 planning meeting") == []
     assert topic_words("Summarize the discussion in IS1006c", title) == []
     assert topic_words("What were the action items in the planning meeting?",
                        "Planning meeting") == []
