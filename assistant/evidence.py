@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from retrieval.schema import Moment
 
 Support = Callable[[str, str], float]  # (sentence, snippet) -> 0..1
-# A sentence the model left uncited is cited at its best-supporting line only above this
-# (stricter than the check of a citation the model gave: here the program picks the line).
+# A sentence left without a valid citation is cited at its best-supporting line only above
+# this (stricter than the check of a citation the model gave: here the program picks it).
 ATTRIBUTE_THRESHOLD = 0.5
 
 _MARK = re.compile(r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
@@ -155,10 +155,10 @@ class CitationChecker:
         return [s for s in (self.sentence(rest),) if s] if rest else []
 
     def _attributed(self, plain: str) -> list[int]:
-        """The line that best supports a sentence the model wrote without a citation, if it
+        """The line that best supports a sentence left without a valid citation, if it
         supports it well (ATTRIBUTE_THRESHOLD): a small model often answers from the lines
         and forgets the numbers, especially over several lines ("Summarize the discussion
-        about ..."); the citation is then the program's, checked like the model's."""
+        about ..."), or cites the line next to the one it read."""
         if len(plain.split()) < 4 or not self.evidence:
             return []
         scores = [self.support(plain, snippet_text(m)) for m in self.evidence]
@@ -172,14 +172,15 @@ class CitationChecker:
     def sentence(self, sentence: str) -> str:
         plain = _strip_space(_MARK.sub("", sentence))
         numbers = [int(x) for m in _MARK.finditer(sentence) for x in m.group(1).split(",")]
-        if not numbers and plain:
-            numbers = self._attributed(plain)
+        supported = [n for n in dict.fromkeys(numbers) if 1 <= n <= len(self.evidence) and
+                     self.support(plain, snippet_text(self.evidence[n - 1])) >= self.threshold]
+        self.result.dropped.extend(n for n in dict.fromkeys(numbers) if n not in supported)
+        if not supported and plain:
+            # No number, or none that holds: the line that does say it, if one clearly does
+            # (the 1.5B model cites a neighbour of the line it read, or forgets the number).
+            supported = self._attributed(plain)
         good = []
-        for n in dict.fromkeys(numbers):
-            if not 1 <= n <= len(self.evidence) or \
-                    self.support(plain, snippet_text(self.evidence[n - 1])) < self.threshold:
-                self.result.dropped.append(n)
-                continue
+        for n in supported:
             if n not in self.kept:
                 self.kept[n] = len(self.kept) + 1
                 m = self.evidence[n - 1]
