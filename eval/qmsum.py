@@ -449,7 +449,9 @@ def peer_rankings(peer: Peer, queries: Sequence[Query], query_vectors: np.ndarra
 # -- clipcite ---------------------------------------------------------------------------------
 def build_index(vtt_dir: Path, index: Path) -> int:
     """`clipcite ingest` of the WebVTT folder (incremental: unchanged files are skipped)."""
-    return subprocess.run([str(CLI), "ingest", str(vtt_dir), "--index", str(index)]).returncode
+    # Its progress and summary table go to stderr: stdout is for this script's tables.
+    return subprocess.run([str(CLI), "ingest", str(vtt_dir), "--index", str(index)],
+                          stdout=sys.stderr).returncode
 
 
 def open_clipcite(index: Path) -> Any:
@@ -536,12 +538,16 @@ def rouge(prediction: str, reference: str, kinds: Sequence[str]) -> dict[str, fl
     return {k: got[k].fmeasure for k in kinds}
 
 
-def interleave_halves(queries: Sequence[Query], half: dict[str, str]) -> list[Query]:
-    """Tune, check, tune, ...; inside a half round-robin over meetings (first query of every
-    meeting, then the second, ...), so a small N still spans many meetings."""
-    def round_robin(qs: list[Query]) -> list[Query]:
-        return sorted(qs, key=lambda q: (q.n, q.meeting))
-    lists = [round_robin([q for q in queries if half[q.meeting] == h]) for h in HALVES]
+def interleave_halves(items: Sequence[Any], half: dict[str, str],
+                      meeting_of: Callable[[Any], str], key: Callable[[Any], str]) -> list[Any]:
+    """Tune, check, tune, ...; each half in a seeded random order. Not the files' order:
+    QMSum lists a meeting's "Summarize the discussion about ..." queries first, and sorted
+    meeting ids put the long ICSI meetings first."""
+    lists = []
+    for h in HALVES:
+        part = sorted((x for x in items if half[meeting_of(x)] == h), key=key)
+        random.Random(SPLIT_SEED).shuffle(part)
+        lists.append(part)
     out = []
     for i in range(max((len(x) for x in lists), default=0)):
         out += [x[i] for x in lists if i < len(x)]
@@ -557,7 +563,8 @@ def citation_rows(cites: Sequence[tuple[str, float, float]], q: Query,
 
 
 def run_answers(assistant: Any, queries: Sequence[Query], media: dict[str, str],
-                times: dict[str, list[tuple[float, float]]]) -> list[dict[str, Any]]:
+                times: dict[str, list[tuple[float, float]]],
+                progress: Path | None = None) -> list[dict[str, Any]]:
     from retrieval.filters import Filters
 
     out = []
@@ -577,6 +584,9 @@ def run_answers(assistant: Any, queries: Sequence[Query], media: dict[str, str],
                     "answer": reply.answer, "citations": len(cites), "right": sum(right),
                     "first_token_s": first, "total_s": total,
                     **rouge(reply.answer, q.answer, ("rouge1", "rougeL"))})
+        if progress is not None:  # a long run keeps what it has measured
+            with progress.open("a", encoding="utf-8") as f:
+                f.write(json.dumps(out[-1], ensure_ascii=False) + "\n")
         print(f"  answer {n}/{len(queries)} {q.id} [{reply.intent}] {total:.1f} s, "
               f"{sum(right)}/{len(cites)} citations right", file=sys.stderr)
     return out
@@ -607,8 +617,8 @@ def percentile(values: Sequence[float], p: float) -> float | None:
 
 
 ANSWER_HEADER = ("system", "split", "answers", "citations", "citation precision",
-                 ">=1 right citation", "ROUGE-1", "ROUGE-L", "first token p50 s",
-                 "first token p95 s", "answer p50 s", "answer p95 s")
+                 ">=1 right citation", "no citation (not found)", "ROUGE-1", "ROUGE-L",
+                 "first token p50 s", "first token p95 s", "answer p50 s", "answer p95 s")
 
 
 def answer_row(system: str, split: str, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -617,6 +627,7 @@ def answer_row(system: str, split: str, rows: Sequence[dict[str, Any]]) -> dict[
             "citations": cites,
             "citation_precision": sum(r["right"] for r in rows) / cites if cites else None,
             "answers_with_right_citation": sum(r["right"] > 0 for r in rows) / len(rows),
+            "uncited_answers": sum(r["citations"] == 0 for r in rows) / len(rows),
             "rouge1": statistics.mean(r["rouge1"] for r in rows),
             "rougeL": statistics.mean(r["rougeL"] for r in rows),
             "first_token_p50_s": percentile([r["first_token_s"] for r in rows], 50),
@@ -875,8 +886,10 @@ def main() -> int:
         assistant.warm_up()  # latency as in a running chat (as `clipcite eval-answers`)
     if args.answers:
         pool = [q for m in scored if m in media for q in meetings[m].queries]
-        chosen = interleave_halves(pool, half)[:args.answers]
-        rows = run_answers(assistant, chosen, media, times) + \
+        chosen = interleave_halves(pool, half, lambda q: q.meeting,
+                                   lambda q: q.id)[:args.answers]
+        progress = WORK / f"answers-{time.strftime('%Y%m%d-%H%M%S')}.jsonl"
+        rows = run_answers(assistant, chosen, media, times, progress) + \
             naive_extracts(peer, chosen, vectors, times)
         results["answers"] = rows
         table = [answer_row(system, split, part)
@@ -892,13 +905,11 @@ def main() -> int:
               f"intents: {intents})\n")
         print(markdown(ANSWER_HEADER, [[r[k] for k in (
             "system", "split", "answers", "citations", "citation_precision",
-            "answers_with_right_citation", "rouge1", "rougeL", "first_token_p50_s",
+            "answers_with_right_citation", "uncited_answers", "rouge1", "rougeL",
+            "first_token_p50_s",
             "first_token_p95_s", "answer_p50_s", "answer_p95_s")] for r in table]))
     if args.summaries:
-        pool = [m for m in scored if m in media]
-        order = [m for pair in zip(*[[m for m in pool if half[m] == h] for h in HALVES])
-                 for m in pair]
-        order += [m for m in pool if m not in order]
+        order = interleave_halves([m for m in scored if m in media], half, str, str)
         chosen_meetings = [meetings[m] for m in order[:args.summaries]]
         rows = run_summaries(assistant, chosen_meetings, media, times)
         results["summaries"] = rows
