@@ -11,9 +11,12 @@
 
 Data: ../shared/qmsum/val/*.json (the QMSum validation split; see its README). Each meeting is
 written as WebVTT, one cue per speaker turn with a `<v Speaker>` voice tag, transcription marks
-({vocalsound}, {disfmarker}, ...) removed. QMSum has no timestamps, so turns get synthetic times
-from their word counts: 150 words per minute (WORDS_PER_MINUTE), at least 1.0 s a turn, 0.2 s
-between turns. A moment or citation is mapped back to the turn at its middle time.
+({vocalsound}, {disfmarker}, ...) removed, the tokenisation undone ("it 's ." -> "it's.") and
+AMI's spelled acronyms joined ("L_C_D_" -> "LCD"); turns with no word left are skipped (their
+indices kept). The naive peer reads the same cleaned text. QMSum has no timestamps, so turns
+get synthetic times from their word counts: 150 words per minute (WORDS_PER_MINUTE), at least
+1.0 s a turn, 0.2 s between turns. A moment or citation is mapped back to the turn at its
+middle time.
 
 The tune/check split (eval/qmsum_split.json) is by meeting, stratified by source, made once with
 a fixed seed and never regenerated while the file exists. The archive is always all 35 meetings
@@ -592,8 +595,8 @@ def run_answers(assistant: Any, queries: Sequence[Query], media: dict[str, str],
     return out
 
 
-def naive_extracts(peer: Peer, queries: Sequence[Query], query_vectors: dict[str, np.ndarray],
-                   times: dict[str, list[tuple[float, float]]]) -> list[dict[str, Any]]:
+def naive_extracts(peer: Peer, queries: Sequence[Query],
+                   query_vectors: dict[str, np.ndarray]) -> list[dict[str, Any]]:
     """The peer's two best turns in the meeting, quoted as the answer and cited."""
     out = []
     for q in queries:
@@ -610,6 +613,7 @@ def naive_extracts(peer: Peer, queries: Sequence[Query], query_vectors: dict[str
 
 
 def percentile(values: Sequence[float], p: float) -> float | None:
+    """Nearest-rank percentile (p50 of 10 values is the 5th smallest)."""
     values = sorted(v for v in values if v is not None)
     if not values:
         return None
@@ -890,7 +894,7 @@ def main() -> int:
                                    lambda q: q.id)[:args.answers]
         progress = WORK / f"answers-{time.strftime('%Y%m%d-%H%M%S')}.jsonl"
         rows = run_answers(assistant, chosen, media, times, progress) + \
-            naive_extracts(peer, chosen, vectors, times)
+            naive_extracts(peer, chosen, vectors)
         results["answers"] = rows
         table = [answer_row(system, split, part)
                  for system in ("clipcite", "naive extract")
