@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from assistant.evidence import (Citation, CitationChecker, clock, label, render_evidence,
-                                render_passages, snippet_parts)
+from assistant.evidence import (SUPPORT_THRESHOLD, Citation, CitationChecker, clock, label,
+                                render_evidence, render_passages, snippet_parts)
 from assistant.dates import Period, recorded_period
 from assistant.prompts import render, render_messages
 from assistant.research import merge, research
@@ -51,8 +51,6 @@ FIRST_ROUTE_SCHEMA: dict[str, Any] = {
 REFUSAL = "NOT MENTIONED"  # how prompts/answer.md asks the model to say "not in the snippets"
 EVIDENCE_K = 5
 MAX_MESSAGE_CHARS = 2000
-# A citation stays only if its snippet supports the sentence at least this well (0..1).
-SUPPORT_THRESHOLD = 0.35
 # ...and only if its snippet is about the question (e5 query-passage cosine). On the dev
 # answers, snippets that answer their question scored 0.836-0.916 and the closest snippets to
 # absent topics 0.792-0.824 ("parking policy" vs the clean-desk slide, "guest Wi-Fi password"

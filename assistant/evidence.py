@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from retrieval.schema import Moment
 
 Support = Callable[[str, str], float]  # (sentence, snippet) -> 0..1
+# A citation stays only if its snippet supports the sentence at least this well (0..1).
+SUPPORT_THRESHOLD = 0.35
 # A sentence left without a valid citation is cited at its best-supporting line only above
 # this (stricter than the check of a citation the model gave: here the program picks it).
 ATTRIBUTE_THRESHOLD = 0.5

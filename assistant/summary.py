@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from assistant.evidence import Citation, clock
+from assistant.evidence import SUPPORT_THRESHOLD, Citation, CitationChecker, clock
 from assistant.prompts import render, render_messages
 from assistant.summary_cache import SummaryCache
 from retrieval import tools
@@ -333,13 +333,32 @@ def prepare(assistant: Assistant, media_id: str) -> bool:
     return bool(citations)
 
 
+def digest(assistant: Assistant, rec: tools.RecordingSummary,
+           lines: list[Moment]) -> tuple[str, list[Citation]]:
+    """A long recording's summary in the model's words, from the lines that stand for it, each
+    sentence cited at the lines it comes from (checked as an answer's citations are)."""
+    numbered = "\n".join(f"[{n}] {m.speaker + ': ' if m.speaker else ''}{' '.join(m.text.split())}"
+                         for n, m in enumerate(lines, 1))
+    checker = CitationChecker(lines, assistant.support, SUPPORT_THRESHOLD)
+    for delta in assistant.chat.stream(render_messages("summary_digest", title=rec.title,
+                                                       lines=numbered)):
+        checker.feed(delta)
+    checker.close()
+    checked = checker.result
+    length = f" ({clock(rec.duration or 0)})" if rec.duration else ""
+    text = checked.text if checked.citations else \
+        "I could not pick out points I can cite from this recording."
+    return f"Summary of {rec.title}{length}: {text}", checked.citations
+
+
 def summarize_recording(assistant: Assistant, rec: tools.RecordingSummary,
                         wanted: tuple[str, ...]) -> tuple[str, list[Citation]]:
     """A recording's summary (overview, then cited points, decisions and action items of the
     kinds wanted) from the lines that represent it."""
     lines, vectors = tools.recording_lines_with_vectors(assistant.searcher, rec.media_id,
                                                         assistant.filters)
-    lines = [lines[i] for i in representative(lines, vectors)]
+    if sum(len(m.text) for m in lines) > SUMMARY_CHARS and len(wanted) == 3:
+        return digest(assistant, rec, [lines[i] for i in representative(lines, vectors)])
     points: list[Point] = []
     for chunk in chunks(lines):
         points.extend(map_points(assistant, rec.title, chunk))

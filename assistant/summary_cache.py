@@ -15,7 +15,7 @@ from typing import Any
 
 from assistant.evidence import Citation
 
-VERSION = 1  # bump when the summary's form changes: older files are then not read
+VERSION = 2  # bump when the summary's form changes: older files are then not read
 
 
 class SummaryCache:

@@ -708,14 +708,41 @@ def meeting_minutes(times: Sequence[tuple[float, float]]) -> float:
     return max((e for _, e in times), default=0.0) / 60
 
 
+def _summary_file(index: Any, media_id: str) -> Path | None:
+    """Where the assistant caches this recording's whole summary (assistant/summary_cache.py:
+    index_dir/summaries/<generation>.json)."""
+    from assistant.summary_cache import SummaryCache
+
+    rec = index.catalog.get(media_id)
+    return SummaryCache(index.directory).directory / f"{rec.gen}.json" if rec and rec.gen \
+        else None
+
+
+def summary_cached(index: Any, media_id: str) -> bool:
+    path = _summary_file(index, media_id)
+    return path is not None and path.exists()
+
+
+def forget_summary(index: Any, media_id: str) -> bool:
+    """Drop the cached summary so its making is timed (a cached one is read in ~0 s)."""
+    path = _summary_file(index, media_id)
+    if path is None or not path.exists():
+        return False
+    path.unlink()
+    return True
+
+
 def run_summaries(assistant: Any, meetings: Sequence[Meeting], media: dict[str, str],
-                  times: dict[str, list[tuple[float, float]]]) -> list[dict[str, Any]]:
+                  times: dict[str, list[tuple[float, float]]],
+                  fresh: bool = True) -> list[dict[str, Any]]:
     from retrieval.filters import Filters
 
     out = []
     for n, m in enumerate(meetings, 1):
         _, reference = reference_summary(m)
         assistant.filters = Filters(recordings=(media[m.id],))
+        was_cached = forget_summary(assistant.searcher.index, media[m.id]) if fresh else \
+            summary_cached(assistant.searcher.index, media[m.id])
         t = time.perf_counter()
         reply = assistant.ask(SUMMARY_QUESTION)
         seconds = time.perf_counter() - t
@@ -723,6 +750,7 @@ def run_summaries(assistant: Any, meetings: Sequence[Meeting], media: dict[str, 
         out.append({"meeting": m.id, "system": "clipcite", "intent": reply.intent,
                     "answer": reply.answer, "cited_share": cited_share(reply.answer),
                     "seconds": seconds, "minutes": meeting_minutes(times[m.id]),
+                    "from_cache": was_cached and not fresh,
                     **rouge(reply.answer, reference, kinds)})
         t = time.perf_counter()
         text, used = naive_summary(assistant.chat, m)
@@ -845,6 +873,9 @@ def main() -> int:
                         help="N specific queries through the assistant (slow)")
     parser.add_argument("--summaries", type=int, default=0, metavar="N",
                         help="N whole-meeting summaries (slower)")
+    parser.add_argument("--cached-summaries", action="store_true",
+                        help="use summaries the index has cached (default: remake and time "
+                             "them)")
     args = parser.parse_args()
 
     meetings = load_all(args.data)
@@ -915,15 +946,18 @@ def main() -> int:
     if args.summaries:
         order = interleave_halves([m for m in scored if m in media], half, str, str)
         chosen_meetings = [meetings[m] for m in order[:args.summaries]]
-        rows = run_summaries(assistant, chosen_meetings, media, times)
+        rows = run_summaries(assistant, chosen_meetings, media, times,
+                             fresh=not args.cached_summaries)
         results["summaries"] = rows
         table = [summary_row(system, split, part)
                  for system in ("clipcite", "naive LLM (first tokens)")
                  for split, part in by_half([r for r in rows if r["system"] == system], half,
                                             lambda r: r["meeting"])]
         results["rows"] += table
-        print(f"\n### Summaries (\"{SUMMARY_QUESTION}\", meeting named; naive LLM: first "
-              f"{NAIVE_SUMMARY_TOKENS} tokens of the transcript)\n")
+        made = "read from the index's cache where present" if args.cached_summaries else \
+            "made afresh (cache entry dropped first)"
+        print(f"\n### Summaries (\"{SUMMARY_QUESTION}\", meeting named, {made}; naive LLM: "
+              f"first {NAIVE_SUMMARY_TOKENS} tokens of the transcript)\n")
         print(markdown(SUMMARY_HEADER, [[r[k] for k in (
             "system", "split", "meetings", "rouge1", "rouge2", "rougeL", "cited_share",
             "seconds", "minutes")] for r in table]))

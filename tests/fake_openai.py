@@ -60,7 +60,8 @@ class FakeOpenAI:
     def _numbered(text: str, body: dict) -> str:
         """A delta's "{line:WORD}" becomes the number of the first numbered line ("[3] ...")
         of the last message that holds WORD: the answer cites the line a real model would,
-        however many context lines the prompt put around it. Unknown words become 99."""
+        however many context lines the prompt put around it. Unknown words become 99.
+        "{quote:N}" becomes the text of line N (a sentence that line supports)."""
         prompt = (body["messages"][-1].get("content") or "") if body.get("messages") else ""
         lines = re.findall(r"^\[(\d+)\] (.*)$", prompt, re.M)
 
@@ -68,7 +69,10 @@ class FakeOpenAI:
             word = m.group(1).lower()
             return next((n for n, line in lines if word in line.lower()), "99")
 
-        return re.sub(r"\{line:([^}]+)\}", number, text)
+        def quote(m: re.Match) -> str:
+            return next((line for n, line in lines if n == m.group(1)), "")
+
+        return re.sub(r"\{quote:(\d+)\}", quote, re.sub(r"\{line:([^}]+)\}", number, text))
 
     def _chunks(self, body: dict) -> Iterator[dict]:
         def chunk(delta: dict, finish: str | None = None) -> dict:

@@ -11,6 +11,7 @@ import pytest
 
 from assistant.agent import Assistant
 from assistant.llm import LLMConfig, load_chat_model
+from assistant import summary
 from assistant.summary import prepare
 from assistant.summary_cache import SummaryCache
 from ingestion.batch import BatchOptions, run_batch
@@ -28,7 +29,8 @@ def fake():
     server.stop()
 
 
-def test_a_summary_is_made_once_per_generation(tmp_path: Path, extract_options, fake):
+def test_a_summary_is_made_once_per_generation(tmp_path: Path, extract_options, fake,
+                                               monkeypatch):
     vtt = tmp_path / "design-meeting.vtt"
     vtt.write_bytes((REPO / "tests" / "data" / "qmsum_excerpt.vtt").read_bytes())
     index = Index(tmp_path / "index")
@@ -37,14 +39,17 @@ def test_a_summary_is_made_once_per_generation(tmp_path: Path, extract_options, 
     chat = load_chat_model(LLMConfig(backend="openai", base_url=fake.base_url, api_key="k",
                                      model="test-model"))
     assistant = Assistant(Searcher(index, load_text_encoder()), chat)
-    fake.replies = [json.dumps({"decisions": [], "actions": [], "points": [1, 2]}),
-                    "The team plans the remote control's concept."]
+    # As a long recording's (the excerpt is 4,362 characters): written from the lines that
+    # stand for it, the model's citations checked against them.
+    monkeypatch.setattr(summary, "SUMMARY_CHARS", 3000)
+    fake.deltas = ["{quote:2} [2]. ", "Penguins run the company [1]."]
     assert prepare(assistant, rec.media_id)
     cached = SummaryCache(index.directory).get(rec.gen)
     assert cached is not None
     answer, citations = cached
     assert answer.startswith("Summary of Design meeting")
-    assert citations and all(c.media_id == rec.media_id for c in citations)
+    assert "[1]" in answer and "Penguins run the company." in answer  # uncited: unsupported
+    assert len(citations) == 1 and citations[0].media_id == rec.media_id
     calls = len(fake.requests)
     assert not prepare(assistant, rec.media_id)  # already there: no model call
     assert len(fake.requests) == calls
