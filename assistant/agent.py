@@ -454,8 +454,11 @@ class Assistant:
         # Lines beside the last citation are the answer themselves: no context around them.
         groups = self.with_context(found) if before is None else [(m, [m]) for m in found]
         if gated:
-            about = self.relevant(readings, [hit for hit, _ in groups],
-                                  [" ".join(m.text for m in lines) for _, lines in groups])
+            # Each hit is judged on its own words: judged with the lines around it too, the
+            # gate let more answerable QMSum questions through (0.79 vs 0.69 on the tuning half)
+            # but refused fewer absent ones (0.80 vs 0.86) and let two absent development
+            # questions reach the model, which answered them (eval/gate.py).
+            about = self.relevant(readings, [hit for hit, _ in groups])
             groups = [(hit, lines) for hit, lines in groups if any(hit is a for a in about)]
         relevant = [hit for hit, _ in groups]
         if found and not relevant:  # nothing is about it: no need to ask the model
