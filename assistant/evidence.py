@@ -194,7 +194,10 @@ class CitationChecker:
         if not good:
             self.result.unsupported.append(plain)
         marks = "".join(f"[{g}]" for g in good)
-        if marks and plain[-1] in ".!?":
+        # The marks go before the sentence's own full stop, unless that stop ends an
+        # abbreviation ("at 10 a.m." must not become "at 10 a.m [1].").
+        last = plain.split()[-1] if plain.split() else ""
+        if marks and plain[-1] in ".!?" and not (plain[-1] == "." and "." in last[:-1]):
             text = f"{plain[:-1]} {marks}{plain[-1]}"
         else:
             text = f"{plain} {marks}".strip()

@@ -112,3 +112,11 @@ def test_a_sentence_left_uncited_is_cited_at_the_line_that_supports_it():
                            "about it."
     assert [(c.n, c.start) for c in checked.citations] == [(1, 2.0)]
     assert checked.unsupported == ["Everyone was happy about it."]
+
+
+def test_a_citation_does_not_cut_an_abbreviation_at_the_end_of_a_sentence():
+    line = Moment("m", "/m.wav", "Sync", 0.0, 2.0, 0.0, "transcript",
+                  "We will move the call to Wednesday at 10 a.m.")
+    checked = check_citations("The call moves to Wednesday at 10 a.m. [1] It is weekly [1].",
+                              [line], lambda sentence, snippet: 1.0, 0.35)
+    assert checked.text == "The call moves to Wednesday at 10 a.m. [1] It is weekly [1]."
