@@ -256,10 +256,9 @@ class Assistant:
         # e5 puts unrelated English pairs near 0.75 and paraphrases above 0.85.
         return max(overlap, min(1.0, max(0.0, (similarity - 0.78) / 0.12)))
 
-    def relevant(self, questions: Sequence[str], moments: Sequence[Moment],
-                 contexts: Sequence[str] = ()) -> list[Moment]:
+    def relevant(self, questions: Sequence[str], moments: Sequence[Moment]) -> list[Moment]:
         """The moments about one of the question's readings (RELEVANCE_THRESHOLD)."""
-        scores = self.relevance(questions, moments, contexts)
+        scores = self.relevance(questions, moments)
         return [m for m, score in zip(moments, scores) if score >= RELEVANCE_THRESHOLD]
 
     def relevance(self, questions: Sequence[str], moments: Sequence[Moment],
@@ -281,11 +280,11 @@ class Assistant:
         return [max(float(np.max(queries @ next(vectors))) for _ in ps) if ps else 0.0
                 for ps in parts]
 
-    def with_context(self, moments: Sequence[Moment]) -> list[tuple[Moment, list[Moment]]]:
+    def with_context(self, moments: Sequence[Moment]) -> list[list[Moment]]:
         """Each hit with the lines around it (CONTEXT_LINES either side, said within
-        CONTEXT_SECONDS), as (hit, lines) in the hits' order; a line already shown is not
+        CONTEXT_SECONDS), a group per hit in the hits' order; a line already shown is not
         repeated, and a hit keeps its own Moment (with the slide shown meanwhile)."""
-        groups: list[tuple[Moment, list[Moment]]] = []
+        groups: list[list[Moment]] = []
         shown: set[tuple[str, float]] = set()
         for hit in moments:
             if (hit.media_id, hit.start) in shown:
@@ -300,7 +299,7 @@ class Assistant:
                     lines = []
             inside = [i for i, m in enumerate(lines) if m.end > hit.start and m.start < hit.end]
             if not inside:
-                groups.append((hit, [hit]))
+                groups.append([hit])
                 shown.add((hit.media_id, hit.start))
                 continue
             lo, hi = max(0, inside[0] - CONTEXT_LINES), inside[-1] + CONTEXT_LINES + 1
@@ -313,7 +312,7 @@ class Assistant:
                 shown.add(key)
                 group.append(hit if i == inside[0] else line)
             if group:
-                groups.append((hit, group))
+                groups.append(group)
         return groups
 
     # -- a turn ------------------------------------------------------------------------------
@@ -451,16 +450,11 @@ class Assistant:
         found = found or self.search(route, within)
         timings["search"] = time.perf_counter() - t
         readings = [route.question, *([route.in_context] if route.in_context else [])]
-        # Lines beside the last citation are the answer themselves: no context around them.
-        groups = self.with_context(found) if before is None else [(m, [m]) for m in found]
-        if gated:
-            # Each hit is judged on its own words: judged with the lines around it too, the
-            # gate let more answerable QMSum questions through (0.79 vs 0.69 on the tuning half)
-            # but refused fewer absent ones (0.80 vs 0.86) and let two absent development
-            # questions reach the model, which answered them (eval/gate.py).
-            about = self.relevant(readings, [hit for hit, _ in groups])
-            groups = [(hit, lines) for hit, lines in groups if any(hit is a for a in about)]
-        relevant = [hit for hit, _ in groups]
+        # Each hit is judged on its own words: judged with the lines around it too, the gate
+        # let more answerable QMSum questions through (0.79 vs 0.69 on the tuning half) but
+        # refused fewer absent ones (0.80 vs 0.86) and let two absent development questions
+        # reach the model, which answered them (eval/gate.py --with-context).
+        relevant = self.relevant(readings, found) if gated else found
         if found and not relevant:  # nothing is about it: no need to ask the model
             reply = self._not_found(route, found, timings)
             yield Event("token", reply.answer)
@@ -476,8 +470,10 @@ class Assistant:
         # The model reads only the snippets about the question: the others could not be cited
         # anyway, cost prompt time (~60 tokens each, ~1 s on 2 cores), and drew the 1.5B
         # model's answers away from the one that holds the fact.
-        lines = [m for _, group in groups for m in group]
-        messages = render_messages("answer", evidence=render_passages([g for _, g in groups]),
+        # Lines beside the last citation are the answer themselves: no context around them.
+        groups = self.with_context(relevant) if before is None else [[m] for m in relevant]
+        lines = [m for group in groups for m in group]
+        messages = render_messages("answer", evidence=render_passages(groups),
                                    question=_with_example(route.question, self.example))
         t = time.perf_counter()
         checker = CitationChecker(lines, self.support, SUPPORT_THRESHOLD)

@@ -283,14 +283,18 @@ def summarize_turn(assistant: Assistant, route: Route,
         yield Event("token", reply.answer)
         yield Event("reply", reply)
         return
-    if topic_words(route.question, rec.title) and _long(assistant, rec.media_id):
-        # One topic of a long recording ("the discussion about the budget"): answered from
-        # where it is discussed, each hit read with the lines around it, as any question is.
-        # (A short recording is mapped whole: that reads the topic and costs little.)
-        started = t - timings.get("route", 0.0)  # latency counts from the message
-        yield from assistant.answer(route, timings, started,
-                                    replace(assistant.filters, recordings=(rec.media_id,)))
-        return
+    lines: list[Moment] | None = None
+    if topic_words(route.question, rec.title):
+        lines, vectors = tools.recording_lines_with_vectors(assistant.searcher, rec.media_id,
+                                                            assistant.filters)
+        if _long(lines):
+            # One topic of a long recording ("the discussion about the budget"): answered from
+            # where it is discussed, each hit read with the lines around it, as any question
+            # is. (A short recording is mapped whole: that reads the topic and costs little.)
+            started = t - timings.get("route", 0.0)  # latency counts from the message
+            yield from assistant.answer(route, timings, started,
+                                        replace(assistant.filters, recordings=(rec.media_id,)))
+            return
     wanted = _asked_for(route.question) or ("point", "decision", "action")
     cache = SummaryCache(assistant.searcher.index.directory)
     gen = _generation(assistant, rec.media_id)
@@ -298,7 +302,10 @@ def summarize_turn(assistant: Assistant, route: Route,
     if cached is not None:
         answer, citations = cached
     else:
-        answer, citations = summarize_recording(assistant, rec, wanted)
+        if lines is None:
+            lines, vectors = tools.recording_lines_with_vectors(
+                assistant.searcher, rec.media_id, assistant.filters)
+        answer, citations = summarize_recording(assistant, rec, wanted, lines, vectors)
         if gen and len(wanted) == 3 and citations:
             cache.put(gen, answer, citations)
     timings["summarize"] = time.perf_counter() - t
@@ -308,9 +315,8 @@ def summarize_turn(assistant: Assistant, route: Route,
     yield Event("reply", reply)
 
 
-def _long(assistant: Assistant, media_id: str) -> bool:
+def _long(lines: list[Moment]) -> bool:
     """More speech than a summary maps line by line (SUMMARY_CHARS)."""
-    lines = tools.recording_segments(assistant.searcher, media_id, assistant.filters)
     return sum(len(m.text) for m in lines) > SUMMARY_CHARS
 
 
@@ -327,7 +333,10 @@ def prepare(assistant: Assistant, media_id: str) -> bool:
     cache = SummaryCache(assistant.searcher.index.directory)
     if rec is None or gen is None or cache.get(gen) is not None:
         return False
-    answer, citations = summarize_recording(assistant, rec, ("point", "decision", "action"))
+    lines, vectors = tools.recording_lines_with_vectors(assistant.searcher, media_id,
+                                                        assistant.filters)
+    answer, citations = summarize_recording(assistant, rec, ("point", "decision", "action"),
+                                            lines, vectors)
     if citations:
         cache.put(gen, answer, citations)
     return bool(citations)
@@ -352,12 +361,12 @@ def digest(assistant: Assistant, rec: tools.RecordingSummary,
 
 
 def summarize_recording(assistant: Assistant, rec: tools.RecordingSummary,
-                        wanted: tuple[str, ...]) -> tuple[str, list[Citation]]:
-    """A recording's summary (overview, then cited points, decisions and action items of the
-    kinds wanted) from the lines that represent it."""
-    lines, vectors = tools.recording_lines_with_vectors(assistant.searcher, rec.media_id,
-                                                        assistant.filters)
-    if sum(len(m.text) for m in lines) > SUMMARY_CHARS and len(wanted) == 3:
+                        wanted: tuple[str, ...], lines: list[Moment],
+                        vectors: np.ndarray) -> tuple[str, list[Citation]]:
+    """A recording's summary from its transcript lines (and their vectors): a long one in the
+    model's words from the lines that represent it, a short one as an overview and cited
+    points, decisions and action items of the kinds wanted."""
+    if _long(lines) and len(wanted) == 3:
         return digest(assistant, rec, [lines[i] for i in representative(lines, vectors)])
     points: list[Point] = []
     for chunk in chunks(lines):

@@ -54,10 +54,9 @@ def best_relevance(assistant, question: str, filters) -> float:
     found = tools.search_all(assistant.searcher, [question], K, filters)
     if not found:
         return 0.0
-    groups = assistant.with_context(found)
-    contexts = [" ".join(m.text for m in lines) for _, lines in groups] if CONTEXT else []
-    scores = assistant.relevance([question], [hit for hit, _ in groups], contexts)
-    return max(scores, default=0.0)
+    contexts = [" ".join(m.text for m in assistant.with_context([hit])[0]) for hit in found] \
+        if CONTEXT else []
+    return max(assistant.relevance([question], found, contexts), default=0.0)
 
 
 def qmsum_rows(index: Path) -> list[tuple[str, bool, float]]:

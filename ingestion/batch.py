@@ -193,7 +193,8 @@ def _stat_job(path: Path, index: Index, options: BatchOptions) -> tuple[_Job | N
     title = existing.title if existing else title_from_path(path)
     transcript = _transcript_for(path, options)
     try:
-        size, mtime = _stamp(path, transcript)
+        st = path.stat()
+        size, mtime = _stamp(st, transcript)
     except OSError as e:
         reason = "file not found" if isinstance(e, FileNotFoundError) else f"cannot read: {e.strerror}"
         if e.filename and transcript is not None and Path(e.filename) == transcript:
@@ -220,7 +221,7 @@ def _stat_job(path: Path, index: Index, options: BatchOptions) -> tuple[_Job | N
         tags=options.tags if options.tags is not None else (existing.tags if existing else []),
         groups=(options.groups if options.groups is not None
                 else (existing.groups if existing else [])),
-        recorded_at=path.stat().st_mtime,
+        recorded_at=st.st_mtime,
     )
     return _Job(path=path, rec=rec, transcript=transcript), None
 
@@ -233,10 +234,9 @@ def _transcript_for(path: Path, options: BatchOptions) -> Path | None:
     return sidecar_of(path) if options.extract.transcript_source != "speech" else None
 
 
-def _stamp(path: Path, transcript: Path | None) -> tuple[int, float]:
-    """Size and modification time that change when the recording or its transcript does (the
-    catalog's quick check before hashing): sizes added, the later time."""
-    st = path.stat()
+def _stamp(st: os.stat_result, transcript: Path | None) -> tuple[int, float]:
+    """Size and modification time that change when the recording (`st`) or its transcript
+    does (the catalog's quick check before hashing): sizes added, the later time."""
     if transcript is None:
         return st.st_size, st.st_mtime
     side = transcript.stat()

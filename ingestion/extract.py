@@ -200,9 +200,7 @@ def extract(path: Path, title: str, options: ExtractOptions, models: Models,
         done += _WEIGHTS["visual"]
     slides = visual.slide_segments()
 
-    words: list[Word] = cue_words(cues) if cues else []
-    named = _cue_speakers(cues) if cues else set()
-    turns: list[tuple[float, float, str]] = _cue_turns(words) if named else []
+    words, named, turns = _from_cues(cues or [])
     voices: dict[str, tuple[float, np.ndarray | None]] = {}
     if info.has_audio:
         t = time.perf_counter()
@@ -242,9 +240,7 @@ def extract(path: Path, title: str, options: ExtractOptions, models: Models,
             found, timings["speakers"] = heard
             words = label_words(words, found.turns)
             turns = [(turn.start, turn.end, turn.speaker) for turn in found.turns]
-            spoken: dict[str, float] = {}
-            for start, end, label in turns:
-                spoken[label] = spoken.get(label, 0.0) + end - start
+            spoken = _spoken(turns)
             voices = {label: (spoken.get(label, 0.0), vec) for label, vec in found.prints.items()}
         elif named and encoder is not None:
             t = time.perf_counter()
@@ -297,8 +293,11 @@ def extract(path: Path, title: str, options: ExtractOptions, models: Models,
 
 
 # -- imported transcripts ----------------------------------------------------------------------
-def _cue_speakers(cues: list[Cue]) -> set[str]:
-    return {c.speaker for c in cues if c.speaker}
+def _from_cues(cues: list[Cue]) -> tuple[list[Word], set[str], list[tuple[float, float, str]]]:
+    """A transcript's timed words, the speaker names it gives, and their turns."""
+    words = cue_words(cues)
+    named = {c.speaker for c in cues if c.speaker}
+    return words, named, _cue_turns(words) if named else []
 
 
 def _cue_turns(words: list[Word]) -> list[tuple[float, float, str]]:
@@ -361,9 +360,7 @@ def _extract_text_only(path: Path, title: str, models: Models, report: Progress,
     duration = max(c.end for c in cues)
     if on_probe is not None:
         on_probe(duration)
-    words = cue_words(cues)
-    named = _cue_speakers(cues)
-    turns = _cue_turns(words) if named else []
+    words, named, turns = _from_cues(cues)
     segments = {TRANSCRIPT: segment_words(words), SLIDES: []}
     if not segments[TRANSCRIPT]:
         raise TranscriptError("no words in the transcript")

@@ -10,9 +10,8 @@ speaker who says most of it before segments are cut.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-
 import re
+from dataclasses import dataclass, replace
 
 from retrieval.schema import PASSAGES, TRANSCRIPT, Segment
 

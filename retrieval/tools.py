@@ -16,7 +16,7 @@ import numpy as np
 
 from retrieval.catalog import Recording
 from retrieval.filters import Filters, visible_recordings
-from retrieval.index import Index
+from retrieval.index import Hit, Index
 from retrieval.schema import AUDIO, FRAMES, MODALITIES, SLIDES, TRANSCRIPT, Moment
 from retrieval.search import Like, Searcher, search
 from retrieval.speakers import Speaker, SpeakerError, SpeakerTurn
@@ -110,29 +110,36 @@ def list_recordings(searcher: Searcher, filters: Filters | None = None) -> list[
 def get_context(searcher: Searcher, media_id: str, start: float, end: float,
                 padding: float = 30.0, filters: Filters | None = None) -> list[Moment]:
     """The transcript (and slides) around a moment, in time order: what was said before/after."""
+    rec = _visible(searcher, media_id, filters)
+    return _lines(searcher.index, rec, (TRANSCRIPT, SLIDES), start - padding, end + padding)
+
+
+def _visible(searcher: Searcher, media_id: str, filters: Filters | None) -> Recording:
+    """The recording, if the caller's groups may see it and it is searchable."""
     allowed = {r.media_id: r for r in visible_recordings(
         searcher.index, Filters(groups=(filters or Filters()).groups))}
     rec = allowed.get(media_id)
     if rec is None or rec.gen is None:
         raise NotFound(f"no recording {media_id!r}")
-    return _lines(searcher.index, rec, (TRANSCRIPT, SLIDES), start - padding, end + padding)
+    return rec
+
+
+def _moment(rec: Recording, hit: Hit) -> Moment:
+    return Moment(media_id=rec.media_id, path=rec.path, title=rec.title,
+                  start=float(hit.metadata["start"]), end=float(hit.metadata["end"]), score=0.0,
+                  modality=hit.modality, text=hit.text,
+                  speaker=hit.metadata.get("speaker") or None)
 
 
 def _lines(index: Index, rec: Recording, modalities: Sequence[str], lo: float = float("-inf"),
            hi: float = float("inf")) -> list[Moment]:
-    out: list[Moment] = []
     # The stretch is read from the index, not filtered after reading every line of the
     # recording (a follow-up on a 90-minute meeting loaded ~1,500 segments).
     bounds = ([{"end": {"$gte": float(lo)}}] if lo != float("-inf") else []) + \
         ([{"start": {"$lte": float(hi)}}] if hi != float("inf") else [])
     where = bounds[0] if len(bounds) == 1 else ({"$and": bounds} if bounds else None)
-    for modality in modalities:
-        for hit in index.segments(modality, [rec.gen] if rec.gen else [], where):
-            s, e = float(hit.metadata["start"]), float(hit.metadata["end"])
-            if e >= lo and s <= hi:
-                out.append(Moment(media_id=rec.media_id, path=rec.path, title=rec.title,
-                                  start=s, end=e, score=0.0, modality=modality, text=hit.text,
-                                  speaker=hit.metadata.get("speaker") or None))
+    out = [_moment(rec, hit) for modality in modalities
+           for hit in index.segments(modality, [rec.gen] if rec.gen else [], where)]
     out.sort(key=lambda m: (m.start, m.modality))
     return out
 
@@ -149,21 +156,13 @@ def recording_lines_with_vectors(searcher: Searcher, media_id: str,
                                  ) -> tuple[list[Moment], np.ndarray]:
     """Every transcript segment of one recording in time order, with its stored text vector
     (rows in the same order), for choosing the lines that represent a long recording."""
-    allowed = {r.media_id: r for r in visible_recordings(
-        searcher.index, Filters(groups=(filters or Filters()).groups))}
-    rec = allowed.get(media_id)
-    if rec is None or rec.gen is None:
-        raise NotFound(f"no recording {media_id!r}")
+    rec = _visible(searcher, media_id, filters)
     hits = searcher.index.segments(TRANSCRIPT, [rec.gen])
     found = searcher.index.vectors(TRANSCRIPT, [h.id for h in hits])
     hits = [h for h in hits if h.id in found]
-    lines = [Moment(media_id=rec.media_id, path=rec.path, title=rec.title,
-                    start=float(h.metadata["start"]), end=float(h.metadata["end"]), score=0.0,
-                    modality=TRANSCRIPT, text=h.text, speaker=h.metadata.get("speaker") or None)
-             for h in hits]
     dim = next(iter(found.values())).shape[0] if found else 0
     vectors = np.stack([found[h.id] for h in hits]) if hits else np.zeros((0, dim), np.float32)
-    return lines, vectors
+    return [_moment(rec, h) for h in hits], vectors
 
 
 def find_recording(index: Index, ref: str, groups: frozenset[str] | None = None) -> Recording:
