@@ -171,3 +171,37 @@ def test_cli_transcript_flag_and_real_meeting(run_cli, media: Path, tmp_path: Pa
     bad = run_cli("ingest", str(flac), "--transcript", str(tmp_path / "nope.vtt"),
                   "--index", str(index), check=False)
     assert bad.returncode != 0 and "nope.vtt" in (bad.stderr + bad.stdout)
+
+
+def test_passages_lift_the_lines_of_the_stretch_where_a_topic_is_discussed(tmp_path: Path,
+                                                                           extract_options,
+                                                                           text_encoder):
+    """On a real meeting excerpt: each passage names its own transcript lines, and a line's
+    score is its sentence score plus the best top passage around it."""
+    from retrieval.search import DEFAULT_WEIGHTS, passage_stretches
+
+    index = Index(tmp_path / "index")
+    run_batch([DATA / "qmsum_excerpt.vtt"], index, BatchOptions(extract=extract_options))
+    searcher = _searcher(index, text_encoder)
+    [rec] = index.catalog.all()
+    query = "what kind of energy source should the remote use"
+    stretches = passage_stretches(searcher, [query], 20, [rec.gen], ("dense", "keyword"),
+                                  DEFAULT_WEIGHTS)
+    assert stretches and stretches[0].score >= stretches[-1].score
+    lines = index.by_ids(TRANSCRIPT, stretches[0].segments)
+    assert len(lines) == len(stretches[0].segments)  # every id names a stored line
+    assert all(stretches[0].start <= h.metadata["start"] and
+               h.metadata["end"] <= stretches[0].end for h in lines.values())
+
+    sentences_only = {k: w for k, w in DEFAULT_WEIGHTS.items() if k[0] != PASSAGES}
+    alone = {(m.start, m.end): m.score for m in search(searcher, query, k=30,
+                                                        weights=sentences_only)}
+    lifted = search(searcher, query, k=5)
+    compared = 0
+    for m in lifted:
+        if (m.start, m.end) not in alone:
+            continue  # found through its passage only
+        best = max(s.score for s in stretches if s.start < m.end and m.start < s.end)
+        assert m.score == pytest.approx(alone[(m.start, m.end)] + best, abs=2e-6)
+        compared += 1
+    assert compared >= 3

@@ -20,7 +20,7 @@ from retrieval.index import Index
 from retrieval.keyword import VERSION, KeywordIndex, match_expression
 from retrieval.schema import SLIDES, TRANSCRIPT, Moment, Segment
 from retrieval.search import Searcher
-from tests.conftest import copy_media
+from tests.conftest import REPO, copy_media
 
 SECRET_QUERY = "ask not what your country can do for you"
 
@@ -305,3 +305,17 @@ def test_one_keyword_scan_equals_a_filtered_query_per_modality(small: Searcher):
                         f"ORDER BY score LIMIT ?", (expression, modality, *allowed, k)).fetchall()
                     assert both[modality] == [(r[0], -float(r[1])) for r in rows]
                     assert keywords.search(query, modality, allowed, k) == both[modality]
+
+
+def test_query_sets_split_by_recording_into_a_tuning_and_a_check_half():
+    from retrieval.evaluation import by_half, half_of, load_queries, load_split
+
+    split = load_split(REPO / "eval" / "dev_split.json")
+    queries = load_queries(REPO / "eval" / "dev_queries.jsonl")
+    halves = by_half(queries, split)
+    assert sum(len(qs) for qs in halves.values()) == len(queries)
+    assert halves["tune"] and halves["check"]
+    for half, qs in halves.items():  # a recording's queries are all in its own half
+        assert {split[q.expected[0]["media"]] for q in qs} == {half}
+    # An absent-topic question expects nothing: its half comes from its id, fixed.
+    assert half_of([], "absent-1", split) == "tune" and half_of([], "absent-2", split) == "check"

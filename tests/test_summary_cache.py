@@ -69,3 +69,26 @@ def test_a_summary_is_made_once_per_generation(tmp_path: Path, extract_options, 
     cache = SummaryCache(index.directory)
     assert rec2.gen != rec.gen and cache.get(rec2.gen) is None
     assert cache.prune({rec2.gen}) == 1 and cache.get(rec.gen) is None
+
+
+def test_a_summary_of_one_topic_of_a_long_recording_is_answered_from_where_it_is_discussed(
+        tmp_path: Path, extract_options, fake, monkeypatch):
+    index = Index(tmp_path / "index")
+    run_batch([REPO / "tests" / "data" / "qmsum_excerpt.vtt"], index,
+              BatchOptions(extract=extract_options))
+    [rec] = index.catalog.all()
+    monkeypatch.setattr(summary, "SUMMARY_CHARS", 3000)  # the excerpt counts as long
+    chat = load_chat_model(LLMConfig(backend="openai", base_url=fake.base_url, api_key="k",
+                                     model="test-model"))
+    assistant = Assistant(Searcher(index, load_text_encoder()), chat)
+    question = "Summarize the discussion about the remote control's energy source."
+    fake.replies = [json.dumps({"intent": "summarize", "queries": ["energy source remote"]})]
+    fake.deltas = ["{quote:1} [1]."]
+    reply = assistant.ask(question)
+    # The cited-answer path, within that recording: numbered lines and the question reach the
+    # model; no digest of the whole recording is written or cached.
+    prompt = fake.requests[-1]["body"]["messages"][-1]["content"]
+    assert "Snippets:" in prompt and question in prompt
+    assert "stand for each part" not in json.dumps(fake.requests[-1]["body"])
+    assert reply.citations and all(c.media_id == rec.media_id for c in reply.citations)
+    assert SummaryCache(index.directory).get(rec.gen) is None
