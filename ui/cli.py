@@ -390,7 +390,7 @@ def cmd_export(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_serve(args: argparse.Namespace, console: Console) -> int:
-    from ui.web import serve
+    from ui.web.app import serve
 
     settings = _settings(args).with_overrides(upload_limit_mb=args.max_upload_mb)
     serve(settings, host=args.host, port=args.port, users_file=args.users,

@@ -1,0 +1,303 @@
+"""The web app's background services, each owning one thread (SQLite connections and the
+models stay in the thread that made them):
+
+- `Engine`: the models and the searcher, loaded once; answers run here one at a time.
+- `ExampleReader`: reads clips and screenshots attached to chat messages.
+- `Archive`: the recording page's reads and speaker renames, with its own index handle.
+- `Ingester`: adds, re-reads and deletes recordings in the background.
+
+Every call that reads recordings names the caller's groups.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from retrieval.filters import Filters
+from ui.settings import Settings
+from ui.web.errors import plain_error
+
+log = logging.getLogger("clipcite.web")
+
+
+# -- the engine: models loaded once, answers run in one thread ---------------------------------
+_DONE = object()
+
+
+class Engine:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="clipcite-engine")
+        self.searcher: Any = None
+        self.chat: Any = None
+        self._loaded: Future = self._pool.submit(self._load)
+
+    def _load(self) -> None:
+        from assistant.agent import Assistant
+        from assistant.llm import load_chat_model
+        from ui.cli import open_searcher
+
+        self.searcher = open_searcher(self.settings)
+        self.chat = load_chat_model(self.settings.llm_config())
+        Assistant(self.searcher, self.chat).warm_up()  # the first question reads less prompt
+
+    def wait_ready(self, timeout: float | None = None) -> None:
+        self._loaded.result(timeout)
+
+    def turn(self, message: str, history: list, filters: Filters,
+             example: Any = None) -> Iterator[Any]:
+        """The assistant's events for one turn (searching by `example`, an attached clip or
+        screenshot, when given); an exception arrives as an exception item."""
+        from assistant.agent import Assistant
+
+        out: queue.Queue = queue.Queue()
+
+        def run() -> None:
+            try:
+                self._loaded.result()
+                assistant = Assistant(self.searcher, self.chat, filters=filters, example=example)
+                for event in assistant.turn(message, history):
+                    out.put(event)
+            except BaseException as e:  # noqa: BLE001 - reported to the page, logged here
+                log.exception("answering %r failed", message)
+                out.put(e)
+            finally:
+                out.put(_DONE)
+
+        self._pool.submit(run)
+        while (item := out.get()) is not _DONE:
+            yield item
+
+    def call(self, fn: Any, *args: Any, timeout: float = 120) -> Any:
+        """fn(searcher, *args) in the engine thread, which owns the searcher and its encoder."""
+        def run() -> Any:
+            self._loaded.result()
+            return fn(self.searcher, *args)
+
+        return self._pool.submit(run).result(timeout)
+
+
+class ExampleReader:
+    """Reads clips and screenshots attached in the chat with ingestion/example.py's
+    read_example, the function behind `clipcite search --like`. Its models (speech, voices, OCR,
+    CLIP) load at the first attachment and stay; reading runs in a thread of its own, so a clip's
+    speech recognition does not hold up answers in the engine thread."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="clipcite-examples")
+        self._models: Any = None
+
+    def read(self, path: Path, timeout: float = 300) -> Any:
+        """The Example of a file; MediaError with a plain reason when it cannot be read."""
+        def run() -> Any:
+            from ingestion.example import read_example
+            from ingestion.extract import Models
+
+            options = self.settings.extract_options()
+            if self._models is None:
+                self._models = Models(options)
+            return read_example(path, options, self._models)
+
+        return self._pool.submit(run).result(timeout)
+
+
+# -- one recording: transcript, slides, speakers, files ----------------------------------------
+@dataclass
+class RecordingView:
+    rec: Any
+    lines: list[Any]  # transcript Moments, in time order
+    slides: list[Any]  # slide Moments, in time order
+    speakers: list[Any]  # retrieval.speakers.Speaker
+
+
+class Archive:
+    """Reads recordings and renames speakers in one thread with its own index handle (its
+    SQLite connections must stay in the thread that made them). Every call names the caller's
+    groups; a recording they may not see is None, exactly like one that does not exist."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="clipcite-archive")
+        self._index: Any = None
+
+    def _run(self, fn: Any, *args: Any) -> Any:
+        def run() -> Any:
+            if self._index is None:
+                from retrieval.index import Index
+
+                self._index = Index(self.settings.index_dir, chroma_url=self.settings.chroma_url)
+            return fn(self._index, *args)
+
+        return self._pool.submit(run).result(120)
+
+    @staticmethod
+    def _find(index: Any, media_id: str, groups: frozenset[str] | None) -> Any:
+        from retrieval.filters import visible_recordings
+
+        return next((r for r in visible_recordings(index, Filters(groups=groups))
+                     if r.media_id == media_id), None)
+
+    def view(self, media_id: str, groups: frozenset[str] | None) -> RecordingView | None:
+        """Everything the recording page shows, or None."""
+        from retrieval import tools
+
+        def read(index: Any) -> RecordingView | None:
+            rec = self._find(index, media_id, groups)
+            if rec is None:
+                return None
+            return RecordingView(rec, tools.transcript(index, rec), tools.slides(index, rec),
+                                 tools.speakers(index, rec))
+
+        return self._run(read)
+
+    def rename(self, media_id: str, groups: frozenset[str] | None, speaker: str,
+               name: str) -> str:
+        """Names a speaker (or confirms a suggestion); returns the name. Raises SpeakerError
+        with a sentence when the name cannot be used, LookupError when the recording is gone."""
+        from retrieval import tools
+
+        def write(index: Any) -> str:
+            rec = self._find(index, media_id, groups)
+            if rec is None:
+                raise LookupError(media_id)
+            return tools.rename_speaker(index, rec, speaker, name).shown
+
+        return self._run(write)
+
+    def file(self, media_id: str, groups: frozenset[str] | None,
+             fmt: str) -> tuple[str, str] | None:
+        """(title, text) of a transcript download (srt, vtt, txt or rttm), or None."""
+        from retrieval import tools
+        from ui.export import render
+
+        def read(index: Any) -> tuple[str, str] | None:
+            rec = self._find(index, media_id, groups)
+            if rec is None:
+                return None
+            return rec.title, render(fmt, tools.transcript(index, rec),
+                                     tools.speaker_turns(index, rec), rec.path)
+
+        return self._run(read)
+
+
+# -- ingestion in the background ---------------------------------------------------------------
+@dataclass
+class JobState:
+    running: bool = False
+    current: str = ""
+    stage: str = ""
+    fraction: float = 0.0
+    done: int = 0
+    total: int = 0
+    messages: list[str] = field(default_factory=list)  # newest last, plain sentences
+    version: int = 0  # bumps whenever the catalog changed
+
+
+class _WebReporter:
+    def __init__(self, state: JobState) -> None:
+        self.state = state
+
+    def batch_started(self, files) -> None:
+        self.state.total += len(files)
+
+    def file_started(self, path: Path) -> None:
+        self.state.current, self.state.stage, self.state.fraction = path.name, "starting", 0.0
+
+    def file_progress(self, path: Path, stage: str, fraction: float) -> None:
+        self.state.current, self.state.stage = path.name, stage
+        self.state.fraction = max(0.0, min(1.0, fraction))
+
+    def file_finished(self, outcome) -> None:
+        self.state.done += 1
+        self.state.version += 1
+        name = Path(outcome.path).name
+        if outcome.status == "indexed":
+            n = sum(outcome.counts.values())
+            self.state.messages.append(f"“{name}” is ready to search ({n} passages).")
+        elif outcome.status == "unchanged":
+            note = f" It failed before: {outcome.reason}" if outcome.reason else ""
+            self.state.messages.append(f"“{name}” was already up to date.{note}")
+        elif outcome.status == "failed":
+            self.state.messages.append(f"“{name}” could not be added: {outcome.reason}. "
+                                       "Check that it is a complete audio or video file.")
+
+
+class Ingester:
+    """One background thread that adds, re-reads and deletes recordings, one job at a time."""
+
+    def __init__(self, settings: Settings, library_dir: Path) -> None:
+        self.settings, self.library_dir = settings, library_dir
+        self.state = JobState()
+        self._jobs: queue.Queue = queue.Queue()
+        self._index: Any = None
+        threading.Thread(target=self._loop, name="clipcite-ingest", daemon=True).start()
+
+    def submit(self, kind: str, **args: Any) -> None:
+        self.state.running = True
+        self._jobs.put((kind, args))
+
+    def wait_idle(self, timeout: float = 600) -> None:
+        deadline = time.monotonic() + timeout
+        while (self.state.running or not self._jobs.empty()) and time.monotonic() < deadline:
+            time.sleep(0.2)
+
+    def _loop(self) -> None:
+        while True:
+            kind, args = self._jobs.get()
+            self.state.running = True
+            try:
+                if self._index is None:
+                    from retrieval.index import Index
+
+                    self._index = Index(self.settings.index_dir, chroma_url=self.settings.chroma_url)
+                getattr(self, f"_{kind}")(**args)
+            except BaseException as e:  # noqa: BLE001 - the thread must live on
+                log.exception("library job %s failed", kind)
+                self.state.messages.append(f"Something went wrong: {plain_error(e)}. "
+                                           "Please try again; if it keeps happening, tell "
+                                           "your administrator.")
+            finally:
+                self.state.version += 1
+                if self._jobs.empty():
+                    self.state.running = False
+                    self.state.current, self.state.stage = "", ""
+                    self.state.done = self.state.total = 0
+
+    def _ingest(self, paths: list[Path], groups: list[str] | None) -> None:
+        from ingestion.batch import BatchOptions, run_batch
+
+        options = BatchOptions(extract=self.settings.extract_options(), groups=groups,
+                               workers=1, file_timeout=self.settings.file_timeout)
+        run_batch(paths, self._index, options, _WebReporter(self.state))
+
+    def _reingest(self, media_id: str) -> None:
+        rec = self._index.catalog.get(media_id)
+        if rec is None:
+            return
+        self._index.catalog.forget_content(media_id)
+        self._ingest([Path(rec.path)], None)
+
+    def _delete(self, media_id: str) -> None:
+        rec = self._index.catalog.get(media_id)
+        if rec is None:
+            return
+        self._index.remove_recording(media_id)
+        path = Path(rec.path)
+        removed_file = False
+        try:  # only files this app uploaded are deleted from disk
+            if path.resolve().parent == self.library_dir.resolve() and path.is_file():
+                path.unlink()
+                removed_file = True
+        except OSError:
+            pass
+        self.state.messages.append(f"“{rec.title}” was removed from the library"
+                                   + (" and its file deleted." if removed_file else "."))
