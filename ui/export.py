@@ -38,11 +38,17 @@ def to_srt(lines: Sequence[Moment]) -> str:
     return "\n".join(cues)
 
 
+def _vtt_escape(text: str) -> str:
+    """WebVTT's escapes, in cue text and in a voice tag's name alike: a name such as
+    `<img src=x onerror=...>` must stay text in every player that reads the captions."""
+    return _one_line(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def to_vtt(lines: Sequence[Moment]) -> str:
     cues = ["WEBVTT\n"]
     for m in lines:
-        text = _one_line(m.text).replace("&", "&amp;").replace("<", "&lt;")
-        voice = f"<v {_one_line(m.speaker).replace('>', '')}>" if m.speaker else ""
+        text = _vtt_escape(m.text)
+        voice = f"<v {_vtt_escape(m.speaker)}>" if m.speaker else ""
         cues.append(f"{_stamp(m.start, '.')} --> {_stamp(m.end, '.')}\n{voice}{text}\n")
     return "\n".join(cues)
 

@@ -13,6 +13,7 @@ check access the same way, through `resolve`.
 from __future__ import annotations
 
 import io
+import logging
 import math
 import mimetypes
 import re
@@ -29,6 +30,8 @@ from fastapi.responses import FileResponse, Response
 from retrieval.catalog import Catalog
 from retrieval.index import CATALOG_FILE
 
+log = logging.getLogger("clipcite.web")
+
 _MEDIA_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 # What a browser can play; anything else still downloads with a neutral type.
 _TYPES = {".wav": "audio/wav", ".mp3": "audio/mpeg", ".m4a": "audio/mp4", ".aac": "audio/aac",
@@ -37,6 +40,7 @@ _TYPES = {".wav": "audio/wav", ".mp3": "audio/mpeg", ".m4a": "audio/mp4", ".aac"
           ".mkv": "video/x-matroska"}
 
 THUMB_WIDTH = 320
+MAX_SECONDS = 1e7  # 115 days: a later time is a mistake (and overflows FFmpeg's seek)
 # Decoding is CPU work on a small shared machine: at most two thumbnails are made at a time.
 _THUMB_SLOTS = threading.BoundedSemaphore(2)
 _PRIVATE = {"Cache-Control": "private, max-age=300", "X-Content-Type-Options": "nosniff"}
@@ -119,7 +123,8 @@ def _frame_jpeg(path: str, _mtime_ns: int, _size: int, t: float, width: int) -> 
             buf = io.BytesIO()
             shown.to_image(width=w, height=h).save(buf, "JPEG", quality=75)
             return buf.getvalue()
-    except (av.error.FFmpegError, OSError, ValueError):
+    except (av.error.FFmpegError, OSError, ValueError, OverflowError):
+        log.warning("no picture from %s at %.1f s", path, t, exc_info=True)
         return None
 
 
@@ -166,7 +171,7 @@ def media_router(reader: CatalogReader, groups_of: GroupsOf,
     @router.get("/thumb/{media_id}")
     def thumb(media_id: str, request: Request, t: float = 0.0) -> Response:
         path = allowed(request, media_id)
-        if not math.isfinite(t) or t < 0:
+        if not math.isfinite(t) or not 0 <= t <= MAX_SECONDS:
             raise HTTPException(400, "The time must be a number of seconds, 0 or more.")
         data = frame_jpeg(path, t) if is_video(str(path)) else None
         if data is None:

@@ -76,6 +76,9 @@ class Settings:
     llm_max_tokens: int = 300
     # The web app refuses larger uploads (in MB of 1024 x 1024 bytes, as Gradio counts them).
     upload_limit_mb: float = 500.0
+    # Questions the web app works on at once; the rest wait their turn. The packaged local
+    # model writes one answer at a time anyway: more threads let others search meanwhile.
+    web_workers: int = 3
 
     @property
     def effective_language(self) -> str | None:

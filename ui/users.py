@@ -6,13 +6,22 @@ A users file is TOML or JSON:
     password_hash = "scrypt$16384$8$1$<salt>$<hash>"   # python -m ui.users hash
     groups = ["staff"]
 
+    role = "editor"       # viewer (the default), editor or admin
+
     [users.admin]
     password_hash = "..."
-    admin = true          # sees every recording, whatever its groups
+    role = "admin"        # sees every recording, whatever its groups (`admin = true` also works)
 
 JSON is the same shape: {"users": {"alice": {"password_hash": "...", "groups": ["staff"]}}}.
 A signed-in user's groups go into Filters(groups=...) for every search, answer, library listing
-and media request; an `admin` searches unrestricted (groups None).
+and media request; an admin searches unrestricted (groups None).
+
+Roles decide who changes the library. A *viewer* asks, searches, plays and downloads what their
+groups may see. An *editor* may also upload (the upload gets the editor's groups) and re-ingest,
+rename speakers in or delete a recording whose every group is one of theirs, so that an editor
+of one group never changes what another group sees. An *admin* may do all of it to every
+recording, including those with no groups (open to everyone, such as ones ingested from the CLI
+without --groups).
 """
 
 from __future__ import annotations
@@ -57,17 +66,37 @@ def verify(password: str, stored: str) -> bool:
     return hmac.compare_digest(got, expected)
 
 
+VIEWER, EDITOR, ADMIN = "viewer", "editor", "admin"
+ROLES = (VIEWER, EDITOR, ADMIN)
+
+
 @dataclass(frozen=True)
 class User:
     name: str
     password_hash: str
     groups: tuple[str, ...] = ()
-    admin: bool = False
+    role: str = VIEWER
+
+    @property
+    def admin(self) -> bool:
+        return self.role == ADMIN
 
     @property
     def access(self) -> frozenset[str] | None:
         """What goes into Filters(groups=...): None (everything) for an admin."""
         return None if self.admin else frozenset(self.groups)
+
+    @property
+    def may_upload(self) -> bool:
+        """An editor's upload is for their groups: with none it would be open to everyone."""
+        return self.admin or (self.role == EDITOR and bool(self.groups))
+
+    def may_change(self, recording_groups: list[str] | tuple[str, ...]) -> bool:
+        """Re-ingest, rename speakers in or delete a recording with these groups."""
+        if self.admin:
+            return True
+        return (self.role == EDITOR and bool(recording_groups)
+                and set(recording_groups) <= set(self.groups))
 
 
 @dataclass
@@ -86,6 +115,9 @@ class Users:
         """Filters.groups for this user; an unknown or missing user sees only public ones."""
         user = self.users.get(username or "")
         return user.access if user else frozenset({"\0nobody"})
+
+    def get(self, username: str | None) -> User | None:
+        return self.users.get(username or "")
 
 
 _DUMMY = hash_password("not a password")
@@ -122,8 +154,14 @@ def load_users(path: Path) -> Users:
             groups = [g.strip() for g in groups.split(",") if g.strip()]
         if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
             raise UsersFileError(f"groups of user {name!r} in {path} must be a list of names")
-        users[name] = User(name, entry["password_hash"], tuple(groups),
-                           bool(entry.get("admin", False)))
+        role = entry.get("role", ADMIN if entry.get("admin") is True else VIEWER)
+        if role not in ROLES:
+            raise UsersFileError(f"the role of user {name!r} in {path} must be one of "
+                                 f"{', '.join(ROLES)}, not {role!r}")
+        if entry.get("admin") is True and role != ADMIN:
+            raise UsersFileError(f"user {name!r} in {path} has admin = true and role = "
+                                 f"{role!r}: keep one of them")
+        users[name] = User(name, entry["password_hash"], tuple(groups), role)
     return Users(users)
 
 

@@ -21,29 +21,16 @@ from tests.conftest import ARTIFACTS  # noqa: E402
 from tests.fake_openai import FakeOpenAI  # noqa: E402
 
 
-
 CHROMIUM = "/usr/bin/chromium"
-
-
 SCREENS = ARTIFACTS / "screens"
-
-
 ROUTER = json.dumps({"intent": "answer", "question": "Where is Sheila from?",
                      "queries": ["Sheila Texas"], "recording": None, "speaker": None})
-
-
 ANSWER = ["Sheila is in Texas and ", "originally from Chicago [1]."]
-
-
 SLIDE = ("Falcon acquisition", ["Closing: June", "Deal room: extension 4417",
                                 "Integration lead: Dana Whitfield"], "Board meeting | confidential")
-
-
 DEAL_ROOM_ROUTER = json.dumps({"intent": "answer", "question": "What is the extension of the "
                                "Falcon deal room?", "queries": ["Falcon deal room extension"],
                                "recording": None, "speaker": None})
-
-
 LIMIT_MB = 5
 
 
@@ -157,8 +144,6 @@ def play_chip(page, chip) -> dict:
 
 # -- a clip or screenshot attached to a chat message (search by example) -----------------------
 EXAMPLES_SHOWN = "Which recordings are in the library?"
-
-
 AROUND_ROUTER = json.dumps({"intent": "answer", "question": "What was said around this?",
                             "queries": ["what was said around this"]})
 

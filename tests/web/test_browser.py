@@ -566,7 +566,7 @@ def test_chat_answers_while_a_long_file_is_ingested(open_app, fake, page, media,
     ctx.ingester.wait_idle(600)
     rec = next(r for r in ctx.reader.catalog.all() if r.title == "Long meeting")
     assert rec.searchable and rec.ingested_at > answered_at, (rec, asked, answered_at)
-    ctx.ingester.submit("delete", media_id=rec.media_id)  # leave the archive as it was
+    ctx.ingester.submit("delete", None, media_id=rec.media_id)  # leave the archive as it was
     ctx.ingester.wait_idle(120)
 
 
@@ -637,3 +637,34 @@ def test_unreachable_llm_gives_a_plain_message(llm_down_app, page):
     for technical in ("Traceback", "Error", "127.0.0.1", "http", "Exception"):
         assert technical not in text, text
     page.screenshot(path=str(SCREENS / "llm-down.png"), full_page=True)
+
+
+def test_closing_the_page_stops_its_answer(open_app, fake, browser):
+    """A slow answer stops when its page is closed: the model is not kept writing for nobody,
+    and the next person's question is answered without waiting for it."""
+    fake.replies, fake.deltas, fake.delta_delay = [ROUTER], ["Sheila is in Texas [1]. "] * 200, \
+        0.05
+    try:
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        page.goto(open_app.url)
+        ask(page, "Where is Sheila from?")
+        page.wait_for_function("() => (document.querySelector('#cc-chat')?.innerText || '')"
+                               ".includes('Sheila is in Texas')", timeout=60_000)
+        page.close(run_before_unload=True)
+        context.close()
+        time.sleep(3)
+        sent = fake.chunks_sent
+        time.sleep(2)
+        assert fake.chunks_sent == sent, "the model kept streaming for a closed page"
+        assert sent < 150
+    finally:
+        fake.delta_delay = 0.0
+    fake.replies, fake.deltas = [ROUTER], ANSWER
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.goto(open_app.url)
+    ask(page, "Where is Sheila from?")
+    answered(page, timeout=60_000)
+    assert "Chicago" in last_answer(page)
+    context.close()

@@ -87,3 +87,91 @@ def test_settings_filters_and_error_words(tmp_path):
     assert "try again" in friendly_error(RuntimeError("disk full"))
     assert still_offered(["a", "gone"], [("A (2024-01-01)", "a")]) == ["a"]
     assert still_offered(None, ["calls"]) == []
+
+
+def test_roles_in_the_users_file(tmp_path):
+    from ui.users import ADMIN, EDITOR, VIEWER, User, UsersFileError, load_users
+
+    f = tmp_path / "users.toml"
+    f.write_text('[users.a]\npassword_hash = "x"\ngroups = ["hr"]\n'
+                 '[users.b]\npassword_hash = "x"\nrole = "editor"\ngroups = ["hr", "staff"]\n'
+                 '[users.c]\npassword_hash = "x"\nadmin = true\n')
+    users = load_users(f)
+    assert [users.get(n).role for n in "abc"] == [VIEWER, EDITOR, ADMIN]
+    assert users.groups_for("c") is None and users.groups_for("b") == {"hr", "staff"}
+    f.write_text('[users.a]\npassword_hash = "x"\nrole = "owner"\n')
+    with pytest.raises(UsersFileError, match="viewer, editor, admin"):
+        load_users(f)
+    f.write_text('[users.a]\npassword_hash = "x"\nrole = "viewer"\nadmin = true\n')
+    with pytest.raises(UsersFileError, match="keep one of them"):
+        load_users(f)
+
+    editor = User("e", "x", ("hr", "staff"), EDITOR)
+    assert editor.may_change(["hr"]) and editor.may_change(["hr", "staff"])
+    assert not editor.may_change(["hr", "board"])  # would change what the board sees
+    assert not editor.may_change([])  # open to everyone: admins only
+    assert not User("v", "x", ("hr",), VIEWER).may_change(["hr"])
+    assert User("a", "x", (), ADMIN).may_change([]) and User("a", "x", (), ADMIN).may_upload
+    assert editor.may_upload and not User("e", "x", (), EDITOR).may_upload
+
+
+def test_sign_in_limits_count_per_name_and_per_address():
+    from ui.web.guard import AttemptLimiter, wait_words
+
+    now = [1000.0]
+    limiter = AttemptLimiter(3, window=600, clock=lambda: now[0])
+    for _ in range(3):
+        assert limiter.wait("alice") == 0
+        limiter.failed("alice")
+        now[0] += 10
+    assert limiter.wait("alice") == pytest.approx(570)  # until the first failure is 600 s old
+    assert limiter.wait("bob") == 0
+    now[0] += 571
+    assert limiter.wait("alice") == 0  # one failure left the window
+    limiter.failed("alice")
+    assert limiter.wait("alice") > 0
+    limiter.succeeded("alice")
+    assert limiter.wait("alice") == 0
+    assert wait_words(570) == "10 minutes" and wait_words(30) == "1 minute"
+
+
+def test_library_progress_shows_each_person_their_own():
+    from ui.web.render import progress_box
+    from ui.web.services import JobState
+
+    state = JobState()
+    state.update(running=True, user="eddie", current="staff-memo.wav", stage="speech", done=0,
+                 total=1)
+    state.say("“staff-memo.wav” is ready to search (3 passages).", "eddie")
+    state.say("“hr-notes.wav” could not be added: empty.", "hannah")
+    mine, theirs = state.seen_by("eddie"), state.seen_by("vera")
+    assert "staff-memo.wav" in progress_box(mine) and "hr-notes" not in progress_box(mine)
+    assert "staff-memo" not in progress_box(theirs) and "hr-notes" not in progress_box(theirs)
+    assert "Someone else's files are being added" in progress_box(theirs)
+    assert len(state.seen_by(None, everyone=True).messages) == 2  # no sign-in: one person
+    for n in range(600):
+        state.say(f"message {n}", "eddie")
+    assert len(state.messages) == 500  # bounded
+
+
+def test_found_moments_best_first_or_in_time_order_and_examples_from_the_library():
+    from types import SimpleNamespace as NS
+
+    from ui.web.app import LISTING_EXAMPLE, example_questions
+    from ui.web.render import IN_TIME_ORDER, contents_words, found_html
+
+    moments = [NS(media_id="m", start=s, end=s + 2, score=sc, modality="transcript",
+                  speaker=None, text=f"line at {s}") for s, sc in ((40.0, 0.9), (5.0, 0.45))]
+    best = found_html(moments, "q")
+    assert best.index("line at 40") < best.index("line at 5") and 'value="100"' in best
+    assert 'value="50"' in best  # half as good a match as the best
+    timed = found_html(moments, "q", IN_TIME_ORDER)
+    assert timed.index("line at 5") < timed.index("line at 40")
+
+    assert example_questions([]) == [LISTING_EXAMPLE]
+    recs = [NS(title="Old call", recorded_at=1.0, ingested_at=9.0),
+            NS(title="Q3 planning", recorded_at=5.0, ingested_at=2.0)]
+    assert example_questions(recs) == ["Summarize “Q3 planning”.", LISTING_EXAMPLE,
+                                       "What was decided in “Old call”?"]
+    assert contents_words({"transcript": 1, "slides": 3}, False) == \
+        "1 spoken line, 3 slide texts, video frames off"

@@ -47,27 +47,36 @@ from assistant.evidence import clock  # noqa: E402
 from retrieval.filters import Filters  # noqa: E402
 from ui.media_server import CatalogReader, media_router  # noqa: E402
 from ui.settings import Settings  # noqa: E402
-from ui.users import Users, load_users  # noqa: E402
+from ui.users import VIEWER, Users, load_users  # noqa: E402
 from ui.web.attachments import (  # noqa: E402
     ATTACH_TOO_BIG_ADVICE, MB, MEDIA_SUFFIXES, TOO_BIG_ADVICE, AttachmentError,
     attachment_status, discard_upload, example_reply, read_attachment, safe_filename,
     split_message, too_big_message, unique_path, user_bubble)
 from ui.web.errors import ASK_ADMIN, SetupError, friendly_error, plain_error  # noqa: E402
+from ui.web.guard import Guard  # noqa: E402
 from ui.web.filters import (  # noqa: E402
     FilterError, chat_filters, narrowed, recording_choices, still_offered, tag_choices)
 from ui.web.render import (  # noqa: E402
-    LIBRARY_COLUMNS, NOT_AVAILABLE, answer_html, fmt_date, found_html, parse_start, player_page_html,
+    BEST_FIRST, IN_TIME_ORDER, LIBRARY_COLUMNS, LIBRARY_WIDTHS, NO_CHANGE_RIGHT, contents_words, NO_UPLOAD_RIGHT, NOT_AVAILABLE, answer_html, fmt_date,
+    progress_box, found_html, parse_start, player_page_html,
     speaker_choices, speakers_html, status_words, transcript_html)
 from ui.web.services import Archive, Engine, ExampleReader, Ingester, RecordingView  # noqa: E402
 
 log = logging.getLogger("clipcite.web")
 
-EXAMPLES = [
-    "What did we decide about the launch date?",
-    "Which recordings are in the library?",
-    "Summarize the most recent meeting.",
-    "Where in the training video is the expense form explained?",
-]
+LISTING_EXAMPLE = "Which recordings are in the library?"
+
+
+def example_questions(visible: list[Any]) -> list[str]:
+    """Questions to try, about recordings this person can search (newest first), so that an
+    example never asks about something that is not in the library."""
+    recent = sorted(visible, key=lambda r: r.recorded_at or r.ingested_at or 0, reverse=True)
+    questions = [LISTING_EXAMPLE]
+    if recent:
+        questions.insert(0, f"Summarize “{recent[0].title}”.")
+        other = recent[1] if len(recent) > 1 else recent[0]
+        questions.append(f"What was decided in “{other.title}”?")
+    return questions
 
 
 def _static(name: str) -> str:
@@ -127,6 +136,69 @@ class WebContext:
         """What this person's questions can reach: the chat filters' choices."""
         return self.reader.catalog.visible(self.groups(username))
 
+    def may_upload(self, username: str | None) -> bool:
+        """Without a users file the one person at this machine may do everything."""
+        if self.users is None:
+            return True
+        user = self.users.get(username)
+        return user is not None and user.may_upload
+
+    def may_change(self, username: str | None, rec: Any) -> bool:
+        """Re-ingest, rename speakers in, or delete `rec` (see ui/users.py for the roles)."""
+        if self.users is None:
+            return True
+        user = self.users.get(username)
+        return user is not None and rec.visible_to(user.access) and user.may_change(rec.groups)
+
+    def add_uploads(self, username: str | None, files: list) -> list[tuple[bool, str]]:
+        """Copies uploaded files into the library and queues them, for the uploader's groups;
+        (done, sentence) for the page. The upload folder keeps nothing, added or not."""
+        sources = [Path(f if isinstance(f, str) else getattr(f, "name", f)) for f in files]
+        try:
+            if not self.may_upload(username):
+                log.warning("upload refused: %r may not add recordings", username)
+                return [(False, NO_UPLOAD_RIGHT)]
+            if not files:
+                return [(False, "Choose one or more audio or video files first.")]
+            saved, said = [], []
+            for f, src in zip(files, sources):
+                name = safe_filename(getattr(f, "orig_name", None) or src.name)
+                if not name.lower().endswith(MEDIA_SUFFIXES):
+                    said.append((False, f"“{name}” is not an audio or video file, so it was "
+                                        "not added."))
+                    continue
+                size = src.stat().st_size
+                if size > self.max_upload_mb * MB:  # Gradio checks too; never trust it alone
+                    said.append((False, too_big_message(name, size, self.max_upload_mb)))
+                    continue
+                dst = unique_path(self.library_dir, name)
+                shutil.copyfile(src, dst)
+                saved.append(dst)
+            if saved:
+                groups = self.groups(username)
+                self.ingester.submit("ingest", username, paths=saved,
+                                     groups=sorted(groups) if groups else None)
+                said.append((True, f"Adding {len(saved)} file(s). You can keep asking "
+                                   "questions meanwhile."))
+            return said
+        finally:
+            for src in sources:
+                discard_upload(src)
+
+    def change(self, username: str | None, kind: str, media_id: str) -> tuple[bool, str]:
+        """Queues a re-ingest or delete if this person may do it; (done, sentence)."""
+        rec = next((r for r in self.recordings(username) if r.media_id == media_id), None)
+        if rec is None:
+            return False, "That recording is no longer in the library."
+        if not self.may_change(username, rec):
+            log.warning("%s refused: %r may not change %s", kind, username, media_id)
+            return False, NO_CHANGE_RIGHT
+        self.ingester.submit(kind, username, media_id=media_id)
+        return True, "Removing the recording…" if kind == "delete" else "Reading it again…"
+
+    def progress(self, username: str | None) -> Any:
+        return self.ingester.state.seen_by(username, everyone=self.users is None)
+
 
 def _username(request: gr.Request | None) -> str | None:
     return getattr(request, "username", None) if request is not None else None
@@ -161,22 +233,23 @@ def build_app(settings: Settings, users: Users | None = None, *,
                 yield gr.skip(), chat, turns
                 return
             if files:
-                yield from by_example(files[0], text, chat, turns, filters)
+                yield from by_example(files[0], text, chat, turns, filters, request)
             else:
-                yield from answer(text, chat, turns, filters)
+                yield from answer(text, chat, turns, filters, request)
         finally:
             for f in files:  # the attachment is read once and never kept
                 discard_upload(f)
 
-    def answer(message: str, chat: list, turns: list, filters: Filters, example: Any = None,
-               shown: str | None = None):
+    def answer(message: str, chat: list, turns: list, filters: Filters, request: Any,
+               example: Any = None, shown: str | None = None):
         """The assistant's streamed, cited answer (searching by `example` when one is given);
         `shown` is the message as the conversation history keeps it."""
         from assistant.agent import Turn
 
         text, reply = "", None
         try:
-            for event in ctx.engine.turn(message, list(turns), filters, example):
+            for event in ctx.engine.turn(message, list(turns), filters, example,
+                                         getattr(request, "session_hash", None)):
                 if isinstance(event, BaseException):
                     raise event
                 if event.kind == "token":
@@ -199,7 +272,8 @@ def build_app(settings: Settings, users: Users | None = None, *,
                                                                       reply.citations)]
         yield gr.skip(), chat, turns
 
-    def by_example(path: Path, question: str, chat: list, turns: list, filters: Filters):
+    def by_example(path: Path, question: str, chat: list, turns: list, filters: Filters,
+                   request: Any):
         """An attached clip or screenshot, read and searched as `clipcite search --like` does:
         with a question, the assistant answers it from the moments found; alone, the moments
         found are the answer."""
@@ -217,7 +291,7 @@ def build_app(settings: Settings, users: Users | None = None, *,
             return
         shown = f"{question} [attached: {name}]".strip()  # what later questions can refer to
         if question:
-            yield from answer(question, chat, turns, filters, example, shown)
+            yield from answer(question, chat, turns, filters, request, example, shown)
             return
         try:
             # The caller's groups are in `filters`: nothing they may not see can match.
@@ -234,6 +308,14 @@ def build_app(settings: Settings, users: Users | None = None, *,
         yield gr.skip(), chat, [*turns, Turn("user", shown),
                                     Turn("assistant", reply.answer, reply.citations)]
 
+    def suggest(request: gr.Request):
+        questions = example_questions(ctx.searchable(_username(request)))
+        return gr.Dataset(samples=[[q] for q in questions])
+
+    def closed(request: gr.Request):
+        """The tab was closed or reloaded: its answer stops (the engine serves others)."""
+        ctx.engine.cancel(request.session_hash)
+
     def new_conversation():
         return [], [], ""
 
@@ -241,10 +323,9 @@ def build_app(settings: Settings, users: Users | None = None, *,
         rows = []
         for r in ctx.recordings(_username(request)):
             status, problem = status_words(r)
-            c = r.counts or {}
             rows.append([r.title, clock(r.duration) if r.duration else "-",
-                         fmt_date(r.recorded_at), status, c.get("transcript", 0),
-                         c.get("slides", 0), c.get("frames", 0),
+                         fmt_date(r.recorded_at), status,
+                         contents_words(r.counts or {}, bool(settings.clip_weights)),
                          ", ".join(r.groups) or "everyone", problem])
         return rows
 
@@ -261,62 +342,41 @@ def build_app(settings: Settings, users: Users | None = None, *,
                 gr.update(choices=tag_options, value=still_offered(tags, tag_options)),
                 gr.update(choices=rec_options))  # the recording page's list
 
-    def progress_html() -> str:
-        s = ctx.ingester.state
-        recent = "".join(f"<li>{html.escape(m)}</li>" for m in s.messages[-5:][::-1])
-        recent = f"<ul class='cc-messages'>{recent}</ul>" if recent else ""
-        if not s.running:
-            return f"<div id='cc-progress' class='cc-idle'>No files are being added.</div>{recent}"
-        of = f" (file {min(s.done + 1, s.total)} of {s.total})" if s.total else ""
-        what = f"Adding “{html.escape(s.current)}” — {html.escape(s.stage)}" if s.current \
-            else "Working…"
-        return (f"<div id='cc-progress' class='cc-busy'>{what}{of}<br>"
-                f"<progress max='1' value='{s.fraction:.2f}' style='width:100%'></progress>"
-                f"</div>{recent}")
+    def rights(request: gr.Request):
+        """Only what this person may do is offered (every action checks again)."""
+        user = _username(request)
+        editor = ctx.users is None or (ctx.users.get(user) is not None and
+                                       ctx.users.get(user).role != VIEWER)
+        upload_ok = ctx.may_upload(user)
+        note = "" if editor and upload_ok else (
+            NO_UPLOAD_RIGHT if not editor else
+            "Your uploads would be open to everyone, so adding recordings is for your "
+            "administrator: ask them to give your account a group.")
+        return (gr.update(value=note, visible=bool(note)), gr.update(visible=upload_ok),
+                gr.update(visible=editor), gr.update(visible=editor))
+
+    def progress_html(request: gr.Request) -> str:
+        return progress_box(ctx.progress(_username(request)))
 
     def tick(seen: int, recs: list | None, tags: list | None, request: gr.Request):
         if ctx.ingester.state.version == seen:
-            return progress_html(), gr.skip(), gr.skip(), seen, gr.skip(), gr.skip(), gr.skip()
-        return progress_html(), *refresh(request, recs, tags)
+            return (progress_html(request), gr.skip(), gr.skip(), seen, gr.skip(), gr.skip(),
+                    gr.skip())
+        return progress_html(request), *refresh(request, recs, tags)
 
     def upload(files: list | None, request: gr.Request):
-        if not files:
-            gr.Warning("Choose one or more audio or video files first.")
-            return progress_html(), None
-        user = _username(request)
-        groups = ctx.groups(user)
-        saved, refused = [], []
-        for f in files:
-            src = Path(f if isinstance(f, str) else getattr(f, "name", f))
-            name = safe_filename(getattr(f, "orig_name", None) or src.name)
-            if not name.lower().endswith(MEDIA_SUFFIXES):
-                refused.append(f"“{name}” is not an audio or video file, so it was not added.")
-                continue
-            if src.stat().st_size > ctx.max_upload_mb * MB:  # Gradio checks too; never trust it
-                refused.append(too_big_message(name, src.stat().st_size, ctx.max_upload_mb))
-                continue
-            dst = unique_path(ctx.library_dir, name)
-            shutil.copyfile(src, dst)
-            saved.append(dst)
-        for why in refused:
-            gr.Warning(why)
-        if saved:
-            ctx.ingester.submit("ingest", paths=saved,
-                                groups=sorted(groups) if groups else None)
-            gr.Info(f"Adding {len(saved)} file(s). You can keep asking questions meanwhile.")
-        return progress_html(), None
+        for ok, sentence in ctx.add_uploads(_username(request), files or []):
+            (gr.Info if ok else gr.Warning)(sentence)
+        return progress_html(request), None
 
     def act(kind: str):
         def run(media_id: str | None, request: gr.Request):
             if not media_id:
                 gr.Warning("Choose a recording in the list first.")
-                return progress_html()
-            if media_id not in {r.media_id for r in ctx.recordings(_username(request))}:
-                gr.Warning("That recording is no longer in the library.")
-                return progress_html()
-            ctx.ingester.submit(kind, media_id=media_id)
-            gr.Info("Removing the recording…" if kind == "delete" else "Reading it again…")
-            return progress_html()
+            else:
+                ok, sentence = ctx.change(_username(request), kind, media_id)
+                (gr.Info if ok else gr.Warning)(sentence)
+            return progress_html(request)
         return run
 
     # -- the recording page ---------------------------------------------------------------
@@ -401,10 +461,17 @@ def build_app(settings: Settings, users: Users | None = None, *,
         if not media_id or not label:
             gr.Warning("Choose a speaker in the list first.")
             return keep
-        groups = ctx.groups(_username(request))
+        user = _username(request)
+        groups = ctx.groups(user)
         try:
             view = ctx.archive.view(media_id, groups)
-            sp = next((s for s in (view.speakers if view else []) if s.label == label), None)
+            if view is None:
+                raise LookupError(media_id)
+            if not ctx.may_change(user, view.rec):
+                log.warning("renaming refused: %r may not change %s", user, media_id)
+                gr.Warning(NO_CHANGE_RIGHT)
+                return keep
+            sp = next((s for s in view.speakers if s.label == label), None)
             if confirm:
                 name = sp.name if sp is not None and sp.name else ""
             if not (name or "").strip():
@@ -430,7 +497,8 @@ def build_app(settings: Settings, users: Users | None = None, *,
     def confirm(media_id: str | None, label: str | None, request: gr.Request):
         return rename(media_id, label, None, request, confirm=True)
 
-    def search_here(media_id: str | None, query: str | None, request: gr.Request):
+    def search_here(media_id: str | None, query: str | None, order: str | None,
+                    request: gr.Request):
         from retrieval.tools import search_all
 
         query = (query or "").strip()
@@ -446,7 +514,8 @@ def build_app(settings: Settings, users: Users | None = None, *,
             log.exception("searching within %s failed", media_id)
             return (f"<div class='cc-empty'>The search did not work: {html.escape(plain_error(e))}. "
                     "Please try again.</div>")
-        return found_html([m for m in found if m.media_id == media_id], query)
+        return found_html([m for m in found if m.media_id == media_id], query,
+                          order or BEST_FIRST)
 
     with gr.Blocks(title="clipcite", analytics_enabled=False) as demo:
         turns = gr.State([])
@@ -497,7 +566,9 @@ def build_app(settings: Settings, users: Users | None = None, *,
                                 date_to = gr.DateTime(label="Recorded until (year-month-day)",
                                                       include_time=False, type="string",
                                                       elem_id="cc-until")
-                        gr.Examples(EXAMPLES, inputs=[box], label="Try asking")
+                        examples = gr.Dataset(components=[gr.Textbox(visible=False)],
+                                              samples=[[LISTING_EXAMPLE]], label="Try asking",
+                                              elem_id="cc-examples")
                         new = gr.Button("New conversation", elem_id="cc-new")
                     with gr.Column(scale=2):
                         gr.HTML(PLAYER_HTML, elem_id="cc-player-panel")
@@ -513,6 +584,8 @@ def build_app(settings: Settings, users: Users | None = None, *,
                                 label="Find in this recording", elem_id="cc-rec-query",
                                 placeholder="Words or a question, then Enter")
                             rec_search = gr.Button("Find", elem_id="cc-rec-search")
+                            rec_order = gr.Radio([BEST_FIRST, IN_TIME_ORDER], value=BEST_FIRST,
+                                                 show_label=False, elem_id="cc-rec-order")
                         rec_found = gr.HTML(elem_id="cc-rec-found-panel", js_on_load=None)
                         gr.Markdown("**Speakers** — give a speaker their name; the transcript, "
                                     "captions, downloads and searches use it at once.")
@@ -531,10 +604,12 @@ def build_app(settings: Settings, users: Users | None = None, *,
                         rec_lines = gr.HTML(elem_id="cc-rec-lines-panel", js_on_load=None)
             with gr.Tab("Library", id="library"):
                 table = gr.Dataframe(headers=LIBRARY_COLUMNS, value=[], interactive=False,
-                                     wrap=True, elem_id="cc-library", label="Recordings")
-                progress = gr.HTML(progress_html(), elem_id="cc-progress-box")
+                                     wrap=True, elem_id="cc-library", label="Recordings",
+                                     column_widths=LIBRARY_WIDTHS)
+                progress = gr.HTML(progress_box(None), elem_id="cc-progress-box")
+                rights_note = gr.Markdown(visible=False, elem_id="cc-rights")
                 with gr.Row():
-                    with gr.Column():
+                    with gr.Column(visible=False) as adding:
                         files = gr.File(label=f"Add recordings (audio or video, up to "
                                               f"{ctx.max_upload_mb:g} MB each)",
                                         file_count="multiple", elem_id="cc-upload")
@@ -545,8 +620,9 @@ def build_app(settings: Settings, users: Users | None = None, *,
                         picker = gr.Dropdown(label="Recording", choices=[], elem_id="cc-pick")
                         with gr.Row():
                             open_rec = gr.Button("Open recording", elem_id="cc-open")
-                            again = gr.Button("Re-ingest", elem_id="cc-reingest")
-                            delete = gr.Button("Delete", variant="stop", elem_id="cc-delete")
+                            again = gr.Button("Re-ingest", elem_id="cc-reingest", visible=False)
+                            delete = gr.Button("Delete", variant="stop", elem_id="cc-delete",
+                                               visible=False)
                 timer = gr.Timer(1.5)
 
         ask_args = dict(fn=respond, inputs=[box, chatbot, turns, only_recs, only_tags, date_from,
@@ -558,6 +634,11 @@ def build_app(settings: Settings, users: Users | None = None, *,
         new.click(new_conversation, outputs=[chatbot, turns, box], queue=False)
         listings = [table, picker, seen, only_recs, only_tags, rec_pick]
         demo.load(refresh, outputs=listings, queue=False)
+        demo.load(suggest, outputs=[examples], queue=False)
+        examples.click(lambda sample: {"text": sample[0], "files": []}, inputs=[examples],
+                       outputs=[box], queue=False)
+        demo.unload(closed)
+        demo.load(rights, outputs=[rights_note, adding, again, delete], queue=False)
         timer.tick(tick, inputs=[seen, only_recs, only_tags], outputs=[progress, *listings],
                    concurrency_limit=None, show_progress="hidden")
         add.click(upload, inputs=[files], outputs=[progress, files], concurrency_limit=None)
@@ -578,8 +659,8 @@ def build_app(settings: Settings, users: Users | None = None, *,
                                   (rec_confirm.click, confirm, [current, rec_speaker])):
             trigger(fn, inputs=args, outputs=named, concurrency_limit=None).then(
                 None, js="() => window.ccReloadCaptions && window.ccReloadCaptions()")
-        for trigger in (rec_query.submit, rec_search.click):
-            trigger(search_here, inputs=[current, rec_query], outputs=[rec_found],
+        for trigger in (rec_query.submit, rec_search.click, rec_order.change):
+            trigger(search_here, inputs=[current, rec_query, rec_order], outputs=[rec_found],
                     concurrency_limit=None)
         delete.click(act("delete"), inputs=[picker], outputs=[progress], concurrency_limit=None,
                      js="(id) => { if (!id) return id; "
@@ -628,6 +709,14 @@ def create_app(settings: Settings, users: Users | None = None, *,
     # uploaded, but checks that only once launch() has run: mounted, a hand-made request could
     # name any file on this server and have it copied, ingested or read out.
     demo.has_launched = True
+
+    def is_admin(request: Request) -> bool:
+        if users is None:
+            return True
+        user = users.get(_gradio_user(holder["gradio"], request))
+        return user is not None and user.admin
+
+    app.add_middleware(Guard, is_admin=is_admin)
     app.state.clipcite = ctx
     return app
 

@@ -46,12 +46,25 @@ def chip_html(c: Any, thumb: float | None = None) -> str:
     return f"<button {attr}>[{c.n}] {html.escape(c.title)} · {clock(c.start)}</button>"
 
 
+CLOSEST = 3  # moments offered under an answer that found nothing
+
+
 def answer_html(reply: Any, note: str = "") -> str:
+    """The answer with its citations as chips; an answer that cites nothing offers the closest
+    moments the search found as chips too, so that they can be played and judged."""
+    from assistant.evidence import Citation
+
     body = html.escape(reply.answer.strip() or "I have no answer to that.")
     if note:
         body += f"\n\n<em>{html.escape(note)}</em>"
     if not reply.citations:
-        return body
+        closest = [Citation(n, m.media_id, m.path, m.title, m.start, m.end, m.text, m.speaker)
+                   for n, m in enumerate(reply.found[:CLOSEST], 1)]
+        if not closest:
+            return body
+        chips = " ".join(chip_html(c, thumb_time(c, reply.found)) for c in closest)
+        return (f'{body}\n\n<div class="cc-chips cc-closest"><em>The closest moments, to play '
+                f'and judge:</em> {chips}</div>')
     chips = " ".join(chip_html(c, thumb_time(c, reply.found)) for c in reply.citations)
     return f'{body}\n\n<div class="cc-chips">{chips}</div>'
 
@@ -153,16 +166,25 @@ def speaker_choices(view: RecordingView | None) -> list[tuple[str, str]]:
             for sp in view.speakers]
 
 
-def found_html(moments: list[Any], query: str) -> str:
-    """Moments found within the recording; a click plays from there."""
+BEST_FIRST, IN_TIME_ORDER = "Best match first", "In time order"
+
+
+def found_html(moments: list[Any], query: str, order: str = BEST_FIRST) -> str:
+    """Moments found within the recording, best match first (or in time order), each with how
+    well it matched next to the best one; a click plays from there."""
     if not moments:
         return (f"<div id='cc-rec-found' class='cc-empty'>Nothing in this recording matches "
                 f"“{_e(query)}”. Try other words.</div>")
+    best = max(m.score for m in moments) or 1.0
+    shown = sorted(moments, key=lambda m: m.start) if order == IN_TIME_ORDER else moments
     items = []
-    for m in sorted(moments, key=lambda m: m.start):
+    for m in shown:
         where = _WHERE.get(m.modality) or (f"said by {m.speaker}" if m.speaker else "said")
+        match = max(0, min(100, round(100 * m.score / best)))
         items.append(f'<li><button class="cc-seek cc-found" data-media="{_e(m.media_id)}" '
                      f'data-start="{m.start:.2f}">{clock(m.start)} · {_e(where)}</button> '
+                     f'<meter class="cc-match" min="0" max="100" value="{match}" '
+                     f'title="match {match}% of the best"></meter> '
                      f'<span>{_e(" ".join(m.text.split())[:300])}</span></li>')
     return f"<ol id='cc-rec-found'>{''.join(items)}</ol>"
 
@@ -192,5 +214,41 @@ def status_words(rec: Any) -> tuple[str, str]:
     return ("ready", "") if rec.searchable else (rec.status, "")
 
 
-LIBRARY_COLUMNS = ["Title", "Length", "Date", "Status", "Spoken passages", "Slide text",
-                   "Video frames", "Who can see it", "Problem"]
+LIBRARY_COLUMNS = ["Title", "Length", "Date", "Status", "Contents", "Who can see it", "Problem"]
+# Readable at 1280 px: no header wraps letter by letter, the problem has room to be read.
+LIBRARY_WIDTHS = ["18%", "7%", "9%", "12%", "16%", "11%", "27%"]
+
+
+def contents_words(counts: dict, frames_on: bool) -> str:
+    """What was indexed, in words: "42 spoken lines, 3 slide texts, frames off"."""
+    def n(count: int, one: str) -> str:
+        return f"{count} {one}" + ("" if count == 1 else "s")
+
+    frames = n(counts.get("frames", 0), "video frame") if frames_on else "video frames off"
+    return ", ".join([n(counts.get("transcript", 0), "spoken line"),
+                      n(counts.get("slides", 0), "slide text"), frames])
+
+
+# -- the library -------------------------------------------------------------------------------
+NO_UPLOAD_RIGHT = ("Your account may search and play recordings but not add them. Ask an "
+                   "editor of your group or your administrator to add it.")
+NO_CHANGE_RIGHT = ("Your account may not change this recording: re-reading, renaming its "
+                   "speakers and deleting it are for editors of all the groups that can see it, "
+                   "and for administrators.")
+
+
+def progress_box(p: Any) -> str:
+    """The Library's progress bar and the person's own recent messages (a services.Progress;
+    None before the page knows who is looking)."""
+    recent = "".join(f"<li>{html.escape(m)}</li>" for m in (p.messages if p else ()))
+    recent = f"<ul class='cc-messages'>{recent}</ul>" if recent else ""
+    if p is None or not p.running:
+        return f"<div id='cc-progress' class='cc-idle'>No files are being added.</div>{recent}"
+    if not p.current:  # someone else's files: their names are not this person's to see
+        return ("<div id='cc-progress' class='cc-busy'>Someone else's files are being added."
+                f"</div>{recent}")
+    of = f" (file {min(p.done + 1, p.total)} of {p.total})" if p.total else ""
+    what = f"Adding “{html.escape(p.current)}” — {html.escape(p.stage)}"
+    return (f"<div id='cc-progress' class='cc-busy'>{what}{of}<br>"
+            f"<progress max='1' value='{p.fraction:.2f}' style='width:100%'></progress>"
+            f"</div>{recent}")

@@ -11,10 +11,12 @@ Every call that reads recordings names the caller's groups.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -33,11 +35,19 @@ _DONE = object()
 
 
 class Engine:
+    """The models, loaded once, and `settings.web_workers` threads that answer questions. Each
+    thread searches with its own index handle (SQLite connections stay in their thread) and
+    shares the encoders and the chat model (the local model takes one answer at a time)."""
+
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="clipcite-engine")
+        self._pool = ThreadPoolExecutor(max(1, settings.web_workers),
+                                        thread_name_prefix="clipcite-engine")
         self.searcher: Any = None
         self.chat: Any = None
+        self._local = threading.local()
+        self._stops: dict[str, set[threading.Event]] = {}  # per browser session
+        self._lock = threading.Lock()
         self._loaded: Future = self._pool.submit(self._load)
 
     def _load(self) -> None:
@@ -45,42 +55,82 @@ class Engine:
         from assistant.llm import load_chat_model
         from ui.cli import open_searcher
 
-        self.searcher = open_searcher(self.settings)
+        self.searcher = self._local.searcher = open_searcher(self.settings)
         self.chat = load_chat_model(self.settings.llm_config())
         Assistant(self.searcher, self.chat).warm_up()  # the first question reads less prompt
+
+    def _searcher(self) -> Any:
+        """This thread's searcher: the shared encoders over this thread's index handle."""
+        searcher = getattr(self._local, "searcher", None)
+        if searcher is None:
+            from retrieval.index import Index
+
+            index = Index(self.settings.index_dir, chroma_url=self.settings.chroma_url)
+            searcher = self._local.searcher = dataclasses.replace(self.searcher, index=index,
+                                                                  _vectors={})
+        return searcher
 
     def wait_ready(self, timeout: float | None = None) -> None:
         self._loaded.result(timeout)
 
-    def turn(self, message: str, history: list, filters: Filters,
-             example: Any = None) -> Iterator[Any]:
+    def turn(self, message: str, history: list, filters: Filters, example: Any = None,
+             session: str | None = None) -> Iterator[Any]:
         """The assistant's events for one turn (searching by `example`, an attached clip or
-        screenshot, when given); an exception arrives as an exception item."""
+        screenshot, when given); an exception arrives as an exception item. `cancel(session)`
+        (the page was closed) or closing this iterator stops the answer at its next event, so
+        the model stops writing for nobody and the next person's question starts."""
         from assistant.agent import Assistant
 
         out: queue.Queue = queue.Queue()
+        stop = threading.Event()
+        if session:
+            with self._lock:
+                self._stops.setdefault(session, set()).add(stop)
 
         def run() -> None:
+            events = None
             try:
                 self._loaded.result()
-                assistant = Assistant(self.searcher, self.chat, filters=filters, example=example)
-                for event in assistant.turn(message, history):
+                if stop.is_set():
+                    return
+                assistant = Assistant(self._searcher(), self.chat, filters=filters,
+                                      example=example)
+                events = assistant.turn(message, history)
+                for event in events:
+                    if stop.is_set():
+                        log.info("answer to %r stopped: its page was closed", message)
+                        break
                     out.put(event)
             except BaseException as e:  # noqa: BLE001 - reported to the page, logged here
                 log.exception("answering %r failed", message)
                 out.put(e)
             finally:
+                if events is not None:
+                    events.close()  # ends the model's token stream
                 out.put(_DONE)
 
         self._pool.submit(run)
-        while (item := out.get()) is not _DONE:
-            yield item
+        try:
+            while (item := out.get()) is not _DONE:
+                yield item
+        finally:
+            stop.set()
+            if session:
+                with self._lock:
+                    self._stops.get(session, set()).discard(stop)
+
+    def cancel(self, session: str) -> None:
+        """Stops every answer still being written for a closed page."""
+        with self._lock:
+            stops = self._stops.pop(session, set())
+        for stop in stops:
+            stop.set()
 
     def call(self, fn: Any, *args: Any, timeout: float = 120) -> Any:
         """fn(searcher, *args) in the engine thread, which owns the searcher and its encoder."""
         def run() -> Any:
             self._loaded.result()
-            return fn(self.searcher, *args)
+            return fn(self._searcher(), *args)
 
         return self._pool.submit(run).result(timeout)
 
@@ -190,49 +240,93 @@ class Archive:
 
 
 # -- ingestion in the background ---------------------------------------------------------------
+MAX_MESSAGES = 500  # Library messages kept, all users together; each user sees their own
+
+
+@dataclass(frozen=True)
+class Message:
+    text: str
+    user: str | None  # who started the job; None when the app has no users file
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What one person sees of the ingester: their own file's name, never someone else's."""
+    running: bool
+    current: str
+    stage: str
+    fraction: float
+    done: int
+    total: int
+    messages: list[str]  # this person's, newest first
+
+
 @dataclass
 class JobState:
+    """The ingester's state, written by its thread and read by every page: behind a lock."""
     running: bool = False
     current: str = ""
     stage: str = ""
     fraction: float = 0.0
     done: int = 0
     total: int = 0
-    messages: list[str] = field(default_factory=list)  # newest last, plain sentences
+    user: str | None = None  # whose job runs now
     version: int = 0  # bumps whenever the catalog changed
+    messages: deque[Message] = field(default_factory=lambda: deque(maxlen=MAX_MESSAGES))
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def say(self, text: str, user: str | None) -> None:
+        with self.lock:
+            self.messages.append(Message(text, user))
+
+    def update(self, **changes: Any) -> None:
+        with self.lock:
+            for key, value in changes.items():
+                setattr(self, key, value)
+
+    def seen_by(self, user: str | None, everyone: bool = False, limit: int = 5) -> Progress:
+        """The progress and messages `user` may see (`everyone`: an app without sign-in)."""
+        with self.lock:
+            mine = [m.text for m in reversed(self.messages) if everyone or m.user == user]
+            own = everyone or self.user == user
+            return Progress(self.running, self.current if own else "", self.stage if own else "",
+                            self.fraction, self.done if own else 0, self.total if own else 0,
+                            mine[:limit])
 
 
 class _WebReporter:
-    def __init__(self, state: JobState) -> None:
-        self.state = state
+    def __init__(self, state: JobState, user: str | None) -> None:
+        self.state, self.user = state, user
 
     def batch_started(self, files) -> None:
-        self.state.total += len(files)
+        with self.state.lock:
+            self.state.total += len(files)
 
     def file_started(self, path: Path) -> None:
-        self.state.current, self.state.stage, self.state.fraction = path.name, "starting", 0.0
+        self.state.update(current=path.name, stage="starting", fraction=0.0)
 
     def file_progress(self, path: Path, stage: str, fraction: float) -> None:
-        self.state.current, self.state.stage = path.name, stage
-        self.state.fraction = max(0.0, min(1.0, fraction))
+        self.state.update(current=path.name, stage=stage, fraction=max(0.0, min(1.0, fraction)))
 
     def file_finished(self, outcome) -> None:
-        self.state.done += 1
-        self.state.version += 1
+        with self.state.lock:
+            self.state.done += 1
+            self.state.version += 1
         name = Path(outcome.path).name
         if outcome.status == "indexed":
             n = sum(outcome.counts.values())
-            self.state.messages.append(f"“{name}” is ready to search ({n} passages).")
+            self.state.say(f"“{name}” is ready to search ({n} passages).", self.user)
         elif outcome.status == "unchanged":
             note = f" It failed before: {outcome.reason}" if outcome.reason else ""
-            self.state.messages.append(f"“{name}” was already up to date.{note}")
+            self.state.say(f"“{name}” was already up to date.{note}", self.user)
         elif outcome.status == "failed":
-            self.state.messages.append(f"“{name}” could not be added: {outcome.reason}. "
-                                       "Check that it is a complete audio or video file.")
+            self.state.say(f"“{name}” could not be added: {outcome.reason}. Check that it is a "
+                           "complete audio or video file.", self.user)
 
 
 class Ingester:
-    """One background thread that adds, re-reads and deletes recordings, one job at a time."""
+    """One background thread that adds, re-reads and deletes recordings, one job at a time.
+    Every job names the user who asked for it: its messages are theirs."""
 
     def __init__(self, settings: Settings, library_dir: Path) -> None:
         self.settings, self.library_dir = settings, library_dir
@@ -241,9 +335,9 @@ class Ingester:
         self._index: Any = None
         threading.Thread(target=self._loop, name="clipcite-ingest", daemon=True).start()
 
-    def submit(self, kind: str, **args: Any) -> None:
-        self.state.running = True
-        self._jobs.put((kind, args))
+    def submit(self, kind: str, user: str | None, **args: Any) -> None:
+        self.state.update(running=True)
+        self._jobs.put((kind, user, args))
 
     def wait_idle(self, timeout: float = 600) -> None:
         deadline = time.monotonic() + timeout
@@ -252,41 +346,42 @@ class Ingester:
 
     def _loop(self) -> None:
         while True:
-            kind, args = self._jobs.get()
-            self.state.running = True
+            kind, user, args = self._jobs.get()
+            self.state.update(running=True, user=user)
             try:
                 if self._index is None:
                     from retrieval.index import Index
 
                     self._index = Index(self.settings.index_dir, chroma_url=self.settings.chroma_url)
-                getattr(self, f"_{kind}")(**args)
+                getattr(self, f"_{kind}")(user, **args)
             except BaseException as e:  # noqa: BLE001 - the thread must live on
                 log.exception("library job %s failed", kind)
-                self.state.messages.append(f"Something went wrong: {plain_error(e)}. "
-                                           "Please try again; if it keeps happening, tell "
-                                           "your administrator.")
+                self.state.say(f"Something went wrong: {plain_error(e)}. Please try again; if it "
+                               "keeps happening, tell your administrator.", user)
             finally:
-                self.state.version += 1
-                if self._jobs.empty():
-                    self.state.running = False
-                    self.state.current, self.state.stage = "", ""
-                    self.state.done = self.state.total = 0
+                with self.state.lock:
+                    self.state.version += 1
+                    if self._jobs.empty():
+                        self.state.running, self.state.user = False, None
+                        self.state.current, self.state.stage = "", ""
+                        self.state.done = self.state.total = 0
 
-    def _ingest(self, paths: list[Path], groups: list[str] | None) -> None:
+    def _ingest(self, user: str | None, paths: list[Path], groups: list[str] | None) -> None:
         from ingestion.batch import BatchOptions, run_batch
 
         options = BatchOptions(extract=self.settings.extract_options(), groups=groups,
                                workers=1, file_timeout=self.settings.file_timeout)
-        run_batch(paths, self._index, options, _WebReporter(self.state))
+        run_batch(paths, self._index, options, _WebReporter(self.state, user))
 
-    def _reingest(self, media_id: str) -> None:
+    def _reingest(self, user: str | None, media_id: str) -> None:
         rec = self._index.catalog.get(media_id)
         if rec is None:
             return
         self._index.catalog.forget_content(media_id)
-        self._ingest([Path(rec.path)], None)
+        # Its own groups again: a re-read never changes who may see a recording.
+        self._ingest(user, [Path(rec.path)], list(rec.groups) or None)
 
-    def _delete(self, media_id: str) -> None:
+    def _delete(self, user: str | None, media_id: str) -> None:
         rec = self._index.catalog.get(media_id)
         if rec is None:
             return
@@ -298,6 +393,6 @@ class Ingester:
                 path.unlink()
                 removed_file = True
         except OSError:
-            pass
-        self.state.messages.append(f"“{rec.title}” was removed from the library"
-                                   + (" and its file deleted." if removed_file else "."))
+            log.warning("could not delete the uploaded file %s", path, exc_info=True)
+        self.state.say(f"“{rec.title}” was removed from the library"
+                       + (" and its file deleted." if removed_file else "."), user)

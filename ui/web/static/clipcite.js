@@ -63,8 +63,11 @@
     var track = ev.target, v = track.parentElement, box = v && v.nextElementSibling;
     if (!track.track || !box || !box.classList.contains('cc-caption')) return;
     box.textContent = Array.prototype.map.call(track.track.activeCues || [], function (c) {
-      var who = /^<v\s+([^>]+)>/.exec(c.text);
-      return (who ? who[1] + ': ' : '') + c.getCueAsHTML().textContent;
+      var who = /^<v\s+([^>]+)>/.exec(c.text), name = '';
+      if (who) {  // the name is escaped in the file: show it as the text it was
+        var d = document.createElement('textarea'); d.innerHTML = who[1]; name = d.value + ': ';
+      }
+      return name + c.getCueAsHTML().textContent;
     }).join(' ');
   }, true);
   // After a speaker is renamed: the same captions again, with the new name.
@@ -119,4 +122,22 @@
       if (ev.target && ev.target.id === 'cc-rec-player') follow(ev.target);
     }, true);
   });
+
+  // A page whose sign-in has ended (signed out in another tab, the server restarted) gets
+  // HTTP 401 from every call and would silently do nothing: say so, once.
+  var realFetch = window.fetch;
+  window.fetch = function () {
+    return realFetch.apply(this, arguments).then(function (r) {
+      if (r.status === 401 && !document.getElementById('cc-signed-out')) {
+        var note = document.createElement('div');
+        note.id = 'cc-signed-out'; note.setAttribute('role', 'alert');
+        note.textContent = 'You are signed out, so nothing you do here reaches clipcite. ';
+        var again = document.createElement('a');
+        again.href = window.location.pathname; again.textContent = 'Sign in again';
+        note.appendChild(again);
+        document.body.appendChild(note);
+      }
+      return r;
+    });
+  };
 })();
