@@ -38,4 +38,21 @@
   document.addEventListener('click', function (ev) {
     if (ev.target.closest && ev.target.closest('#cc-ask')) clearAttachNote();
   }, true);
+  // One message per problem: our note says which file, how big and what to do, so Gradio's
+  // own notice of the same refusal (a toast, and an "Error" badge in the box) is taken away.
+  function dropDuplicates() {
+    var noted = ['cc-upload-note-text', 'cc-attach-note-text'].some(function (id) {
+      var n = document.getElementById(id);
+      return n && n.textContent;
+    });
+    if (!noted) return;
+    document.querySelectorAll('[data-testid="toast-body"]').forEach(function (toast) {
+      if (/exceed the maximum allowed size/i.test(toast.textContent)) toast.remove();
+    });
+    document.querySelectorAll('#cc-upload .error, #cc-question .error').forEach(function (el) {
+      if (el.textContent.trim() === 'Error') el.style.display = 'none';
+    });
+  }
+  new MutationObserver(dropDuplicates).observe(document.documentElement,
+                                               {childList: true, subtree: true});
 })();
