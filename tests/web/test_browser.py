@@ -24,7 +24,6 @@ import pytest
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from tests.conftest import REPO  # noqa: E402
 from tests.web.helpers import (  # noqa: E402
     ANSWER, answer_chips, answered, AROUND_ROUTER, ask, attach, choose, cut, DEAL_ROOM_ROUTER,
     EXAMPLES_SHOWN, fetch_captions, last_answer, last_bot, left_in_uploads, library_shows,
@@ -403,10 +402,7 @@ def test_recording_page_plays_lines_with_captions(open_app, page, archive):
     player = played_from(page, last)
     assert abs(player["t"] - float(last.get_attribute("data-start"))) <= 1.0, player
     page.wait_for_timeout(500)  # the video paints the frame and its caption
-    page.screenshot(path=str(SCREENS / "recording.png"), full_page=True)
-    docs = REPO / "docs"
-    docs.mkdir(exist_ok=True)
-    shutil.copyfile(SCREENS / "recording.png", docs / "recording.png")
+    page.screenshot(path=str(SCREENS / "recording.png"), full_page=True)  # docs/recording.png
 
 
 def test_recording_page_renames_speakers(open_app, page, archive, run_cli):
