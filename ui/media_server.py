@@ -27,6 +27,7 @@ import av
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse, Response
 
+from ingestion.transcripts import TRANSCRIPT_EXTENSIONS
 from retrieval.catalog import Catalog
 from retrieval.index import CATALOG_FILE
 
@@ -76,6 +77,11 @@ def media_type(path: str) -> str:
 
 def is_video(path: str) -> bool:
     return media_type(path).startswith("video/")
+
+
+def is_transcript(path: str) -> bool:
+    """A recording imported from a transcript alone (.vtt, .srt): text and times, no sound."""
+    return Path(path).suffix.lower() in TRANSCRIPT_EXTENSIONS
 
 
 def resolve(reader: CatalogReader, media_id: str, groups: frozenset[str] | None) -> Path | None:

@@ -44,6 +44,7 @@ import gradio as gr  # noqa: E402
 from fastapi import FastAPI, Request  # noqa: E402
 
 from assistant.evidence import clock  # noqa: E402
+from ingestion.transcripts import TRANSCRIPT_EXTENSIONS  # noqa: E402
 from retrieval.filters import Filters  # noqa: E402
 from ui.media_server import CatalogReader, media_router  # noqa: E402
 from ui.settings import Settings  # noqa: E402
@@ -163,9 +164,9 @@ class WebContext:
             saved, said = [], []
             for f, src in zip(files, sources):
                 name = safe_filename(getattr(f, "orig_name", None) or src.name)
-                if not name.lower().endswith(MEDIA_SUFFIXES):
-                    said.append((False, f"“{name}” is not an audio or video file, so it was "
-                                        "not added."))
+                if not name.lower().endswith(MEDIA_SUFFIXES + TRANSCRIPT_EXTENSIONS):
+                    said.append((False, f"“{name}” is not an audio or video file or a .vtt or "
+                                        ".srt transcript, so it was not added."))
                     continue
                 size = src.stat().st_size
                 if size > self.max_upload_mb * MB:  # Gradio checks too; never trust it alone
@@ -610,8 +611,8 @@ def build_app(settings: Settings, users: Users | None = None, *,
                 rights_note = gr.Markdown(visible=False, elem_id="cc-rights")
                 with gr.Row():
                     with gr.Column(visible=False) as adding:
-                        files = gr.File(label=f"Add recordings (audio or video, up to "
-                                              f"{ctx.max_upload_mb:g} MB each)",
+                        files = gr.File(label=f"Add recordings (audio, video, or a .vtt or .srt "
+                                              f"transcript; up to {ctx.max_upload_mb:g} MB each)",
                                         file_count="multiple", elem_id="cc-upload")
                         gr.HTML("<div id='cc-upload-note-text' role='status'></div>",
                                 elem_id="cc-upload-note")

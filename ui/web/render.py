@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import html
 import time
+from pathlib import Path
 from typing import Any
 
 from assistant.evidence import clock
 from retrieval.schema import FRAMES, SLIDES
-from ui.media_server import is_video
+from ui.media_server import is_transcript, is_video
 from ui.web.services import RecordingView
 
 
@@ -37,7 +38,7 @@ def chip_html(c: Any, thumb: float | None = None) -> str:
     """A citation chip. Gradio's chat sanitiser drops data-* attributes but keeps a button's
     name, value and title: name is the media id, value "start|end|kind|thumbnail time" (empty
     when the moment was not on screen), title the cited text."""
-    kind = "video" if is_video(c.path) else "audio"
+    kind = "text" if is_transcript(c.path) else "video" if is_video(c.path) else "audio"
     shot = f"{thumb:.1f}" if thumb is not None and kind == "video" else ""
     attrs = {"class": "cc-chip", "name": c.media_id,
              "value": f"{c.start:.2f}|{c.end:.2f}|{kind}|{shot}",
@@ -112,18 +113,23 @@ def player_page_html(view: RecordingView | None, start: float = 0.0) -> str:
     if view is None:
         return f"<div id='cc-rec-box' class='cc-missing'>{_e(NOT_AVAILABLE)}</div>"
     rec, media = view.rec, _e(view.rec.media_id)
-    kind = "cc-video" if is_video(rec.path) else "cc-audio"
     when = f" · recorded {fmt_date(rec.recorded_at)}" if rec.recorded_at else ""
     length = f" · {clock(rec.duration)} long" if rec.duration else ""
-    at = f"#t={start:.2f}" if start > 0 else ""
     links = " ".join(f'<a class="cc-download" href="export/{media}.{fmt}" download>{label}</a>'
                      for fmt, label in DOWNLOADS)
-    return (f"<div id='cc-rec-box' data-media='{media}'>"
-            f"<div id='cc-rec-title'>{_e(rec.title)}{_e(length)}{_e(when)}</div>"
-            f"<video id='cc-rec-player' class='{kind}' controls preload='metadata' playsinline "
-            f"src='media/{media}{at}'><track kind='captions' default label='Transcript' "
-            f"src='captions/{media}.vtt'></video><div class='cc-caption' aria-live='polite'>"
-            f"</div>{timeline_html(view)}"
+    if is_transcript(rec.path):  # nothing to play: say so, instead of an empty player
+        shown = (f"<div id='cc-rec-note' class='cc-note'>This recording is a transcript only "
+                 f"(imported from “{_e(Path(rec.path).name)}”), so there is no sound or picture "
+                 "to play. Its lines and times are below; a citation points at a line.</div>")
+    else:
+        kind = "cc-video" if is_video(rec.path) else "cc-audio"
+        at = f"#t={start:.2f}" if start > 0 else ""
+        shown = (f"<video id='cc-rec-player' class='{kind}' controls preload='metadata' "
+                 f"playsinline src='media/{media}{at}'><track kind='captions' default "
+                 f"label='Transcript' src='captions/{media}.vtt'></video><div class='cc-caption' "
+                 f"aria-live='polite'></div>{timeline_html(view)}")
+    return (f"<div id='cc-rec-box' data-media='{media}' data-start='{start:.2f}'>"
+            f"<div id='cc-rec-title'>{_e(rec.title)}{_e(length)}{_e(when)}</div>{shown}"
             f"<div class='cc-downloads'>Download the transcript: {links}</div></div>")
 
 

@@ -30,6 +30,12 @@
       open.href = '?recording=' + encodeURIComponent(id) + '&t=' + start.toFixed(2);
       open.style.display = '';
     }
+    if (parts[2] === 'text') {  // a transcript only: nothing to play, the cited line is shown
+      v.pause(); v.removeAttribute('src'); v.removeAttribute('data-media'); v.load();
+      document.getElementById('cc-player-title').textContent = title + ' · ' + clock(start) +
+        ' (a transcript only: there is no sound to play; open it to read around this line)';
+      return;
+    }
     v.className = parts[2] === 'audio' ? 'cc-audio' : 'cc-video';
     v.setAttribute('data-start', String(start));
     var seek = function () {
@@ -87,10 +93,11 @@
   }
   function seekFromPage(ev) {
     var el = ev.target.closest && ev.target.closest('.cc-line, .cc-seek');
-    var v = document.getElementById('cc-rec-player');
-    if (!el || !v) return;
+    if (!el || !document.getElementById('cc-rec-box')) return;
     ev.preventDefault();
-    playFrom(v, parseFloat(el.getAttribute('data-start')) || 0);
+    var t = parseFloat(el.getAttribute('data-start')) || 0;
+    var v = document.getElementById('cc-rec-player');
+    if (v) playFrom(v, t); else follow({currentTime: t});  // a transcript only: mark the line
   }
   document.addEventListener('click', seekFromPage);
   document.addEventListener('keydown', function (ev) {
@@ -122,6 +129,16 @@
       if (ev.target && ev.target.id === 'cc-rec-player') follow(ev.target);
     }, true);
   });
+
+  // A transcript-only recording opened at a moment (a citation's link) marks its line.
+  var marked = null;
+  new MutationObserver(function () {
+    var box = document.getElementById('cc-rec-box');
+    if (!box || box === marked || document.getElementById('cc-rec-player') ||
+        !document.querySelector('#cc-rec-lines .cc-line')) return;
+    marked = box;
+    follow({currentTime: parseFloat(box.getAttribute('data-start')) || 0});
+  }).observe(document.documentElement, {childList: true, subtree: true});
 
   // A page whose sign-in has ended (signed out in another tab, the server restarted) gets
   // HTTP 401 from every call and would silently do nothing: say so, once.

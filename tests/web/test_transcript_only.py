@@ -1,0 +1,69 @@
+"""A recording imported from a transcript alone (a real QMSum excerpt, tests/data/
+qmsum_excerpt.vtt) in the web app: its page shows the transcript and says why there is no
+player, a citation of it shows the cited line instead of playing nothing, and its link opens the
+transcript at the cited line. Its own small index and app; the LLM is tests/fake_openai.py,
+standing in for a remote OpenAI-compatible API (none can be reached from this machine)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+
+import pytest
+
+from tests.conftest import REPO
+from tests.web.helpers import Running, answered, ask, free_port, settings_for
+
+EXCERPT = REPO / "tests" / "data" / "qmsum_excerpt.vtt"
+
+
+@pytest.fixture(scope="module")
+def transcript_app(fake, tmp_path_factory, extract_options) -> Iterator[dict]:
+    from ingestion.batch import BatchOptions, run_batch
+    from retrieval.index import Index
+    from ui.web.app import create_app
+
+    root = tmp_path_factory.mktemp("transcript-only")
+    path = shutil.copyfile(EXCERPT, root / "Remote control design.vtt")
+    index = Index(root / "index")
+    out = run_batch([path], index, BatchOptions(extract=extract_options))
+    assert out[0].status == "indexed", out
+    index.catalog.close()
+    settings = settings_for({"index": root / "index"}, fake.base_url)
+    app = create_app(settings, library_dir=root / "uploads")
+    with Running(app, free_port()) as running:
+        yield {"url": running.url, "id": out[0].media_id}
+
+
+def test_transcript_only_recording_is_read_not_played(transcript_app, fake, page):
+    url, media_id = transcript_app["url"], transcript_app["id"]
+    page.goto(f"{url}/?recording={media_id}&t=60")
+    note = page.locator("#cc-rec-note")
+    note.wait_for(timeout=60_000)
+    assert "transcript only" in note.inner_text() and "Remote control design.vtt" in \
+        note.inner_text()
+    assert page.locator("#cc-rec-player").count() == 0  # no empty player
+    current = page.locator("#cc-rec-lines .cc-current")
+    current.wait_for(timeout=15_000)  # the line at 60 s is marked
+    assert float(current.get_attribute("data-start")) <= 60.0
+    later = page.locator("#cc-rec-lines .cc-line").nth(30)
+    later.click()
+    assert "cc-current" in later.get_attribute("class")
+
+    question = "What did they say about the remote control?"
+    fake.replies = [json.dumps({"intent": "answer", "question": question,
+                                "queries": ["remote control"], "recording": None,
+                                "speaker": None})]
+    fake.deltas = ["They talked about the remote control [1]."]
+    page.get_by_role("tab", name="Ask").click()
+    ask(page, question)
+    answered(page)
+    chip = page.locator("#cc-chat .cc-chip").first
+    assert chip.get_attribute("value").split("|")[2] == "text"
+    chip.click()
+    title = page.locator("#cc-player-title").inner_text()
+    assert "a transcript only" in title, title
+    assert page.locator("#cc-player").get_attribute("src") is None
+    assert page.locator("#cc-player-text").inner_text().strip()  # the cited line is shown
+    assert f"recording={media_id}" in page.locator("#cc-player-open").get_attribute("href")
