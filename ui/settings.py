@@ -79,6 +79,9 @@ class Settings:
     # Questions the web app works on at once; the rest wait their turn. The packaged local
     # model writes one answer at a time anyway: more threads let others search meanwhile.
     web_workers: int = 3
+    # The web app summarises each recording it adds, in the background, so that asking for a
+    # whole-recording summary is instant (`clipcite ingest --summaries` does it from the CLI).
+    web_summaries: bool = True
 
     @property
     def effective_language(self) -> str | None:

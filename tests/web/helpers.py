@@ -73,7 +73,10 @@ def settings_for(archive: dict, llm_base_url: str):
 
     return Settings(index_dir=archive["index"], cache_dir=Path.home() / ".cache" / "clipcite",
                     llm_backend="openai", llm_base_url=llm_base_url, llm_api_key="k",
-                    llm_model="test-model", upload_limit_mb=LIMIT_MB)
+                    llm_model="test-model", upload_limit_mb=LIMIT_MB,
+                    # Summaries after uploads would take the fake LLM's scripted replies;
+                    # test_transcript_only.py tests them on an app of its own.
+                    web_summaries=False)
 
 
 def ask(page, question: str) -> None:

@@ -33,7 +33,7 @@ def transcript_app(fake, tmp_path_factory, extract_options) -> Iterator[dict]:
     settings = settings_for({"index": root / "index"}, fake.base_url)
     app = create_app(settings, library_dir=root / "uploads")
     with Running(app, free_port()) as running:
-        yield {"url": running.url, "id": out[0].media_id}
+        yield {"url": running.url, "id": out[0].media_id, "app": app}
 
 
 def test_transcript_only_recording_is_read_not_played(transcript_app, fake, page):
@@ -67,3 +67,23 @@ def test_transcript_only_recording_is_read_not_played(transcript_app, fake, page
     assert page.locator("#cc-player").get_attribute("src") is None
     assert page.locator("#cc-player-text").inner_text().strip()  # the cited line is shown
     assert f"recording={media_id}" in page.locator("#cc-player-open").get_attribute("href")
+
+
+def test_a_recording_added_in_the_web_app_gets_its_summary_prepared(transcript_app, fake,
+                                                                    tmp_path):
+    """After the library adds a recording, its whole-recording summary is made in the
+    background and cached for its generation, so asking for it later is instant."""
+    from assistant.summary_cache import SummaryCache
+
+    app = transcript_app["app"]
+    ctx = app.state.clipcite
+    done = []  # as web_summaries = true wires it, keeping the job to wait for
+    ctx.ingester.on_indexed = lambda ids: done.append(ctx.engine.prepare_summaries(ids))
+    fake.replies = [json.dumps({"decisions": [], "points": [1, 2], "actions": []})]
+    path = shutil.copyfile(EXCERPT, ctx.library_dir / "Design review.vtt")
+    ctx.ingester.submit("ingest", None, paths=[path], groups=None)
+    ctx.ingester.wait_idle(300)
+    assert done and done[0].result(300) == 1
+    rec = next(r for r in ctx.reader.catalog.all() if r.title == "Design review")
+    cached = SummaryCache(ctx.settings.index_dir).get(rec.gen)
+    assert cached is not None and cached[1], cached  # an answer with its citations

@@ -122,7 +122,8 @@ class WebContext:
         self.max_upload_mb = float(settings.upload_limit_mb)
         self.reader = CatalogReader(settings.index_dir)
         self.engine = Engine(settings)
-        self.ingester = Ingester(settings, self.library_dir)
+        self.ingester = Ingester(settings, self.library_dir, on_indexed=(
+            self.engine.prepare_summaries if settings.web_summaries else None))
         self.archive = Archive(settings)
         self.examples = ExampleReader(settings)
 

@@ -17,7 +17,7 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -118,6 +118,24 @@ class Engine:
             if session:
                 with self._lock:
                     self._stops.get(session, set()).discard(stop)
+
+    def prepare_summaries(self, media_ids: list[str]) -> Future:
+        """Summarises these recordings into the summary cache on an answer thread, in the
+        background (the local model is shared: questions and summaries take turns)."""
+        def run() -> int:
+            from assistant.agent import Assistant
+            from assistant.summary import prepare
+
+            self._loaded.result()
+            assistant, made = Assistant(self._searcher(), self.chat), 0
+            for media_id in media_ids:
+                try:
+                    made += prepare(assistant, media_id)
+                except Exception:  # noqa: BLE001 - a missing summary is made when asked for
+                    log.exception("preparing the summary of %s failed", media_id)
+            return made
+
+        return self._pool.submit(run)
 
     def cancel(self, session: str) -> None:
         """Stops every answer still being written for a closed page."""
@@ -297,6 +315,7 @@ class JobState:
 class _WebReporter:
     def __init__(self, state: JobState, user: str | None) -> None:
         self.state, self.user = state, user
+        self.indexed: list[str] = []  # media ids added or updated by this job
 
     def batch_started(self, files) -> None:
         with self.state.lock:
@@ -314,6 +333,7 @@ class _WebReporter:
             self.state.version += 1
         name = Path(outcome.path).name
         if outcome.status == "indexed":
+            self.indexed.append(outcome.media_id)
             n = sum(outcome.counts.values())
             self.state.say(f"“{name}” is ready to search ({n} passages).", self.user)
         elif outcome.status == "unchanged":
@@ -328,8 +348,9 @@ class Ingester:
     """One background thread that adds, re-reads and deletes recordings, one job at a time.
     Every job names the user who asked for it: its messages are theirs."""
 
-    def __init__(self, settings: Settings, library_dir: Path) -> None:
-        self.settings, self.library_dir = settings, library_dir
+    def __init__(self, settings: Settings, library_dir: Path,
+                 on_indexed: Callable[[list[str]], Any] | None = None) -> None:
+        self.settings, self.library_dir, self.on_indexed = settings, library_dir, on_indexed
         self.state = JobState()
         self._jobs: queue.Queue = queue.Queue()
         self._index: Any = None
@@ -371,7 +392,10 @@ class Ingester:
 
         options = BatchOptions(extract=self.settings.extract_options(), groups=groups,
                                workers=1, file_timeout=self.settings.file_timeout)
-        run_batch(paths, self._index, options, _WebReporter(self.state, user))
+        reporter = _WebReporter(self.state, user)
+        run_batch(paths, self._index, options, reporter)
+        if reporter.indexed and self.on_indexed is not None:
+            self.on_indexed(reporter.indexed)
 
     def _reingest(self, user: str | None, media_id: str) -> None:
         rec = self._index.catalog.get(media_id)
