@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import threading
@@ -22,6 +23,8 @@ from rich.console import Console  # noqa: E402
 
 from assistant.evidence import clock  # noqa: E402
 from ui.settings import Settings  # noqa: E402
+
+log = logging.getLogger("clipcite.cli")
 
 
 def _split_list(value: str | None) -> list[str] | None:
@@ -636,6 +639,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as e:  # noqa: BLE001 - people see a sentence, not a traceback
         if os.environ.get("CLIPCITE_DEBUG"):
             raise
+        log.debug("clipcite %s failed", getattr(args, "command", ""), exc_info=True)
         console.print("[red]Error:[/] ", end="")
         console.print(_error_text(e, args), markup=False, highlight=False)
         return 2

@@ -157,7 +157,7 @@ def test_library_progress_shows_each_person_their_own():
 def test_found_moments_best_first_or_in_time_order_and_examples_from_the_library():
     from types import SimpleNamespace as NS
 
-    from ui.web.app import LISTING_EXAMPLE, example_questions
+    from ui.web.context import LISTING_EXAMPLE, example_questions
     from ui.web.render import IN_TIME_ORDER, contents_words, found_html
 
     moments = [NS(media_id="m", start=s, end=s + 2, score=sc, modality="transcript",

@@ -105,7 +105,7 @@ def discard_upload(path: Path) -> None:
         if is_upload(path.parent):  # never Gradio's upload folder itself
             path.parent.rmdir()
     except OSError:
-        pass
+        log.warning("could not remove the upload %s", path, exc_info=True)
 
 
 def read_attachment(reader: ExampleReader, path: Path, limit_mb: float, question: str) -> Any:

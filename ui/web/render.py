@@ -119,7 +119,8 @@ def player_page_html(view: RecordingView | None, start: float = 0.0) -> str:
                      for fmt, label in DOWNLOADS)
     if is_transcript(rec.path):  # nothing to play: say so, instead of an empty player
         shown = (f"<div id='cc-rec-note' class='cc-note'>This recording is a transcript only "
-                 f"(imported from “{_e(Path(rec.path).name)}”), so there is no sound or picture "
+                 f"(imported from “{_e(Path(rec.path).name)}”), so there is no sound or "
+                 "picture "
                  "to play. Its lines and times are below; a citation points at a line.</div>")
     else:
         kind = "cc-video" if is_video(rec.path) else "cc-audio"

@@ -373,7 +373,8 @@ class Ingester:
                 if self._index is None:
                     from retrieval.index import Index
 
-                    self._index = Index(self.settings.index_dir, chroma_url=self.settings.chroma_url)
+                    self._index = Index(self.settings.index_dir,
+                                        chroma_url=self.settings.chroma_url)
                 getattr(self, f"_{kind}")(user, **args)
             except BaseException as e:  # noqa: BLE001 - the thread must live on
                 log.exception("library job %s failed", kind)
