@@ -158,6 +158,16 @@ def test_cli_transcript_flag_and_real_meeting(run_cli, media: Path, tmp_path: Pa
                                "--k", "5", "--json", "--index", str(index)).stdout)["results"]
     assert found and all(m["path"].endswith("qmsum_excerpt.vtt") for m in found)
     assert any("button" in m["text"].lower() for m in found)
+    # --recording takes the file's stem as well as the title ("Qmsum excerpt") and the id; a
+    # name that matches no recording is an error, not an empty result.
+    by_stem = json.loads(run_cli("search", "buttons", "--recording", "qmsum_excerpt", "--json",
+                                 "--index", str(index)).stdout)["results"]
+    assert by_stem and {m["media_id"] for m in by_stem} == {found[0]["media_id"]}
+    missing = run_cli("search", "buttons", "--recording", "covid_4", "--index", str(index),
+                      check=False)
+    assert missing.returncode != 0 and 'no indexed recording "covid_4"' in missing.stdout
+    vtt = run_cli("export", "qmsum_excerpt", "--format", "vtt", "-o", "-", "--index", str(index))
+    assert vtt.stdout.startswith("WEBVTT") and not (Path.cwd() / "-").exists()
 
     lib = tmp_path / "lib"
     flac = copy_media(media / "jfk.flac", lib)

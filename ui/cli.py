@@ -198,13 +198,24 @@ def _parse_date(value: str | None, end_of_day: bool = False) -> float | None:
     return (day + dt.timedelta(days=1 if end_of_day else 0)).timestamp()
 
 
-def search_filters(args: argparse.Namespace):
+def search_filters(args: argparse.Namespace, index=None):
+    """The Filters of --groups, --recording, --title, dates, --tags and --speaker. With the
+    index, each --recording is resolved (media id, path, file name or title) so that a name
+    matching nothing is an error rather than a silently empty result."""
     from retrieval.filters import Filters
+    from retrieval.tools import NotFound, find_recording
 
     groups = _split_list(args.groups)
+    access = frozenset(groups) if groups is not None else None
+    recordings = tuple(args.recording or ())
+    if index is not None and recordings:
+        try:
+            recordings = tuple(find_recording(index, ref, access).media_id for ref in recordings)
+        except NotFound as e:
+            raise ValueError(str(e)) from None
     return Filters(
-        groups=frozenset(groups) if groups is not None else None,
-        recordings=tuple(args.recording or ()), title=args.title,
+        groups=access,
+        recordings=recordings, title=args.title,
         after=_parse_date(args.after), before=_parse_date(args.before, end_of_day=True),
         tags=tuple(_split_list(args.tags) or ()), speaker=args.speaker,
     )
@@ -234,9 +245,10 @@ def cmd_search(args: argparse.Namespace, console: Console) -> int:
         example = read_example_file(Path(args.like).expanduser(), settings)
         query = example_query(example, args.query or "")
         moments = search_like(searcher, example, args.query or "", k=args.k,
-                              filters=search_filters(args), also=also)
+                              filters=search_filters(args, searcher.index), also=also)
     else:
-        moments = search(searcher, [query, *also], k=args.k, filters=search_filters(args))
+        moments = search(searcher, [query, *also], k=args.k,
+                         filters=search_filters(args, searcher.index))
     if args.json:
         print(json.dumps({"query": query, "results": [m.to_json() for m in moments]},
                          ensure_ascii=False, indent=2))
@@ -270,8 +282,9 @@ def _assistant(args: argparse.Namespace, settings: Settings):
     from assistant.agent import Assistant
     from assistant.llm import load_chat_model
 
-    return Assistant(open_searcher(settings), load_chat_model(settings.llm_config()),
-                     filters=search_filters(args))
+    searcher = open_searcher(settings)
+    return Assistant(searcher, load_chat_model(settings.llm_config()),
+                     filters=search_filters(args, searcher.index))
 
 
 def _print_citations(reply, console: Console) -> None:
@@ -384,7 +397,7 @@ def cmd_export(args: argparse.Namespace, console: Console) -> int:
     index, rec = _recording(args, settings, args.recording)
     text = render(args.format, tools.transcript(index, rec), tools.speaker_turns(index, rec),
                   rec.path)
-    if args.output:
+    if args.output and args.output != "-":  # "-" is standard output, as in most tools
         Path(args.output).expanduser().write_text(text, encoding="utf-8")
         console.print(f"Wrote {args.output} ({args.format}) for {rec.title}.")
     else:
@@ -618,7 +631,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = with_index(sub.add_parser("export", help="a recording's transcript as a file"))
     p.add_argument("recording", metavar="RECORDING", help="its file path, id or title")
     p.add_argument("--format", choices=["srt", "vtt", "txt", "rttm"], default="srt")
-    p.add_argument("-o", "--output", metavar="FILE", help="write here (default: print)")
+    p.add_argument("-o", "--output", metavar="FILE",
+                   help="write here (default, or -: standard output)")
     p.add_argument("--groups", help="act as a member of these access groups")
     p.set_defaults(func=cmd_export)
 
