@@ -14,18 +14,21 @@ import errno
 import multiprocessing
 import os
 import queue as queue_mod
+import signal
+import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
 from ingestion.extract import Extraction, ExtractOptions, Models, extract
 from ingestion.files import content_hash, discover, media_id_for, sidecar_of, title_from_path
-from ingestion.media import MediaError
+from ingestion.media import MediaError, sound_seconds_cap
 from ingestion.transcripts import TRANSCRIPT_EXTENSIONS
 from ingestion.writer import write_recording
 from retrieval.catalog import FAILED, Recording
@@ -74,7 +77,11 @@ class BatchOptions:
     workers: int = 1
     prune: bool = False
     again: bool = False  # read unchanged files again (e.g. with a known speaker count)
-    file_timeout: float | None = None  # None: 120 s plus three times the recording's length
+    # A file is given up when it runs longer than this (None: 120 s plus three times the most
+    # sound its size can hold, see _time_limit), or when its worker reports no progress for
+    # stall_timeout seconds (a hung decoder). Neither trusts the file's header.
+    file_timeout: float | None = None
+    stall_timeout: float = 300.0
     # The transcript of the one media file of the batch (clipcite ingest FILE --transcript T);
     # other media files use their sidecar (same stem, .vtt or .srt) if they have one.
     transcript: Path | None = None
@@ -124,6 +131,18 @@ _events: Any = None
 def _init_worker(options: ExtractOptions, events: Any) -> None:
     global _models, _events
     _models, _events = Models(options), events
+    _thread_lock_for_tqdm()
+
+
+def _thread_lock_for_tqdm() -> None:
+    """tqdm (faster-whisper's progress bars, never shown in a worker) makes a semaphore shared
+    between processes. A worker killed on a time limit or SIGTERM cannot release it, and the
+    resource tracker then warns of a leak at exit; a thread lock is all a worker needs."""
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return
+    tqdm.set_lock(threading.RLock())
 
 
 def _work(path: str, title: str, transcript: str | None = None) -> Extraction:
@@ -147,6 +166,7 @@ class _Job:
     transcript: Path | None = None  # the recording's own transcript, used for its words
     solo: bool = False  # after a worker crash, run alone so the culprit is known
     started: float = 0.0
+    heard: float = 0.0  # when it started, or its worker last reported progress (monotonic)
     duration: float | None = None
 
 
@@ -168,12 +188,16 @@ class _Pool:
                                      str(job.transcript) if job.transcript else None)
 
     def restart(self) -> None:
+        self.kill()
+        self._executor = self._new()
+
+    def kill(self) -> None:
+        """Stop now: the workers are killed, not left to finish the files they are on."""
         processes = list(getattr(self._executor, "_processes", {}).values())
         for proc in processes:
             if proc.is_alive():
                 proc.kill()
         self._executor.shutdown(wait=True, cancel_futures=True)
-        self._executor = self._new()
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
@@ -191,6 +215,7 @@ def _stat_job(path: Path, index: Index, options: BatchOptions) -> tuple[_Job | N
     media_id = media_id_for(path)
     existing = index.catalog.get(media_id)
     title = existing.title if existing else title_from_path(path)
+    tags, groups = _access(options, existing)
     transcript = _transcript_for(path, options)
     try:
         st = path.stat()
@@ -199,7 +224,8 @@ def _stat_job(path: Path, index: Index, options: BatchOptions) -> tuple[_Job | N
         reason = "file not found" if isinstance(e, FileNotFoundError) else f"cannot read: {e.strerror}"
         if e.filename and transcript is not None and Path(e.filename) == transcript:
             reason = f"transcript {transcript}: {reason}"
-        index.catalog.record_failure(media_id, str(path), title, reason)
+        _record_failure(index, Recording(media_id, str(path), title, FAILED, tags=tags,
+                                         groups=groups), reason)
         return None, Outcome(str(path), FAILED, reason, media_id)
     if (not options.again and existing and existing.size == size
             and existing.mtime == mtime):
@@ -210,20 +236,26 @@ def _stat_job(path: Path, index: Index, options: BatchOptions) -> tuple[_Job | N
             digest += ":" + content_hash(transcript)
     except OSError as e:
         reason = f"cannot read the file: {e.strerror.lower() if e.strerror else e}"
-        index.catalog.record_failure(media_id, str(path), title, reason, size, mtime)
+        _record_failure(index, Recording(media_id, str(path), title, FAILED, size=size,
+                                         mtime=mtime, tags=tags, groups=groups), reason)
         return None, Outcome(str(path), FAILED, reason, media_id)
     if not options.again and existing and existing.content_hash == digest:
         index.catalog.touch(media_id, size, mtime)
         return None, _unchanged(index, existing, options)
     rec = Recording(
         media_id=media_id, path=str(path), title=title, status="pending", size=size,
-        mtime=mtime, content_hash=digest,
-        tags=options.tags if options.tags is not None else (existing.tags if existing else []),
-        groups=(options.groups if options.groups is not None
-                else (existing.groups if existing else [])),
-        recorded_at=st.st_mtime,
+        mtime=mtime, content_hash=digest, tags=tags, groups=groups, recorded_at=st.st_mtime,
     )
     return _Job(path=path, rec=rec, transcript=transcript), None
+
+
+def _access(options: BatchOptions, existing: Recording | None) -> tuple[list[str], list[str]]:
+    """The tags and groups a file of this batch gets, whether it is indexed or fails: those
+    given, else those it had. A failure never resets them to none: that would show a
+    restricted recording (and serve its file) to everyone."""
+    old_tags, old_groups = (existing.tags, existing.groups) if existing else ([], [])
+    return (options.tags if options.tags is not None else old_tags,
+            options.groups if options.groups is not None else old_groups)
 
 
 def _transcript_for(path: Path, options: BatchOptions) -> Path | None:
@@ -278,28 +310,43 @@ def _crashed(index: Index, job: _Job) -> Outcome:
     return _fail(index, job, "the media decoder crashed on this file", transient=True)
 
 
-def _gave_up(index: Index, job: _Job, options: BatchOptions) -> Outcome:
-    return _fail(index, job, f"gave up after {_time_limit(job, options):.0f} s (file too slow "
-                             "to decode, or damaged)", transient=True)
-
-
 def _fail(index: Index, job: _Job, reason: str, transient: bool = False) -> Outcome:
     """Record a failure. A transient one (time limit, crash, write error) forgets the content
     hash, so the next run tries the file again; a media error is final until the file changes."""
     rec = job.rec
-    if transient:
-        index.catalog.record_failure(rec.media_id, rec.path, rec.title, reason)
-    else:
-        index.catalog.record_failure(rec.media_id, rec.path, rec.title, reason, rec.size,
-                                     rec.mtime, rec.content_hash)
+    _record_failure(index, replace(rec, size=None, mtime=None, content_hash=None)
+                    if transient else rec, reason)
     return Outcome(rec.path, FAILED, reason, rec.media_id, job.duration,
                    seconds=time.monotonic() - job.started)
+
+
+def _record_failure(index: Index, rec: Recording, reason: str) -> None:
+    """The failure row, with the batch's tags and groups (and rec's size, mtime and hash, which
+    make the failure final until the file changes). A recording indexed before stays
+    searchable under these groups, so its segments' copies of them follow."""
+    before = index.catalog.get(rec.media_id)
+    index.catalog.record_failure(rec.media_id, rec.path, rec.title, reason, rec.tags,
+                                 rec.groups, rec.size, rec.mtime, rec.content_hash)
+    if before is not None and before.gen and (before.tags, before.groups) != (rec.tags, rec.groups):
+        index.set_access(before, rec.tags, rec.groups)
+
+
+def _overdue(job: _Job, options: BatchOptions, now: float) -> str | None:
+    """Why a running file is given up now, or None. Measured, never read from the file's
+    header: its worker's last progress report, and a total time bounded by its size."""
+    if now - job.heard > options.stall_timeout:
+        return (f"no progress for {options.stall_timeout:g} s (the decoder hung, or the "
+                "file is damaged)")
+    if now - job.started > _time_limit(job, options):
+        return (f"gave up after {_time_limit(job, options):.0f} s (file too slow to decode, "
+                "or damaged)")
+    return None
 
 
 def _time_limit(job: _Job, options: BatchOptions) -> float:
     if options.file_timeout is not None:
         return options.file_timeout
-    return 120.0 + 3.0 * (job.duration or 600.0)
+    return 120.0 + 3.0 * sound_seconds_cap(job.rec.size or 0, options.extract.max_media_seconds)
 
 
 def run_batch(paths: Sequence[Path], index: Index, options: BatchOptions,
@@ -314,8 +361,9 @@ def run_batch(paths: Sequence[Path], index: Index, options: BatchOptions,
     """
     outcomes: list[Outcome] = []
     try:
-        _run(paths, index, options, reporter or SilentReporter(), outcomes,
-             extract_all or _extract_all)
+        with _terminate_on_sigterm():
+            _run(paths, index, options, reporter or SilentReporter(), outcomes,
+                 extract_all or _extract_all)
         return outcomes
     except Exception as e:
         if not is_disk_full(e):
@@ -323,6 +371,32 @@ def run_batch(paths: Sequence[Path], index: Index, options: BatchOptions,
     # Raised outside the handler: one sentence, not chained to the SQLite or Chroma error.
     raise DiskFullError(disk_full_message(index.directory,
                                           sum(o.status == INDEXED for o in outcomes)))
+
+
+class Terminated(SystemExit):
+    """SIGTERM arrived during a batch (`kill`, a service stop). Raised in the main thread, so
+    the batch unwinds like Ctrl-C: its worker processes are killed on the way out (left alone,
+    they went on for minutes), what was committed stays whole, and the process exits 143."""
+
+
+@contextmanager
+def _terminate_on_sigterm() -> Iterator[None]:
+    """Turn SIGTERM into Terminated while the batch runs. Only the main thread can handle
+    signals, and a process that handles SIGTERM itself keeps its own way."""
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL):
+        yield
+        return
+
+    def stop(signum: int, _frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends it at once
+        raise Terminated(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _run(paths: Sequence[Path], index: Index, options: BatchOptions, reporter: Reporter,
@@ -364,7 +438,7 @@ def _extract_all(todo: deque[_Job], index: Index, options: BatchOptions,
                 if todo[0].solo and inflight:
                     break
                 job = todo.popleft()
-                job.started = time.monotonic()
+                job.started = job.heard = time.monotonic()
                 by_path[str(job.path)] = job
                 reporter.file_started(job.path)
                 inflight[pool.submit(job)] = job
@@ -390,18 +464,20 @@ def _extract_all(todo: deque[_Job], index: Index, options: BatchOptions,
                     done(job, _fail(index, job, _reason(exc),
                                     transient=not isinstance(exc, MediaError)))
             now = time.monotonic()
-            late = [f for f, j in inflight.items() if now - j.started > _time_limit(j, options)]
+            late = {f: why for f, j in inflight.items() if (why := _overdue(j, options, now))}
             if crashed or late:
                 for fut, job in list(inflight.items()):
                     if fut in late:
-                        done(job, _gave_up(index, job, options))
+                        done(job, _fail(index, job, late[fut], transient=True))
                     else:
                         job.solo = job.solo or crashed  # the culprit is among them: one at a time
                         todo.appendleft(job)  # not known to be its fault: run it again
                 inflight.clear()
                 pool.restart()
-    finally:
-        pool.close()
+    except BaseException:
+        pool.kill()  # stopping early (SIGTERM, Ctrl-C, a full disk): no file is waited for
+        raise
+    pool.close()
 
 
 def _drain(events: Any, by_path: dict[str, _Job], reporter: Reporter) -> None:
@@ -413,6 +489,7 @@ def _drain(events: Any, by_path: dict[str, _Job], reporter: Reporter) -> None:
         job = by_path.get(event[1])
         if job is None:
             continue
+        job.heard = time.monotonic()  # any report means its worker is not stuck
         if event[0] == "duration":
             job.duration = event[2]
         else:

@@ -4,7 +4,8 @@ Ray actors, one per CPU of the cluster, each hold the models (ingestion.extract.
 once and extract one file at a time (decode, ASR, OCR, embed), returning the Extraction. This
 process alone writes it (batch._write): the generation protocol and SQLite keep one writer, so
 the index is the one a local ingest of the same files builds. Everything but the executor
-(what to do with a file, outcomes, reasons, time limits, progress) is ingestion/batch.py's.
+(what to do with a file, outcomes, reasons, time and stall limits, progress) is
+ingestion/batch.py's.
 
 Every node must see the media files and the model cache at the same paths, in the same venv.
 """
@@ -20,7 +21,7 @@ from typing import Any
 
 from ingestion import batch
 from ingestion.batch import (BatchOptions, ExtractAll, Outcome, Reporter, _crashed, _drain,
-                             _fail, _gave_up, _Job, _reason, _time_limit, _write)
+                             _fail, _Job, _overdue, _reason, _write)
 from ingestion.extract import Extraction, ExtractOptions
 from ingestion.media import MediaError
 from retrieval.index import Index
@@ -95,7 +96,7 @@ def _extract_on_ray(todo: deque[_Job], index: Index, options: BatchOptions, repo
         while todo or inflight:
             while todo and idle:
                 job, actor = todo.popleft(), idle.pop()
-                job.started = time.monotonic()
+                job.started = job.heard = time.monotonic()
                 by_path[str(job.path)] = job
                 reporter.file_started(job.path)
                 inflight[actor.extract.remote(
@@ -119,10 +120,11 @@ def _extract_on_ray(todo: deque[_Job], index: Index, options: BatchOptions, repo
                 idle.append(actor)
             now = time.monotonic()
             for ref, (job, actor) in list(inflight.items()):
-                if now - job.started > _time_limit(job, options):
+                why = _overdue(job, options, now)
+                if why:
                     ray.kill(actor)  # only this file's actor: the others go on
                     del inflight[ref]
-                    done(job, _gave_up(index, job, options))
+                    done(job, _fail(index, job, why, transient=True))
                     idle.append(new_actor())
     finally:
         for actor in [*idle, *(a for _, a in inflight.values())]:

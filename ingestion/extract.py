@@ -19,7 +19,8 @@ import numpy as np
 
 from ingestion.asr import AsrOptions, Transcriber, load_transcriber
 from ingestion.diarization import Diarization, DiarizeOptions, diarize, label_words
-from ingestion.media import SAMPLE_RATE, MediaError, decode_audio, probe, sample_frames
+from ingestion.media import (MAX_MEDIA_SECONDS, SAMPLE_RATE, MediaError, decode_audio, probe,
+                             sample_frames)
 from ingestion.ocr import read_text, tesseract_version
 from ingestion.segments import Word, passages, segment_words
 from ingestion.transcripts import TRANSCRIPT_EXTENSIONS, Cue, TranscriptError, cue_words, read_transcript
@@ -57,6 +58,9 @@ class ExtractOptions:
     # A recording's own transcript (sidecar .vtt/.srt, or --transcript) is used instead of
     # speech recognition unless this is "speech".
     transcript_source: str = "sidecar"
+    # The longest recording read (a longer one, or a header claiming more, fails the file);
+    # sound is also capped by the file's size (ingestion.media.sound_seconds_cap).
+    max_media_seconds: float = MAX_MEDIA_SECONDS
 
 
 @dataclass
@@ -179,7 +183,7 @@ def extract(path: Path, title: str, options: ExtractOptions, models: Models,
     timings: dict[str, float] = {}
     notes: list[str] = []
     t0 = time.perf_counter()
-    info = probe(path)
+    info = probe(path, options.max_media_seconds)
     if on_probe is not None:
         on_probe(info.duration)
     if info.duration and info.duration < MIN_DURATION:
@@ -204,7 +208,14 @@ def extract(path: Path, title: str, options: ExtractOptions, models: Models,
     voices: dict[str, tuple[float, np.ndarray | None]] = {}
     if info.has_audio:
         t = time.perf_counter()
-        audio, warning = decode_audio(path)
+        before = done
+
+        def on_decoded(seconds: float) -> None:  # progress: the file is not stuck
+            part = min(1.0, seconds / info.duration) if info.duration else 0.0
+            report("decode", before + _WEIGHTS["decode"] * part)
+
+        audio, warning = decode_audio(path, max_seconds=options.max_media_seconds,
+                                      on_time=on_decoded)
         timings["decode"] = time.perf_counter() - t
         if warning:
             notes.append(warning)
@@ -262,12 +273,15 @@ def extract(path: Path, title: str, options: ExtractOptions, models: Models,
         notes.append("no speech found")
 
     t = time.perf_counter()
-    vectors = _embed_text(segments, info.title or title, models)
+    vectors = _embed_text(segments, info.title or title, models,
+                          lambda part: report("embed", done + _WEIGHTS["embed"] * part / 2))
     frame_pairs = visual.frame_segments()
     segments[FRAMES] = [seg for seg, _ in frame_pairs]
     vectors[FRAMES] = np.asarray([vec for _, vec in frame_pairs], dtype=np.float32)
     if info.has_audio and models.clap is not None:
-        segments[AUDIO], vectors[AUDIO] = _hear(audio, segments[TRANSCRIPT], models.clap)
+        segments[AUDIO], vectors[AUDIO] = _hear(
+            audio, segments[TRANSCRIPT], models.clap,
+            lambda part: report("embed", done + _WEIGHTS["embed"] * (0.5 + part / 2)))
     timings["embed"] = time.perf_counter() - t
     report("embed", 1.0)
     timings["total"] = time.perf_counter() - t0
@@ -342,14 +356,37 @@ def _voices_of_turns(audio: np.ndarray, turns: list[tuple[float, float, str]],
     return out
 
 
-def _embed_text(segments: dict[str, list[Segment]], heading: str,
-                models: Models) -> dict[str, np.ndarray]:
+def _embed_text(segments: dict[str, list[Segment]], heading: str, models: Models,
+                on_part: Callable[[float], None] = lambda share: None) -> dict[str, np.ndarray]:
     """Text vectors of every text modality, adding the transcript's passages to `segments`.
     The recording's title leads each text: questions name the meeting or course as often as
-    the words said in it (dev set, transcript dense Hit@1 0.59 -> 0.68)."""
+    the words said in it (dev set, transcript dense Hit@1 0.59 -> 0.68). Embedded in chunks,
+    `on_part(share done)` called between them: a long meeting shows progress."""
     segments[PASSAGES] = passages(segments.get(TRANSCRIPT, []))
-    return {m: models.text.embed_passages([f"{heading}: {s.text}" for s in segs])
-            for m, segs in segments.items()}
+    texts = {m: [f"{heading}: {s.text}" for s in segs] for m, segs in segments.items()}
+    total = max(1, sum(len(items) for items in texts.values()))
+    vectors, done = {}, 0
+    for modality, items in texts.items():
+        vectors[modality] = _in_chunks(items, models.text.embed_passages,
+                                       lambda n, before=done: on_part((before + n) / total))
+        done += len(items)
+    return vectors
+
+
+EMBED_CHUNK = 128  # texts (or CLAP windows) per call, with progress between calls
+
+
+def _in_chunks(items: list, embed: Callable[[list], np.ndarray],
+               on_chunk: Callable[[int], None]) -> np.ndarray:
+    """embed(items) EMBED_CHUNK at a time (an item's vector does not depend on its chunk),
+    calling on_chunk(items done) after each."""
+    if len(items) <= EMBED_CHUNK:
+        return embed(items)
+    parts = []
+    for i in range(0, len(items), EMBED_CHUNK):
+        parts.append(embed(items[i:i + EMBED_CHUNK]))
+        on_chunk(i + len(parts[-1]))
+    return np.concatenate(parts)
 
 
 def _extract_text_only(path: Path, title: str, models: Models, report: Progress,
@@ -400,8 +437,9 @@ def _look(path: Path, duration: float, options: ExtractOptions, models: Models,
     return result, time.perf_counter() - t
 
 
-def _hear(audio: np.ndarray, transcript: list[Segment],
-          clap: ClapEncoder) -> tuple[list[Segment], np.ndarray]:
+def _hear(audio: np.ndarray, transcript: list[Segment], clap: ClapEncoder,
+          on_part: Callable[[float], None] = lambda share: None,
+          ) -> tuple[list[Segment], np.ndarray]:
     """~10 s sound windows embedded by CLAP. A window's text is the speech inside it, so a sound
     hit shows what was being said (it is not searched by keyword)."""
     windows = audio_windows(len(audio) / SAMPLE_RATE)
@@ -409,4 +447,6 @@ def _hear(audio: np.ndarray, transcript: list[Segment],
     for start, end in windows:
         said = " ".join(s.text for s in transcript if s.end > start and s.start < end)
         segments.append(Segment(modality=AUDIO, start=start, end=end, text=said[:300]))
-    return segments, clap.embed_audio(audio, windows, SAMPLE_RATE)
+    vectors = _in_chunks(windows, lambda part: clap.embed_audio(audio, part, SAMPLE_RATE),
+                         lambda n: on_part(n / len(windows)))
+    return segments, vectors

@@ -18,6 +18,34 @@ MEDIA_EXTENSIONS = frozenset({
 })
 
 
+# Bounds that no header can lift: a header's duration is the file's own claim, and a forged one
+# must not size a buffer or a time limit. MAX_MEDIA_SECONDS is the default absolute cap on one
+# recording (a long working day; its audio is 2.8 GB of float32 samples). MIN_BYTES_PER_SECOND
+# is the lowest sane audio bitrate, 1 kbit/s (speech codecs go down to 4.75-6 kbit/s; an hour of
+# digitally silent FLAC is 182 B/s): a file of N bytes holds at most N / 125 s of sound. Below
+# MIN_SOUND_SECONDS a small file is not held to that.
+MAX_MEDIA_SECONDS = 12 * 3600.0
+MIN_BYTES_PER_SECOND = 125
+MIN_SOUND_SECONDS = 60.0
+TICK_SECONDS = 30.0  # of decoded sound between two progress calls (decode_audio's on_time)
+
+
+def sound_seconds_cap(size: int, max_seconds: float = MAX_MEDIA_SECONDS) -> float:
+    """The most seconds of sound a file of `size` bytes may decode to."""
+    return min(max_seconds, max(MIN_SOUND_SECONDS, size / MIN_BYTES_PER_SECOND))
+
+
+def _clock(seconds: float) -> str:
+    """A length for people: "41 s", "23 min", "1193 h"."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.0f} h"
+
+
+def _bytes(size: int) -> str:
+    return f"{size / 1e6:.1f} MB" if size >= 1e6 else f"{size / 1e3:.0f} kB"
+
+
 class MediaError(Exception):
     """A recording that cannot be read; the message is a one-line reason for people."""
 
@@ -92,8 +120,10 @@ def _parse_creation_time(value: str | None) -> float | None:
     return when.timestamp()
 
 
-def probe(path: Path) -> MediaInfo:
-    """Duration, streams and container tags. Raises MediaError with a readable reason."""
+def probe(path: Path, max_seconds: float = MAX_MEDIA_SECONDS) -> MediaInfo:
+    """Duration, streams and container tags. Raises MediaError with a readable reason, also
+    when the header claims a length beyond `max_seconds`, or more sound than the file's size
+    can hold (a forged or damaged header)."""
     with _open(path) as container:
         audio = container.streams.audio[0] if container.streams.audio else None
         video = next((s for s in container.streams.video
@@ -101,6 +131,7 @@ def probe(path: Path) -> MediaInfo:
         if audio is None and video is None:
             raise MediaError("no audio or video stream in the file")
         duration = _duration(container, audio, video)
+        _check_claim(duration, path.stat().st_size, audio is not None, max_seconds)
         meta = {k.lower(): v for k, v in (container.metadata or {}).items()}
         info = MediaInfo(
             path=path, duration=duration, has_audio=audio is not None,
@@ -115,6 +146,18 @@ def probe(path: Path) -> MediaInfo:
         return info
 
 
+def _check_claim(duration: float, size: int, has_audio: bool, max_seconds: float) -> None:
+    if duration > max_seconds:
+        raise MediaError(f"its header claims {_clock(duration)}, more than the "
+                         f"{_clock(max_seconds)} one recording may last (forged or damaged "
+                         "header, or a recording to split)")
+    # Only sound is held to the size: a silent slide video can be tiny for its length, and
+    # its frames (which are in the file) are what the work is.
+    if has_audio and duration > sound_seconds_cap(size, max_seconds):
+        raise MediaError(f"its header claims {_clock(duration)}, more sound than a file of "
+                         f"{_bytes(size)} can hold (forged or damaged header)")
+
+
 def _duration(container, audio, video) -> float:
     if container.duration is not None and container.duration > 0:
         return container.duration / av.time_base
@@ -125,15 +168,22 @@ def _duration(container, audio, video) -> float:
     return best
 
 
-def decode_audio(path: Path, sample_rate: int = SAMPLE_RATE) -> tuple[np.ndarray, str | None]:
+def decode_audio(path: Path, sample_rate: int = SAMPLE_RATE,
+                 max_seconds: float = MAX_MEDIA_SECONDS,
+                 on_time: Callable[[float], None] | None = None,
+                 ) -> tuple[np.ndarray, str | None]:
     """The first audio track as mono float32 at `sample_rate`.
 
     Returns (samples, warning). A stream that breaks part-way (a truncated file) keeps what
     decoded before the break and says so in the warning, so that half a recording is still
-    searchable rather than lost.
+    searchable rather than lost. Sound past sound_seconds_cap (the file's size, `max_seconds`)
+    is a MediaError: a small file that decodes to hours is a decompression bomb. `on_time`
+    hears the decoded length about every TICK_SECONDS of sound (progress, for stall checks).
     """
     warning = None
     with _open(path) as container:
+        size = path.stat().st_size
+        limit = sound_seconds_cap(size, max_seconds)
         if not container.streams.audio:
             raise MediaError("no audio track")
         stream = container.streams.audio[0]
@@ -141,13 +191,20 @@ def decode_audio(path: Path, sample_rate: int = SAMPLE_RATE) -> tuple[np.ndarray
         resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
         # Samples go straight into one buffer sized from the container's duration: a list of
         # chunks joined at the end held the audio twice (a 1-hour file peaked 430 MB above
-        # its 220 MB of samples).
-        seconds = container.duration / av.time_base if container.duration else 60.0
-        samples = _Samples(int(seconds * sample_rate) + sample_rate)
+        # its 220 MB of samples). The header only sizes it up to the cap; past that it grows.
+        claimed = container.duration / av.time_base if container.duration else 60.0
+        most = int(limit * sample_rate)
+        samples = _Samples(int(min(claimed, limit) * sample_rate) + sample_rate, most)
+        tick = step = int(TICK_SECONDS * sample_rate)
         try:
             for frame in container.decode(stream):
                 for out in resampler.resample(frame):
                     samples.add(out.to_ndarray().reshape(-1))
+                if samples.size > most:
+                    raise _too_much_sound(limit, size, max_seconds)
+                if on_time is not None and samples.size >= tick:
+                    tick = samples.size + step
+                    on_time(samples.size / sample_rate)
             for out in resampler.resample(None):
                 samples.add(out.to_ndarray().reshape(-1))
         except av.error.FFmpegError as e:
@@ -158,17 +215,29 @@ def decode_audio(path: Path, sample_rate: int = SAMPLE_RATE) -> tuple[np.ndarray
     return samples.array(), warning
 
 
+def _too_much_sound(limit: float, size: int, max_seconds: float) -> MediaError:
+    if limit < max_seconds:
+        return MediaError(f"decodes to more sound than a file of {_bytes(size)} can hold (over "
+                          f"{_clock(limit)}): damaged or forged file")
+    return MediaError(f"more than {_clock(limit)} of sound, the most one recording may hold "
+                      "(a recording to split)")
+
+
 class _Samples:
     """A growable float32 buffer: amortised appends, one copy of the audio at a time."""
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, most: int | None = None) -> None:
         self._buf = np.empty(max(capacity, 1), dtype=np.float32)
+        self._most = most  # growth stops here (the caller fails past it): no 1.5x overshoot
         self.size = 0
 
     def add(self, chunk: np.ndarray) -> None:
         end = self.size + len(chunk)
         if end > len(self._buf):  # the header's duration was short (or missing)
-            grown = np.empty(max(end, int(len(self._buf) * 1.5)), dtype=np.float32)
+            target = int(len(self._buf) * 1.5)
+            if self._most is not None:
+                target = min(target, self._most + 1)
+            grown = np.empty(max(end, target), dtype=np.float32)
             grown[:self.size] = self._buf[:self.size]
             self._buf = grown
         self._buf[self.size:end] = chunk

@@ -13,7 +13,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,8 +21,13 @@ from pathlib import Path
 INDEXED = "indexed"
 FAILED = "failed"
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS recordings (
+# A group no user can have: a recording whose only group is this one is visible to unrestricted
+# callers (administrators, the CLI without --groups) alone. It marks rows whose intended groups
+# are unknown (see _failed_rows_admins_only); `--groups` on a re-ingest replaces it.
+ADMINS_ONLY = "(admins only)"
+
+_TABLES = (
+    """CREATE TABLE IF NOT EXISTS recordings (
     media_id     TEXT PRIMARY KEY,
     path         TEXT NOT NULL UNIQUE,
     title        TEXT NOT NULL,
@@ -39,14 +44,65 @@ CREATE TABLE IF NOT EXISTS recordings (
     models       TEXT NOT NULL DEFAULT '{}',
     counts       TEXT NOT NULL DEFAULT '{}',
     ingested_at  REAL
-);
-CREATE TABLE IF NOT EXISTS garbage (
+)""",
+    """CREATE TABLE IF NOT EXISTS garbage (
     gen        TEXT PRIMARY KEY,
     pid        INTEGER NOT NULL,
     retired    INTEGER NOT NULL,  -- 1: replaced or removed; 0: being written by pid
     created_at REAL NOT NULL
-);
-"""
+)""",
+)
+
+
+def _create_tables(db: sqlite3.Connection) -> None:
+    """Version 1: the tables (catalogs written before versions existed already have them)."""
+    for statement in _TABLES:
+        db.execute(statement)
+
+
+def _failed_rows_admins_only(db: sqlite3.Connection) -> None:
+    """Version 2: before it, a failed ingest wrote its row without the batch's groups, so a
+    restricted recording that failed counted as visible to everyone (and its file was served to
+    anyone). Which groups were meant is unknown, so such rows (failed, never indexed, no
+    groups) become visible to administrators only: fail closed."""
+    db.execute("UPDATE recordings SET groups_=? WHERE status=? AND gen IS NULL AND groups_='[]'",
+               (json.dumps([ADMINS_ONLY]), FAILED))
+
+
+# The catalog's schema versions in order: MIGRATIONS[i] takes a catalog from PRAGMA
+# user_version i to i + 1. Add new ones at the end; never change a released one.
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
+    _create_tables,
+    _failed_rows_admins_only,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Bring the catalog to SCHEMA_VERSION in one transaction, the version re-read inside it
+    so that two processes opening an old catalog at once apply each step once. A catalog from
+    a newer version is left as it is."""
+    if db.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        for step in MIGRATIONS[version:]:
+            step(db)
+        db.execute(f"PRAGMA user_version = {max(version, SCHEMA_VERSION)}")
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+
+
+def may_see(owner: Collection[str], caller: frozenset[str] | None) -> bool:
+    """The access rule. `caller` None is unrestricted; a recording with no groups is visible
+    to all; otherwise the caller needs one of its groups, ADMINS_ONLY never counting."""
+    if caller is None or not owner:
+        return True
+    return any(group in caller for group in owner if group != ADMINS_ONLY)
 
 
 @dataclass
@@ -73,10 +129,8 @@ class Recording:
         return self.gen is not None
 
     def visible_to(self, groups: frozenset[str] | None) -> bool:
-        """None means an unrestricted caller; a recording with no groups is visible to all."""
-        if groups is None or not self.groups:
-            return True
-        return bool(groups.intersection(self.groups))
+        """None means an unrestricted caller; see may_see."""
+        return may_see(self.groups, groups)
 
 
 def _row_to_recording(row: sqlite3.Row) -> Recording:
@@ -108,7 +162,7 @@ class Catalog:
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
+        _migrate(self._db)
         # Searchable recordings with their groups frozen at read time, reused until the catalog
         # changes (parsing every row cost 12-30 ms per search at 500 recordings).
         self._searchable: list[tuple[Recording, frozenset[str]]] | None = None
@@ -155,6 +209,13 @@ class Catalog:
         """How many generations are visible to someone (one per searchable recording)."""
         return len(self._searchable_recordings())
 
+    def segment_count(self, modality: str, gens: Collection[str]) -> int:
+        """Segments of `modality` in these visible generations, as counted when each was
+        committed (no segment is read)."""
+        wanted = set(gens)
+        return sum(rec.counts.get(modality, 0) for rec, _ in self._searchable_recordings()
+                   if rec.gen in wanted)
+
     def visible(self, groups: frozenset[str] | None = None) -> list[Recording]:
         """Searchable recordings the caller may see.
 
@@ -162,8 +223,7 @@ class Catalog:
         don't modify them. The access decision uses the groups frozen when the row was read,
         so a caller modifying a returned object cannot widen what later calls see.
         """
-        return [rec for rec, frozen in self._searchable_recordings()
-                if groups is None or not frozen or not groups.isdisjoint(frozen)]
+        return [rec for rec, frozen in self._searchable_recordings() if may_see(frozen, groups)]
 
     def _searchable_recordings(self) -> list[tuple[Recording, frozenset[str]]]:
         # data_version moves when another connection (another process: an ingest, the CLI)
@@ -182,21 +242,25 @@ class Catalog:
 
     # -- writing -------------------------------------------------------------------------
     def record_failure(self, media_id: str, path: str, title: str, error: str,
-                       size: int | None = None, mtime: float | None = None,
-                       content_hash: str | None = None) -> None:
-        """Note a failed attempt. A recording that was indexed before keeps its segments."""
+                       tags: list[str], groups: list[str], size: int | None = None,
+                       mtime: float | None = None, content_hash: str | None = None) -> None:
+        """Note a failed attempt with the access the batch gave the recording (a failed
+        recording's file is still listed and served to those who may see it). A recording
+        that was indexed before keeps its segments, now under these tags and groups."""
+        access = (json.dumps(tags), json.dumps(groups))
         with self._tx() as db:
             if db.execute("SELECT 1 FROM recordings WHERE media_id=?", (media_id,)).fetchone():
                 db.execute(
-                    "UPDATE recordings SET status=?, error=?, size=?, mtime=?, content_hash=?"
-                    " WHERE media_id=?",
-                    (FAILED, error, size, mtime, content_hash, media_id),
+                    "UPDATE recordings SET status=?, error=?, size=?, mtime=?, content_hash=?,"
+                    " tags=?, groups_=? WHERE media_id=?",
+                    (FAILED, error, size, mtime, content_hash, *access, media_id),
                 )
             else:
                 db.execute(
                     "INSERT INTO recordings (media_id, path, title, status, error, size, mtime,"
-                    " content_hash, ingested_at) VALUES (?,?,?,?,?,?,?,?,?)",
-                    (media_id, path, title, FAILED, error, size, mtime, content_hash, time.time()),
+                    " content_hash, tags, groups_, ingested_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    (media_id, path, title, FAILED, error, size, mtime, content_hash, *access,
+                     time.time()),
                 )
 
     def touch(self, media_id: str, size: int, mtime: float) -> None:

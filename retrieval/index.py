@@ -226,12 +226,11 @@ class Index:
         return len(gens)
 
     def count(self, modality: str, gens: Sequence[str] | None = None) -> int:
-        col = self.collection(modality)
+        """Segments stored in the collection (Chroma's own count), or those of the given
+        visible generations as the catalog counted them at commit: no segment is read."""
         if gens is None:
-            return col.count()
-        if not gens:
-            return 0
-        return len(col.get(where={"gen": {"$in": list(gens)}}, include=[])["ids"])
+            return self.collection(modality).count()
+        return self.catalog.segment_count(modality, gens)
 
     # -- reading -------------------------------------------------------------------------
     def query(self, modality: str, embedding: np.ndarray, k: int,

@@ -250,6 +250,35 @@ def test_visible_cache_follows_ingest_delete_and_access_changes(small: Searcher,
     other.close()
 
 
+class _NoReads:
+    """A collection whose segments cannot be read: only its own count() answers."""
+
+    def __init__(self, collection) -> None:
+        self._collection = collection
+
+    def count(self) -> int:
+        return self._collection.count()
+
+    def __getattr__(self, name: str):
+        raise AssertionError(f"Index.count read the collection ({name})")
+
+
+def test_count_reads_no_segment(small: Searcher):
+    """Index.count answers from Chroma's own count or the catalog's counts, never by reading
+    every id (it read them all to count)."""
+    index = small.index
+    gens = {r.media_id: r.gen for r in index.catalog.all()}
+    stored = {m: index.collection(m).get(include=[])["ids"] for m in (TRANSCRIPT, SLIDES)}
+    secret = [i for i in stored[TRANSCRIPT] if i.startswith("secret:")]
+    for modality in stored:
+        index._collections[modality] = _NoReads(index.collection(modality))
+    assert {m: index.count(m) for m in stored} == {m: len(ids) for m, ids in stored.items()}
+    assert index.count(TRANSCRIPT, [gens["secret"]]) == len(secret) == 2
+    assert index.count(TRANSCRIPT, list(gens.values())) == len(stored[TRANSCRIPT]) == 8
+    assert index.count(SLIDES, [gens["open1"], gens["open2"]]) == 4
+    assert index.count(TRANSCRIPT, []) == 0 and index.count(TRANSCRIPT, ["no-such-gen"]) == 0
+
+
 def test_modifying_a_returned_recording_cannot_widen_access(small: Searcher):
     catalog = small.index.catalog
     staff = frozenset({"staff"})

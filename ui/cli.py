@@ -650,6 +650,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         console.print("[yellow]Stopped. Recordings finished so far are indexed; run again to "
                       "continue.[/]")
         return 130
+    except SystemExit as e:
+        from ingestion.batch import Terminated  # SIGTERM during a batch
+
+        if not isinstance(e, Terminated):
+            raise
+        console.print("[yellow]Stopped (terminated). Recordings finished so far are indexed; "
+                      "run again to continue.[/]")
+        return 143
     except Exception as e:  # noqa: BLE001 - people see a sentence, not a traceback
         if os.environ.get("CLIPCITE_DEBUG"):
             raise
