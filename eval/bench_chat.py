@@ -57,10 +57,13 @@ def ask(url: str, question: str) -> tuple[float | None, float]:
                 if first is None and line.startswith("data:") and "assistant" in line:
                     try:
                         chat = json.loads(line[5:])[1]
-                        text = chat[-1]["content"] if chat else ""
+                        content = chat[-1]["content"] if chat else ""
                     except (ValueError, LookupError, TypeError):
                         continue
-                    if text.strip() not in ("", "…"):
+                    if isinstance(content, list):  # Gradio 6: a list of typed parts
+                        content = " ".join(str(p.get("text", "")) if isinstance(p, dict)
+                                           else str(p) for p in content)
+                    if str(content).strip() not in ("", "…"):
                         first = time.monotonic() - t0
     return first, time.monotonic() - t0
 
@@ -125,7 +128,8 @@ def main() -> int:
                     f"{statistics.median(f):.1f} / {percentile(f, 0.95):.1f} | "
                     f"{statistics.median(w):.1f} / {percentile(w, 0.95):.1f} | {out['wall']:.0f} |")
         print(rows[-1], flush=True)
-    print(f"\nmodel: {base.llm_config()}\n")
+    config = base.llm_config()
+    print(f"\nmodel: {config.backend} {config.model or '(packaged local model)'}\n")
     print("| answer threads | chats at once | answers | first words p50 / p95 (s) | "
           "whole answer p50 / p95 (s) | wall (s) |")
     print("|---|---|---|---|---|---|")
