@@ -27,7 +27,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 from tests.conftest import REPO  # noqa: E402
 from ui.web.render import NO_CHANGE_RIGHT, NO_UPLOAD_RIGHT  # noqa: E402
 from tests.web.helpers import (  # noqa: E402
-    SCREENS, Running, cut, free_port, left_in_uploads, settings_for, sign_in)
+    SCREENS, Running, choose, cut, free_port, left_in_uploads, settings_for, sign_in)
 
 PASSWORD = "correct horse"
 USERS = {"vera": ("viewer", ["staff"]), "otto": ("viewer", ["outsiders"]),
@@ -167,8 +167,11 @@ def test_roles_decide_who_changes_the_library(team, tmp_path):
         assert ctx.change("vera", kind, team["call"]) == (False, NO_CHANGE_RIGHT)
     assert not ctx.may_change("vera", public)  # renaming speakers asks the same
 
-    assert ctx.add_uploads("eddie", [uploaded()])[-1][0]
+    temp = uploaded()
+    assert ctx.add_uploads("eddie", [temp])[-1][0]
     assert not left_in_uploads("staff-memo.wav")  # the library has its own copy
+    with signed_in(team, "otto") as http:  # someone who learnt the temporary path: nothing
+        assert http.get(f"/gradio_api/file={temp}").status_code in (403, 404)
     ctx.ingester.wait_idle(300)
     memo = next(r for r in catalog.all() if r.title == "Staff memo")
     assert memo.groups == ["staff"] and memo.searchable
@@ -187,6 +190,8 @@ def test_roles_decide_who_changes_the_library(team, tmp_path):
 
 
 def test_viewer_and_editor_pages_offer_only_their_rights(team, browser):
+    """Each page offers only its person's rights, and what they try anyway is refused in a
+    sentence (the server checks every action again)."""
     SCREENS.mkdir(parents=True, exist_ok=True)
     for user, can_add in (("vera", False), ("eddie", True)):
         context = browser.new_context(viewport={"width": 1280, "height": 900})
@@ -201,7 +206,23 @@ def test_viewer_and_editor_pages_offer_only_their_rights(team, browser):
             assert "may search and play recordings but not add them" in \
                 page.locator("#cc-rights").inner_text()
         page.screenshot(path=str(SCREENS / f"library-{user}.png"), full_page=True)
+        if can_add:  # an editor of "staff" asks to delete the public call: refused, in words
+            choose(page, "cc-pick", "Phone call")
+            page.once("dialog", lambda dialog: dialog.accept())
+            page.locator("#cc-delete").click()
+            page.get_by_text("may not change this recording").first.wait_for(timeout=15_000)
+        else:  # a viewer tries to name a speaker on the recording page: refused, in words
+            page.goto(f"{team['url']}/?recording={team['call']}")
+            page.locator("#cc-rec-lines .cc-line").first.wait_for(timeout=60_000)
+            page.locator("#cc-rec-speaker input").click()
+            page.locator("#cc-rec-speaker [role=option]").first.click()
+            page.locator("#cc-rec-name textarea, #cc-rec-name input").first.fill("Vera was here")
+            page.locator("#cc-rec-rename").click()
+            page.get_by_text("may not change this recording").first.wait_for(timeout=15_000)
         context.close()
+    ctx = team["app"].state.clipcite
+    assert ctx.reader.catalog.get(team["call"]) is not None
+    assert all(sp.shown != "Vera was here" for sp in ctx.archive.view(team["call"], None).speakers)
 
 
 def test_sign_in_attempts_are_limited(team):
