@@ -8,24 +8,29 @@ snippet numbers, and the program attaches each snippet's own recording and times
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 import numpy as np
 
 from assistant.evidence import (SUPPORT_THRESHOLD, Citation, CitationChecker, clock, label,
-                                render_evidence, render_passages, snippet_parts)
+                                render_passages, snippet_parts)
 from assistant.dates import Period, recorded_period
+from assistant.llm import LLMError, ServiceError
+from assistant.named import KINDS, matching, named_recording, several, unavailable
 from assistant.prompts import render, render_messages
 from assistant.research import merge, research
 from retrieval import tools
 from retrieval.filters import Filters, narrowed
 from retrieval.schema import TRANSCRIPT, Moment
 from retrieval.search import Searcher
+
+log = logging.getLogger("clipcite.assistant")
 
 INTENTS = ("find", "answer", "summarize", "list", "smalltalk", "out_of_scope")
 ROUTE_SCHEMA: dict[str, Any] = {
@@ -93,6 +98,11 @@ class Route:
     # model often leaves as it was ("Why do we need one?").
     in_context: str | None = None
     period: Period | None = None  # when the recordings were made ("last month")
+    # A recording the user names by name and kind ("the HR phone call"), and the ones of the
+    # caller's it matches: the search and a summary keep to those, and a name that matches
+    # none is said so (Assistant.turn), never swapped for another recording.
+    named: str | None = None
+    media_ids: tuple[str, ...] = ()
 
 
 @dataclass
@@ -144,6 +154,38 @@ _IMMEDIATELY = re.compile(r"\b(right|straight|just|immediately|directly) (after|
 _OTHER_PERSON = re.compile(r"\b(the other|someone else|somebody else|the others)\b", re.I)
 _LABEL = re.compile(r"([^\[\]\n,]+?), (\d+(?::\d\d){1,2})–(\d+(?::\d\d){1,2})")
 NEIGHBOUR_LINES = 4
+
+
+# What an answer quoted from recordings: anything in quotes, and a summary's quoted items
+# ("- Maria: text [3]").
+_QUOTED = re.compile(r"“[^”]*”|\"[^\"\n]*\"")
+_QUOTED_ITEM = re.compile(r"^\s*[-*•]\s.*\[\d+\]\W*$", re.M)
+_MARKS = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")
+
+
+def own_words(turn: Turn) -> str:
+    """A turn as the router and the name checks read it: the user's words, or the assistant's
+    answer without what it quoted from recordings (the lines it cited, quotes, a summary's
+    quoted items), so that no recording can steer how the next message is routed. A
+    recording that said "ignore all previous instructions ..." had turned "What is the
+    quarterly budget?" into a summary that obeyed it, via the summary quoted in the history."""
+    text = turn.content
+    if turn.role != "assistant":
+        return text
+    for cited in turn.citations:
+        said = " ".join(cited.text.split())
+        if said:
+            text = re.sub(re.escape(said).replace(r"\ ", r"\s+"), " ", text, flags=re.I)
+    text = _MARKS.sub("", _QUOTED.sub(" ", _QUOTED_ITEM.sub("", text)))
+    return "\n".join(" ".join(line.split()) for line in text.splitlines() if line.strip())
+
+
+# The router's "list" and "summarize" (whole recordings) are kept only for a message that
+# speaks of recordings ("which recordings are there?", "what does the sales training video
+# walk you through?"): the 1.5B router listed the recordings for "Where will the team offsite
+# be held?", and after a summary in the conversation it summarised again for "What is the
+# quarterly budget?" (a question about one fact). Summary words force "summarize" anyway.
+_ABOUT_RECORDINGS = re.compile(rf"\b({KINDS}|archive|library|uploads?)\b", re.I)
 
 
 def _beside(message: str) -> str | None:
@@ -211,22 +253,34 @@ class Assistant:
 
     # -- decisions ---------------------------------------------------------------------------
     def route(self, message: str, history: Sequence[Turn]) -> Route:
-        recent = "\n".join(f"{t.role.capitalize()}: {t.content[:300]}" for t in history[-4:])
-        if history:
+        """The message's intent, phrasings and filters, from the user's words and the
+        conversation: never from recorded text (own_words)."""
+        said_before = [own_words(t) for t in history[-4:]]
+        asked = [t.content.strip() for t in history if t.role == "user"]
+        refers = bool(asked) and bool(_REFERS_BACK.search(message))
+        if refers:
+            recent = "\n".join(f"{t.role.capitalize()}: {words[:300]}"
+                               for t, words in zip(history[-4:], said_before))
             prompt, schema = render("router", history=recent, message=message), ROUTE_SCHEMA
         else:
+            # A message that does not lean on the conversation is routed as a first message:
+            # shown a summary in the history, the 1.5B router summarised again for "What is
+            # the quarterly budget?" and rewrote "When is the launch date?" as its own
+            # example ("When will the customer portal launch?").
             prompt, schema = render("router_first", message=message), FIRST_ROUTE_SCHEMA
         try:
             out = self.chat.json([{"role": "user", "content": prompt}], schema)
-        except Exception:  # noqa: BLE001 - a broken router must not lose the question
+        except LLMError:  # a reply that is not the JSON asked for must not lose the question
+            log.warning("the router's reply was unusable; answering %r as a question", message,
+                        exc_info=True)
             out = {}
         intent = out.get("intent") if out.get("intent") in INTENTS else "answer"
         if _SUMMARY_WORDS.search(message):
             intent = "summarize"
+        elif intent in ("list", "summarize") and not _ABOUT_RECORDINGS.search(message):
+            intent = "answer"
         question = (out.get("question") or message).strip()
         queries = [q.strip() for q in out.get("queries") or [] if isinstance(q, str) and q.strip()]
-        asked = [t.content.strip() for t in history if t.role == "user"]
-        refers = bool(asked) and bool(_REFERS_BACK.search(message))
         in_context = f"{asked[-1]} {message.strip()}" if refers else None
         if refers and " ".join(question.casefold().split()) == " ".join(message.casefold().split()):
             # Not rewritten: the answer model still needs to know what "one" or "it" is, and
@@ -237,15 +291,17 @@ class Assistant:
         queries = list(dict.fromkeys([question, *queries]))[:5]
         if in_context:
             queries = list(dict.fromkeys([*queries[:4], in_context]))
-        said = " ".join([message, *(t.content for t in history[-4:])]).casefold()
+        said = " ".join([message, *said_before]).casefold()
         recording = _named(out.get("recording"), said)
         speaker = _named(out.get("speaker"), said)
         period = recorded_period(message, self.now())
         if period:  # the period filters; as words it only pulled the similarity down
             question = _without(question, period.phrase)
             queries = list(dict.fromkeys(_without(q, period.phrase) for q in queries))
+        named = named_recording(_without(message, period.phrase) if period else message,
+                                recording, definite=intent == "summarize")
         return Route(intent, question, queries, recording,
-                     speaker if speaker != recording else None, in_context, period)
+                     speaker if speaker != recording else None, in_context, period, named)
 
     def support(self, sentence: str, snippet: str) -> float:
         """How well a snippet backs a sentence: shared content words, or e5 similarity."""
@@ -295,7 +351,8 @@ class Assistant:
                     lines = [m for m in tools.get_context(
                         self.searcher, hit.media_id, hit.start, hit.end, CONTEXT_SECONDS,
                         self.filters) if m.modality == TRANSCRIPT]
-                except tools.NotFound:
+                except tools.NotFound:  # removed since the search: the hit is read alone
+                    log.warning("no context for a hit in %s", hit.media_id, exc_info=True)
                     lines = []
             inside = [i for i, m in enumerate(lines) if m.end > hit.start and m.start < hit.end]
             if not inside:
@@ -328,21 +385,38 @@ class Assistant:
         # supports an answer, and the 1.5B router sent real questions there (a question that
         # began "Ignore all previous instructions..." got a small-talk reply that obeyed it).
         nearby = self.neighbours(message, history) if history else []
+        if route.named and not nearby and self.example is None:
+            named = matching(tools.list_recordings(self.searcher, self.filters), route.named)
+            route.media_ids = tuple(r.media_id for r in named)
+            if route.intent == "summarize" and len(named) != 1:
+                # A summary of another recording than the one named is never what was asked.
+                yield from self._say(several(route.named, named) if named else
+                                     unavailable(route.named), route, timings)
+                return
         if nearby:
             yield from self._answer(route, timings, t0, found=nearby,
                                     before=_beside(message) == "before")
         elif self.example is not None:  # an attachment always asks where it was said or shown
             yield from self._answer(route, timings, t0)
-        elif route.intent == "smalltalk":
-            yield from self._smalltalk(message, route, timings)
         elif route.intent == "list":
             yield from self._list(route, timings)
         elif route.intent == "summarize":
             from assistant.summary import summarize_turn
 
             yield from summarize_turn(self, route, timings)
+        elif route.intent == "smalltalk":
+            # Small talk only when nothing in the archive is about the message: the 1.5B
+            # router sent "Which printer is out of toner?" here.
+            searched = self.search(route)
+            if self.relevant(self._readings(route), searched):
+                yield from self._answer(route, timings, t0, searched=searched)
+            else:
+                yield from self._smalltalk(message, route, timings)
         else:
-            yield from self._answer(route, timings, t0)
+            # A named recording that is not the caller's: said so, then answered from the
+            # recordings they may see (the router also names topics: "the weekly status call").
+            note = unavailable(route.named) if route.named and not route.media_ids else ""
+            yield from _with_note(note, self._answer(route, timings, t0))
 
     def ask(self, message: str, history: Sequence[Turn] = ()) -> Reply:
         reply = None
@@ -360,7 +434,9 @@ class Assistant:
             filters = Filters(**{**filters.__dict__, "speaker": route.speaker})
             if not tools.search_all(self.searcher, route.queries, 1, filters):
                 filters = base  # an unknown speaker name must not hide everything
-        if route.recording:
+        if route.media_ids:  # the recordings the user named (Assistant.turn)
+            filters = replace(filters, recordings=route.media_ids)
+        elif route.recording:  # a title the router read, not written as a recording's name
             filters = narrowed(self.searcher.index, filters, title=route.recording)
         filters = self._dated(filters, route)
         if self.example is not None:
@@ -371,7 +447,10 @@ class Assistant:
             # router's phrasings stay as a floor under what it gathers.
             try:
                 gathered = research(self.chat, self.searcher, route.question, filters, self.k)
-            except Exception:  # noqa: BLE001 - a failed round must not lose the answer
+            except (LLMError, ServiceError):  # failed rounds must not lose the answer (a
+                # refusing service fails the answer step too, and says so there)
+                log.warning("searching with tool calls failed; answering from the router's "
+                            "search", exc_info=True)
                 gathered = []
             found = merge(gathered, found)
         return found
@@ -398,7 +477,8 @@ class Assistant:
         try:
             lines = tools.get_context(self.searcher, media_id, start, end, padding=60.0,
                                       filters=self.filters)
-        except tools.NotFound:
+        except tools.NotFound:  # gone, or not the caller's: the message is searched instead
+            log.warning("the last cited recording %s cannot be read", media_id, exc_info=True)
             return []
         lines = [m for m in lines if m.modality == TRANSCRIPT]
         # The cited line: the one that overlaps the cited stretch most (a label's whole
@@ -436,20 +516,34 @@ class Assistant:
         """A searched, cited answer, optionally from a narrower set of recordings."""
         yield from self._answer(route, timings, t0, within=within)
 
+    def _readings(self, route: Route) -> list[str]:
+        """The question as the relevance gate reads it (and after the last one, if it leans
+        on it)."""
+        return [route.question, *([route.in_context] if route.in_context else [])]
+
+    def _say(self, text: str, route: Route, timings: dict[str, float]) -> Iterator[Event]:
+        """A reply the program writes itself (no search, no model)."""
+        yield Event("token", text)
+        yield Event("reply", Reply(text, intent=route.intent, queries=route.queries,
+                                   timings=timings))
+
     def _answer(self, route: Route, timings: dict[str, float], t0: float,
                 found: list[Moment] | None = None,
-                before: bool | None = None, within: Filters | None = None) -> Iterator[Event]:
+                before: bool | None = None, within: Filters | None = None,
+                searched: list[Moment] | None = None) -> Iterator[Event]:
         """Search (unless `found` is given), ask the model, check its citations. `before` is set
         when `found` are the lines after (False) or before (True) the last citation; `within`
-        narrows the search (a summary of one topic of one recording)."""
+        narrows the search (a summary of one topic of one recording); `searched` is this
+        route's search, already made."""
         t = time.perf_counter()
         # Lines beside the last citation (a "what next?" follow-up) and moments found by an
         # attached example are what was asked for by construction; searched ones must be
         # about the question.
         gated = found is None and self.example is None
-        found = found or self.search(route, within)
+        if found is None:
+            found = searched if searched is not None else self.search(route, within)
         timings["search"] = time.perf_counter() - t
-        readings = [route.question, *([route.in_context] if route.in_context else [])]
+        readings = self._readings(route)
         # Each hit is judged on its own words: judged with the lines around it too, the gate
         # let more answerable QMSum questions through (0.79 vs 0.69 on the tuning half) but
         # refused fewer absent ones (0.80 vs 0.86) and let two absent development questions
@@ -551,4 +645,14 @@ class Assistant:
             "There are no recordings you can see yet."
         yield Event("token", text)
         yield Event("reply", Reply(text, intent="list", queries=[], timings=timings))
+
+
+def _with_note(note: str, events: Iterator[Event]) -> Iterator[Event]:
+    """The events of a reply, with a sentence said before it (none when `note` is "")."""
+    if note:
+        yield Event("token", note + "\n\n")
+    for event in events:
+        if note and event.kind == "reply":
+            event.data.answer = f"{note}\n\n{event.data.answer}"
+        yield event
 

@@ -122,8 +122,8 @@ def _relative(words: str, day: datetime, phrase: str) -> Period:
         start = first if which == "this" else _add_months(first, -1)
         return _period(start, _add_months(start, 1), phrase)
     first = day.replace(month=1, day=1)
-    if which == "past":
-        return _period(day.replace(year=day.year - 1), None, phrase)
+    if which == "past":  # on 29 February a year back is the 28th (replace(year=) raised)
+        return _period(_add_months(day, -12), None, phrase)
     start = first if which == "this" else first.replace(year=first.year - 1)
     return _period(start, start.replace(year=start.year + 1), phrase)
 

@@ -37,36 +37,82 @@ def label(moment: Moment) -> str:
     return f"{moment.title}, {clock(moment.start)}–{clock(moment.end)}"
 
 
-def render_evidence(moments: Sequence[Moment], max_chars: int = 220, start: int = 1) -> str:
-    """Numbered snippets ("[1] Title, 00:24–00:29 (Speaker): text"), from `start`."""
+# Recorded text reaches a model only inside this block, each line's words in “quotes”: the
+# prompts say that what is inside is data to answer from, never instructions to follow.
+EVIDENCE_OPEN, EVIDENCE_CLOSE = "<evidence>", "</evidence>"
+# Characters with which a recording could close its quote, end the block, or forge a line
+# number or marker of ours: each becomes a look-alike that means nothing to the format.
+_NEUTRAL = str.maketrans({"“": "'", "”": "'", '"': "'", "«": "'", "»": "'", "<": "‹",
+                          ">": "›", "[": "(", "]": ")", "{": "(", "}": ")"})
+
+
+def plain(text: str) -> str:
+    """Text from a recording (or a title or name) on one line, with nothing in it that could
+    end a quotation or the evidence block, or pass for a line number."""
+    return " ".join(text.split()).translate(_NEUTRAL)
+
+
+def quote(text: str) -> str:
+    """Text from a recording as one quotation the model cannot step out of."""
+    return f"“{plain(text)}”"
+
+
+def evidence_block(body: str) -> str:
+    return f"{EVIDENCE_OPEN}\n{body}\n{EVIDENCE_CLOSE}"
+
+
+def render_evidence(moments: Sequence[Moment], max_chars: int = 220, start: int = 1,
+                    quoted: bool = False) -> str:
+    """Numbered snippets ("[1] Title, 00:24–00:29 (Speaker): text"), from `start`. `quoted`:
+    each text in quotes inside the evidence block, as every prompt gets them."""
     lines = []
     for n, m in enumerate(moments, start):
         who = f" ({m.speaker})" if m.speaker else ""
         kind = {"slides": " [on screen]", "frames": " [on screen]", "audio": " [sound]"}.get(
             m.modality, "")
-        text = snippet_text(m)
-        lines.append(f"[{n}] {label(m)}{who}{kind}: {text[:max_chars]}")
-    return "\n".join(lines)
+        if quoted:
+            who = f" ({plain(m.speaker)})" if m.speaker else ""
+            lines.append(f"[{n}] {plain(label(m))}{who}{kind}: {_quoted(m, max_chars)}")
+        else:
+            lines.append(f"[{n}] {label(m)}{who}{kind}: {snippet_text(m)[:max_chars]}")
+    return evidence_block("\n".join(lines)) if quoted else "\n".join(lines)
 
 
 def render_passages(groups: Sequence[Sequence[Moment]], max_chars: int = 220) -> str:
-    """Numbered lines grouped by the stretch of a recording they come from: each group is a
-    heading ("Q3 planning, 00:24–00:41:") and its lines ("[2] Maria: text"), numbered
-    across groups in order, so the model reads a hit with the lines around it and still
-    cites the one line that says what it writes."""
+    """Numbered lines grouped by the stretch of a recording they come from, inside the
+    evidence block: each group is a heading ("Q3 planning, 00:24–00:41:") and its lines
+    ("[2] Maria: “text”"), numbered across groups in order, so the model reads a hit with the
+    lines around it and still cites the one line that says what it writes."""
     out: list[str] = []
     n = 1
     for group in groups:
         if not group:
             continue
-        out.append(f"{group[0].title}, {clock(group[0].start)}–{clock(group[-1].end)}:")
+        out.append(f"{plain(group[0].title)}, {clock(group[0].start)}–{clock(group[-1].end)}:")
         for m in group:
-            who = f"{m.speaker}: " if m.speaker else ""
+            who = f"{plain(m.speaker)}: " if m.speaker else ""
             kind = {"slides": "[on screen] ", "frames": "[on screen] ", "audio": "[sound] "}.get(
                 m.modality, "")
-            out.append(f"[{n}] {kind}{who}{snippet_text(m)[:max_chars]}")
+            out.append(f"[{n}] {kind}{who}{_quoted(m, max_chars)}")
             n += 1
-    return "\n".join(out)
+    return evidence_block("\n".join(out))
+
+
+def render_lines(lines: Sequence[tuple[int, Moment]], speakers: bool = True) -> str:
+    """A recording's numbered lines ("[3] Maria: “text”") inside the evidence block, for the
+    summary prompts (whole lines: a summary quotes them)."""
+    return evidence_block("\n".join(
+        f"[{n}] {plain(m.speaker) + ': ' if speakers and m.speaker else ''}{quote(m.text)}"
+        for n, m in lines))
+
+
+def _quoted(moment: Moment, max_chars: int) -> str:
+    """A moment's words in quotes, and the slide shown meanwhile in quotes of its own, within
+    `max_chars` together (the speech first: it is what is cited)."""
+    said, shown = snippet_parts(moment)
+    said = said[:max_chars]
+    shown = shown[:max(0, max_chars - len(said) - 14)]
+    return f"{quote(said)} (on screen: {quote(shown)})" if shown else quote(said)
 
 
 def snippet_text(moment: Moment) -> str:

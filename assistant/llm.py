@@ -10,7 +10,9 @@ tools. Configuration arrives as an LLMConfig: nothing here reads environment var
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -35,8 +37,42 @@ DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
 _LC_MESSAGE = {"system": SystemMessage, "user": HumanMessage, "assistant": AIMessage}
 
 
+log = logging.getLogger("clipcite.assistant")
+
+
 class LLMError(RuntimeError):
     pass
+
+
+class ServiceError(RuntimeError):
+    """The answering service failed the request (refused it, could not be reached, timed out,
+    was busy). Its message is one plain sentence for the person asking; the service's own
+    error is its cause (with the traceback)."""
+
+
+def service_sentence(error: openai.APIError) -> str:
+    """What a failure of the answering service means, in one sentence."""
+    status = getattr(error, "status_code", None)
+    if isinstance(error, (openai.AuthenticationError, openai.PermissionDeniedError)):
+        return (f"The answering service refused the request (HTTP {status}): its API key or "
+                "permissions need checking by an administrator.")
+    if isinstance(error, openai.RateLimitError):
+        return "The answering service is busy (too many requests); please try again in a minute."
+    if isinstance(error, openai.APITimeoutError):
+        return "The answering service took too long to reply; please try again."
+    if isinstance(error, openai.APIConnectionError):
+        return "The answering service cannot be reached right now; please try again later."
+    return (f"The answering service failed the request (HTTP {status}); please try again, and "
+            "tell an administrator if it keeps happening.")
+
+
+@contextlib.contextmanager
+def _service_errors() -> Iterator[None]:
+    """Failures of a remote service as a ServiceError (one sentence, caused by the original)."""
+    try:
+        yield
+    except openai.APIError as e:
+        raise ServiceError(service_sentence(e)) from e
 
 
 @dataclass(frozen=True)
@@ -140,12 +176,14 @@ class ChatModel(ABC):
         return self._chat
 
     def stream(self, messages: list[Message]) -> Iterator[str]:
-        for chunk in self._chat.stream(to_langchain(messages)):
-            if text := str(chunk.text):
-                yield text
+        with _service_errors():
+            for chunk in self._chat.stream(to_langchain(messages)):
+                if text := str(chunk.text):
+                    yield text
 
     def complete(self, messages: list[Message]) -> str:
-        return str(self._chat.invoke(to_langchain(messages)).text)
+        with _service_errors():
+            return str(self._chat.invoke(to_langchain(messages)).text)
 
     def prefill(self, messages: list[Message]) -> None:
         """Prepare for prompts that start like these messages (a no-op for remote APIs)."""
@@ -160,7 +198,12 @@ class ChatModel(ABC):
         raise LLMError("this model does not call tools")
 
     def json(self, messages: list[Message], schema: dict) -> dict:
-        """A reply object matching the JSON schema, or LLMError."""
+        """A reply object matching the JSON schema, or LLMError (ServiceError when the
+        service failed the request)."""
+        with _service_errors():
+            return self._json(messages, schema)
+
+    def _json(self, messages: list[Message], schema: dict) -> dict:
         error: Exception | None = None
         requests = self._json_requests(messages, schema)
         for i, (attempt, options) in enumerate(requests):
@@ -172,9 +215,14 @@ class ChatModel(ABC):
             except self._json_fallback_errors as e:
                 # Rejected by the server, not the model: skip this shape from now on (saves a
                 # round trip and the client's retries on every later call). Keep the last one.
+                log.warning("the server rejected JSON request shape %d; trying the next", i,
+                            exc_info=True)
                 self._json_skip = min(i + 1, len(requests) - 1)
                 error = e
             except LLMError as e:
+                # The model's reply was not the JSON asked for: the next shape constrains it
+                # (with the local model the free reply comes first and this is routine).
+                log.info("reply %d was not schema-valid JSON", i, exc_info=True)
                 error = e
         raise LLMError(f"no schema-valid JSON from the model: {error}") from error
 
@@ -216,7 +264,8 @@ class OpenAIChatModel(ChatModel):
 
     def call_tools(self, messages: list[Message],
                    tools: list[dict[str, Any]]) -> tuple[str, list[ToolCall]]:
-        reply = self._chat.bind_tools(tools).invoke(to_langchain(messages))
+        with _service_errors():
+            reply = self._chat.bind_tools(tools).invoke(to_langchain(messages))
         calls = [ToolCall(c.get("id") or f"call-{i}", c["name"], dict(c.get("args") or {}))
                  for i, c in enumerate(getattr(reply, "tool_calls", None) or [])]
         return str(reply.text), calls

@@ -21,9 +21,12 @@ def load_prompt(name: str) -> str:
 
 
 def _fill(text: str, fields: dict[str, str]) -> str:
-    for key, value in fields.items():
-        text = text.replace("{" + key + "}", value)
-    return text
+    # One pass: a value is never searched for markers, so a transcript line reading
+    # "{question}" stays text and cannot pull another field into the evidence.
+    if not fields:
+        return text
+    marker = re.compile("|".join(re.escape("{" + key + "}") for key in fields))
+    return marker.sub(lambda m: fields[m.group(0)[1:-1]], text)
 
 
 def render(name: str, **fields: str) -> str:

@@ -10,6 +10,7 @@ The local 1.5B model does not get this loop (see ChatModel.can_call_tools).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,6 +21,8 @@ from retrieval import tools
 from retrieval.filters import Filters, narrowed
 from retrieval.schema import Moment
 from retrieval.search import Searcher
+
+log = logging.getLogger("clipcite.assistant")
 
 MAX_ROUNDS = 3
 MAX_FOUND = 12  # moments kept for the answer step (the relevance gate picks from these)
@@ -58,7 +61,8 @@ def research(chat: ChatModel, searcher: Searcher, question: str, filters: Filter
             first = len(found)
             found = merge(found, _run(call, searcher, filters, k, found))
             shown = found[first:]
-            reply = render_evidence(shown, start=first + 1) if shown else "Nothing new found."
+            reply = render_evidence(shown, start=first + 1, quoted=True) if shown else \
+                "Nothing new found."
             messages.append({"role": "tool", "tool_call_id": call.id, "content": reply})
     return found[:MAX_FOUND]
 
@@ -86,7 +90,8 @@ def _run(call: ToolCall, searcher: Searcher, filters: Filters, k: int,
     if call.name == "read_around":
         try:
             n = int(call.args.get("snippet"))
-        except (TypeError, ValueError):
+        except (TypeError, ValueError):  # the model's argument is no number: nothing to read
+            log.warning("read_around called with %r", call.args.get("snippet"), exc_info=True)
             return []
         if not 1 <= n <= len(found):
             return []
@@ -94,6 +99,7 @@ def _run(call: ToolCall, searcher: Searcher, filters: Filters, k: int,
         try:
             return tools.get_context(searcher, m.media_id, m.start, m.end, padding=15.0,
                                      filters=filters)
-        except tools.NotFound:
+        except tools.NotFound:  # removed since it was found
+            log.warning("read_around: %s cannot be read", m.media_id, exc_info=True)
             return []
     return []

@@ -9,7 +9,7 @@ topic ("the discussion about the budget") is answered from where that topic is d
 
 from __future__ import annotations
 
-import difflib
+import logging
 import re
 import time
 from collections.abc import Iterator
@@ -18,8 +18,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from assistant.evidence import SUPPORT_THRESHOLD, Citation, CitationChecker, clock
-from assistant.prompts import render, render_messages
+from assistant.evidence import (SUPPORT_THRESHOLD, Citation, CitationChecker, clock,
+                                evidence_block, plain, quote, render_lines)
+from assistant.llm import LLMError
+from assistant.named import matching
+from assistant.prompts import render_messages
 from assistant.summary_cache import SummaryCache
 from retrieval import tools
 from retrieval.keyword import STOPWORDS
@@ -28,7 +31,14 @@ from retrieval.schema import Moment
 if TYPE_CHECKING:
     from assistant.agent import Assistant, Event, Route
 
+log = logging.getLogger("clipcite.assistant")
+
 CHUNK_CHARS = 900  # keeps each local-model call near 350 prompt tokens (~6 s on 2 cores)
+# At most this many map calls per summary (~6 s each with the local model on 2 cores): a
+# short recording (SUMMARY_CHARS) never needs more; a long one asked for one kind of item
+# ("what were the action items?") is read in this many chunks spread evenly over it, each the
+# one of its stretch with the most lines worded as that kind.
+MAX_MAP_CALLS = 8
 # A whole recording longer than this is summarised from lines that stand for it (one per
 # stretch of it), not all of them: mapping a 60-minute meeting line by line took ~6 minutes.
 SUMMARY_CHARS = 4500
@@ -64,17 +74,19 @@ class Point:
 
 
 def pick_recording(assistant: Assistant, route: Route) -> tools.RecordingSummary | None:
+    """The recording a summary is of: the one the user named (Assistant.turn resolved it), a
+    title the router read that matches exactly one of the caller's recordings by its words
+    (a near title is another recording: "HR phone call" is not "Phone call"), a title in the
+    question, else the recording of the best search hit."""
     recs = tools.list_recordings(assistant.searcher, assistant.filters)
     if not recs:
         return None
+    if route.media_ids:
+        return next((r for r in recs if r.media_id == route.media_ids[0]), None)
     if route.recording:
-        titles = {r.title.lower(): r for r in recs}
-        close = difflib.get_close_matches(route.recording.lower(), list(titles), n=1, cutoff=0.4)
-        if close:
-            return titles[close[0]]
-        for r in recs:
-            if route.recording.lower() in r.title.lower():
-                return r
+        named = matching(recs, route.recording)
+        if len(named) == 1:
+            return named[0]
     named = _title_in(route.question, recs)
     if named is not None:
         return named
@@ -162,6 +174,27 @@ def _says_something(text: str) -> bool:
     return len(words) >= MIN_POINT_WORDS
 
 
+def quote_item(point: Point, line: Moment) -> str:
+    """A picked line as the overview step reads it: who, then their words in quotes."""
+    who = plain(_lead(point, line))
+    return f"{who} {quote(line.text)}" if who else quote(line.text)
+
+
+def capped(parts: list[list[tuple[int, Moment]]], wanted: tuple[str, ...],
+           limit: int = MAX_MAP_CALLS) -> list[list[tuple[int, Moment]]]:
+    """At most `limit` chunks, one from each of `limit` equal stretches of the recording: the
+    one with the most lines worded as a kind wanted (classify()), the middle one on a tie."""
+    if len(parts) <= limit:
+        return parts
+    out = []
+    for i in range(limit):
+        lo, hi = i * len(parts) // limit, (i + 1) * len(parts) // limit
+        middle = (lo + hi) // 2
+        out.append(max(range(lo, hi), key=lambda j: (
+            sum(classify(m.text) in wanted for _, m in parts[j]), -abs(j - middle))))
+    return [parts[j] for j in out]
+
+
 def chunks(lines: list[Moment], limit: int = CHUNK_CHARS) -> list[list[tuple[int, Moment]]]:
     out: list[list[tuple[int, Moment]]] = [[]]
     size = 0
@@ -183,11 +216,13 @@ def map_points(assistant: Assistant, title: str, chunk: list[tuple[int, Moment]]
     action). Owners come from the line's wording; a deadline the line does not contain is
     dropped: it would be the model's, not the recording's.
     """
-    text = "\n".join(f"[{n}] {' '.join(m.text.split())}" for n, m in chunk)
+    text = render_lines(chunk, speakers=False)
     try:
-        out = assistant.chat.json(render_messages("summary_map", title=title, lines=text),
+        out = assistant.chat.json(render_messages("summary_map", title=plain(title), lines=text),
                                   POINTS_SCHEMA)
-    except Exception:  # noqa: BLE001 - one bad chunk must not sink the summary
+    except LLMError:  # one unusable reply must not sink the summary (a refusing service does)
+        log.warning("no usable points from lines %d-%d of %s", chunk[0][0], chunk[-1][0], title,
+                    exc_info=True)
         return []
     lines = dict(chunk)
     picked: dict[int, dict[str, Any]] = {}
@@ -346,10 +381,9 @@ def digest(assistant: Assistant, rec: tools.RecordingSummary,
            lines: list[Moment]) -> tuple[str, list[Citation]]:
     """A long recording's summary in the model's words, from the lines that stand for it, each
     sentence cited at the lines it comes from (checked as an answer's citations are)."""
-    numbered = "\n".join(f"[{n}] {m.speaker + ': ' if m.speaker else ''}{' '.join(m.text.split())}"
-                         for n, m in enumerate(lines, 1))
+    numbered = render_lines(list(enumerate(lines, 1)))
     checker = CitationChecker(lines, assistant.support, SUPPORT_THRESHOLD)
-    for delta in assistant.chat.stream(render_messages("summary_digest", title=rec.title,
+    for delta in assistant.chat.stream(render_messages("summary_digest", title=plain(rec.title),
                                                        lines=numbered)):
         checker.feed(delta)
     checker.close()
@@ -369,7 +403,7 @@ def summarize_recording(assistant: Assistant, rec: tools.RecordingSummary,
     if _long(lines) and len(wanted) == 3:
         return digest(assistant, rec, [lines[i] for i in representative(lines, vectors)])
     points: list[Point] = []
-    for chunk in chunks(lines):
+    for chunk in capped(chunks(lines), wanted):
         points.extend(map_points(assistant, rec.title, chunk))
     if not any(p.kind in wanted for p in points):
         wanted = ("point", "decision", "action")  # none of what was asked: say what there is
@@ -385,9 +419,11 @@ def summarize_recording(assistant: Assistant, rec: tools.RecordingSummary,
                                 f"[{len(citations)}]")
     overview = ""
     if len(wanted) == 3 and (rendered["point"] or rendered["decision"]):
-        overview = assistant.chat.complete([{"role": "user", "content": render(
-            "summary_reduce", title=rec.title,
-            points="\n".join(rendered["point"] + rendered["decision"])[:1500])}]).strip()
+        quoted = [f"- {quote_item(p, lines[p.line - 1])}" for p in points
+                  if p.kind in ("point", "decision")]
+        overview = assistant.chat.complete(render_messages(
+            "summary_reduce", title=plain(rec.title),
+            points=evidence_block("\n".join(quoted)[:1500]))).strip()
     length = f" ({clock(rec.duration or 0)})" if rec.duration else ""
     parts = [f"Summary of {rec.title}{length}: {overview}".strip()]
     for kind, heading in (("point", "Main points"), ("decision", "Decisions"),

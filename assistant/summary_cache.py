@@ -9,11 +9,14 @@ index directory (`summaries/<generation>.json`); a replaced generation's file is
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any
 
 from assistant.evidence import Citation
+
+log = logging.getLogger("clipcite.assistant")
 
 VERSION = 2  # bump when the summary's form changes: older files are then not read
 
@@ -27,9 +30,13 @@ class SummaryCache:
 
     def get(self, gen: str) -> tuple[str, list[Citation]] | None:
         """The cached summary (text, citations) of a generation, if there is one."""
+        path = self._path(gen)
+        if not path.is_file():
+            return None
         try:
-            data = json.loads(self._path(gen).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):  # unreadable: made again, and written over
+            log.warning("summary cache file %s is unreadable", path, exc_info=True)
             return None
         if data.get("version") != VERSION:
             return None

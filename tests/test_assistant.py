@@ -336,7 +336,9 @@ def test_a_model_that_calls_tools_searches_in_several_rounds_within_the_callers_
     assert {t["function"]["name"] for t in rounds[0]["tools"]} == {"search_archive",
                                                                    "read_around"}
     found = [m["content"] for m in rounds[1]["messages"] if m["role"] == "tool"]
-    assert len(found) == 1 and found[0].startswith("[1] Phone call")
+    # Each reply is quoted evidence, as the answer step's is.
+    assert len(found) == 1 and found[0].startswith("<evidence>\n[1] Phone call")
+    assert found[0].endswith("</evidence>") and "“" in found[0]
     later = [m["content"] for m in rounds[2]["messages"] if m["role"] == "tool"]
     assert len(later) == 3  # one reply per call, each numbered on from what came before
     assert all("falcon" not in text.lower() and "Board meeting" not in text for text in later)

@@ -91,3 +91,24 @@ def test_a_long_recording_is_represented_by_a_central_line_of_each_stretch():
     picked = representative(lines, vectors, budget=600)  # two sections of the budget
     assert len(picked) == 2 and picked[0] < 20 <= picked[1]
     assert all(len(lines[i].text.split()) == 10 and i not in (7, 27) for i in picked)
+
+
+def test_a_recording_named_by_name_and_kind_matches_only_a_title_with_every_word():
+    from assistant.named import matching, named_recording
+
+    recs = [*RECS, _rec("d", "Phone call"), _rec("e", "Q4 planning meeting")]
+    summarize = lambda m: named_recording(m, None, definite=True)  # noqa: E731
+    assert summarize("Summarize the HR phone call") == "HR phone call"
+    assert matching(recs, "HR phone call") == []  # not "Phone call"
+    assert [r.media_id for r in matching(recs, "phone call")] == ["d"]
+    assert [r.media_id for r in matching(recs, summarize(
+        "Give me a recap of the security training video"))] == ["b"]
+    assert [r.media_id for r in matching(recs, "Q3 planning meeting")] == ["a"]
+    assert len(matching(recs, "planning meeting")) == 2  # which one: asked, never guessed
+    # A topic, an indefinite kind or a bare kind names no recording.
+    for message in ("Summarize the discussion about the weekly status call",
+                    "Summarize how people fell for a phishing call", "Summarize the meeting"):
+        assert summarize(message) is None, message
+    # The router's reading counts when the message writes it as a recording's name.
+    assert named_recording("what did Ken say in the board meeting?", "board") == "board meeting"
+    assert named_recording("who is our security officer?", "security officer") is None
