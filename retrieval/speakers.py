@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ingestion.voice_models import KnownVoices, print_model
 from retrieval.catalog import Recording
 
 CONFIRMED = "confirmed"
@@ -75,6 +76,7 @@ class SpeakerInput:
     name: str | None = None  # a suggested name from voice matching
     score: float | None = None
     confirmed: bool = False  # the name came with the recording (an imported transcript's)
+    model: str | None = None  # the speaker model of `print` (default: known from its length)
 
 
 class SpeakerError(ValueError):
@@ -101,6 +103,20 @@ class SpeakerStore:
     def __init__(self, db: sqlite3.Connection) -> None:
         self._db = db
         self._db.executescript(_SCHEMA)
+        self._add_model_column()
+
+    def _add_model_column(self) -> None:
+        """Each print's speaker model, so prints of two models are never compared; rows
+        written before the column existed get theirs from the print's length."""
+        columns = {r[1] for r in self._db.execute("PRAGMA table_info(speakers)")}
+        if "model" in columns:
+            return
+        self._db.execute("ALTER TABLE speakers ADD COLUMN model TEXT")
+        rows = self._db.execute("SELECT gen, label, print FROM speakers WHERE print IS NOT NULL")
+        self._db.executemany("UPDATE speakers SET model=? WHERE gen=? AND label=?",
+                             [(print_model(_vector(blob)), gen, label)
+                              for gen, label, blob in rows.fetchall()])
+        self._db.commit()
 
     # -- writing (ingestion) -------------------------------------------------------------
     def add_generation(self, gen: str, turns: Sequence[tuple[float, float, str]],
@@ -111,9 +127,10 @@ class SpeakerStore:
             self._db.executemany("INSERT INTO speaker_turns VALUES (?,?,?,?)",
                                  [(gen, float(s), float(e), label) for s, e, label in turns])
             self._db.executemany(
-                "INSERT OR REPLACE INTO speakers VALUES (?,?,?,?,?,?,?)",
-                [(gen, s.label, s.name, _status(s), s.score, s.seconds, _blob(s.print))
-                 for s in speakers])
+                "INSERT OR REPLACE INTO speakers (gen, label, name, status, score, seconds,"
+                " print, model) VALUES (?,?,?,?,?,?,?,?)",
+                [(gen, s.label, s.name, _status(s), s.score, s.seconds, _blob(s.print),
+                  s.model or print_model(s.print)) for s in speakers])
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
@@ -155,26 +172,39 @@ class SpeakerStore:
         names = ", ".join(f'"{s.shown}"' for s in found) or "none"
         raise SpeakerError(f'no speaker "{speaker}" in {rec.title} (speakers: {names})')
 
-    def voices(self, audience: Sequence[str] = ()) -> dict[str, np.ndarray]:
-        """Each confirmed name's voice print (unit length), over recordings still indexed.
+    def voices(self, audience: Sequence[str] = ()) -> KnownVoices:
+        """Each confirmed name's voice print (unit length), over recordings still indexed,
+        per speaker model (`KnownVoices.of_model`); as a plain mapping, each name's print of
+        the model it has most speech under.
 
         Only recordings that everyone in `audience` (a new recording's access groups; empty:
         everyone) may see lend their names, so a suggestion never reveals a name from a
         recording its viewers could not open.
         """
         rows = self._db.execute(
-            "SELECT s.name, s.seconds, s.print, r.groups_ FROM speakers s"
+            "SELECT s.name, s.seconds, s.print, r.groups_, s.model FROM speakers s"
             " JOIN recordings r ON r.gen = s.gen WHERE s.status=? AND s.print IS NOT NULL",
             (CONFIRMED,)).fetchall()
-        sums: dict[str, np.ndarray] = {}
-        for name, seconds, blob, groups_json in rows:
+        sums: dict[str, dict[str, np.ndarray]] = {}
+        spoken: dict[tuple[str, str], float] = {}
+        for name, seconds, blob, groups_json, model in rows:
             groups = set(json.loads(groups_json or "[]"))
             if groups and (not audience or not set(audience) <= groups):
                 continue
             vec = _vector(blob)
             assert vec is not None
-            sums[name] = sums.get(name, 0) + vec * max(float(seconds), 1e-3)
-        return {n: v / (np.linalg.norm(v) or 1.0) for n, v in sums.items()}
+            model = model or print_model(vec) or f"{len(vec)}-d"
+            weight = max(float(seconds), 1e-3)
+            per = sums.setdefault(model, {})
+            per[name] = per.get(name, 0) + vec * weight
+            spoken[(model, name)] = spoken.get((model, name), 0.0) + weight
+        by_model = {m: {n: v / (np.linalg.norm(v) or 1.0) for n, v in per.items()}
+                    for m, per in sums.items()}
+        best: dict[str, str] = {}
+        for (model, name), seconds in spoken.items():
+            if name not in best or seconds > spoken[(best[name], name)]:
+                best[name] = model
+        return KnownVoices(by_model, {n: by_model[m][n] for n, m in best.items()})
 
     def prints(self, gens: set[str]) -> dict[tuple[str, str], np.ndarray]:
         """Voice prints (unit length) of the speakers of these generations, by (gen, label)."""

@@ -84,6 +84,16 @@ def test_base_transcribes_with_a_chosen_and_a_detected_language(media: Path, cac
     assert detected.language == "en"
 
 
+def test_tiny_en_is_given_no_hotwords(media: Path, cache_dir: Path):
+    """tiny.en skips speech when prompted (eval/asr_wer.py): hotwords change nothing for it."""
+    transcriber = load_transcriber(AsrOptions(model="tiny.en"), cache_dir)
+    audio, _ = decode_audio(media / "jfk.flac")
+    plain = transcriber.transcribe(audio, language="en").words
+    hinted = transcriber.transcribe(audio, language="en", hotwords="Zentrix, Quillbase").words
+    assert not transcriber.reads_hotwords
+    assert [(w.text, w.start) for w in hinted] == [(w.text, w.start) for w in plain]
+
+
 def test_model_folder_without_weights_is_refused(tmp_path: Path):
     (tmp_path / "m").mkdir()
     with pytest.raises(ModelError, match="no model.bin"):

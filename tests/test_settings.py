@@ -23,7 +23,9 @@ def test_precedence_file_then_environment_then_flags(tmp_path: Path):
 
 
 def test_language_follows_the_model_unless_set():
-    assert Settings().effective_language == "en"
+    assert Settings().asr_model == "base"  # multilingual by default: the language is detected
+    assert Settings().effective_language is None
+    assert Settings(asr_model="tiny.en").effective_language == "en"
     assert Settings(asr_model="base").effective_language is None
     assert Settings(asr_model="base", language="de").effective_language == "de"
     assert Settings(language="auto").effective_language is None

