@@ -166,19 +166,23 @@ def build_app(settings: Settings, users: Users | None = None, *,
                             rec_order = gr.Radio([BEST_FIRST, IN_TIME_ORDER], value=BEST_FIRST,
                                                  show_label=False, elem_id="cc-rec-order")
                         rec_found = gr.HTML(elem_id="cc-rec-found-panel", js_on_load=None)
-                        gr.Markdown("**Speakers** — give a speaker their name; the transcript, "
-                                    "captions, downloads and searches use it at once.")
+                        gr.Markdown("**Speakers**")
                         rec_speakers = gr.HTML(elem_id="cc-rec-speakers-panel", js_on_load=None)
-                        with gr.Row():
-                            rec_speaker = gr.Dropdown(label="Speaker", choices=[],
-                                                      elem_id="cc-rec-speaker", scale=2)
-                            rec_name = gr.Textbox(label="Their name", elem_id="cc-rec-name",
-                                                  scale=2, placeholder="For example: Maria Lopez")
-                        with gr.Row():
-                            rec_rename = gr.Button("Save name", variant="primary",
-                                                   elem_id="cc-rec-rename")
-                            rec_confirm = gr.Button("Confirm", visible=False,
-                                                    elem_id="cc-rec-confirm")
+                        # Naming speakers is for editors and admins (viewers read the names).
+                        with gr.Column(visible=False, elem_id="cc-rec-naming") as naming:
+                            gr.Markdown("Give a speaker their name; the transcript, captions, "
+                                        "downloads and searches use it at once.")
+                            with gr.Row():
+                                rec_speaker = gr.Dropdown(label="Speaker", choices=[],
+                                                          elem_id="cc-rec-speaker", scale=2)
+                                rec_name = gr.Textbox(label="Their name", elem_id="cc-rec-name",
+                                                      scale=2,
+                                                      placeholder="For example: Maria Lopez")
+                            with gr.Row():
+                                rec_rename = gr.Button("Save name", variant="primary",
+                                                       elem_id="cc-rec-rename")
+                                rec_confirm = gr.Button("Confirm", visible=False,
+                                                        elem_id="cc-rec-confirm")
                     with gr.Column(scale=2):
                         rec_lines = gr.HTML(elem_id="cc-rec-lines-panel", js_on_load=None)
             with gr.Tab("Library", id="library"):
@@ -217,7 +221,8 @@ def build_app(settings: Settings, users: Users | None = None, *,
         examples.click(lambda sample: {"text": sample[0], "files": []}, inputs=[examples],
                        outputs=[box], queue=False)
         demo.unload(chat.closed)
-        demo.load(library.rights, outputs=[rights_note, adding, again, delete], queue=False)
+        demo.load(library.rights, outputs=[rights_note, adding, again, delete, naming],
+                  queue=False)
         timer.tick(library.tick, inputs=[seen, only_recs, only_tags],
                    outputs=[progress, *listings], concurrency_limit=None, show_progress="hidden")
         add.click(library.upload, inputs=[files], outputs=[progress, files],

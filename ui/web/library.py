@@ -55,7 +55,8 @@ class LibraryPage:
             "Your uploads would be open to everyone, so adding recordings is for your "
             "administrator: ask them to give your account a group.")
         return (gr.update(value=note, visible=bool(note)), gr.update(visible=upload_ok),
-                gr.update(visible=editor), gr.update(visible=editor))
+                gr.update(visible=editor), gr.update(visible=editor),
+                gr.update(visible=editor))  # naming speakers on the recording page
 
     def progress_html(self, request: gr.Request) -> str:
         return progress_box(self.ctx.progress(username_of(request)))
