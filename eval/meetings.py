@@ -14,8 +14,10 @@ import argparse
 import random
 import sys
 import tempfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -117,14 +119,18 @@ def build(spec: MeetingSpec, out_dir: Path, work: Path) -> tuple[Path, Path]:
     return wav, rttm
 
 
-def build_all(out_dir: Path, specs: tuple[MeetingSpec, ...] = MEETINGS) -> list[tuple[Path, Path]]:
-    """Build the meetings that are not in out_dir yet."""
+def build_all(out_dir: Path, specs: Sequence[Any] = MEETINGS,
+              make: Callable[[Any, Path, Path], tuple[Path, Path]] | None = None,
+              ) -> list[tuple[Path, Path]]:
+    """Build the meetings (specs with a `name`, made by `make`: this module's `build` unless
+    given) that are not in out_dir yet."""
+    make = make or build
     done = []
     with tempfile.TemporaryDirectory() as tmp:
         for spec in specs:
             wav, rttm = out_dir / f"{spec.name}.wav", out_dir / f"{spec.name}.rttm"
             if not (wav.exists() and rttm.exists()):
-                wav, rttm = build(spec, out_dir, Path(tmp))
+                wav, rttm = make(spec, out_dir, Path(tmp))
             done.append((wav, rttm))
     return done
 

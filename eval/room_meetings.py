@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import random
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +24,7 @@ sys.path.insert(0, str(REPO))
 
 from eval.der import write_rttm  # noqa: E402
 from eval.fixtures import SAMPLE_RATE, Voice, synthesize_all, write_wav  # noqa: E402
+from eval import meetings  # noqa: E402
 from eval.meetings import SENTENCES  # noqa: E402
 
 VOICES = {
@@ -135,14 +135,8 @@ def build(spec: RoomSpec, out_dir: Path, work: Path) -> tuple[Path, Path]:
 
 
 def build_all(out_dir: Path, specs: tuple[RoomSpec, ...] = SPECS) -> list[tuple[Path, Path]]:
-    done = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for spec in specs:
-            wav, rttm = out_dir / f"{spec.name}.wav", out_dir / f"{spec.name}.rttm"
-            if not (wav.exists() and rttm.exists()):
-                wav, rttm = build(spec, out_dir, Path(tmp))
-            done.append((wav, rttm))
-    return done
+    """Build the room meetings that are not in out_dir yet."""
+    return meetings.build_all(out_dir, specs, build)
 
 
 def main() -> None:

@@ -88,3 +88,14 @@ def copy_media(src: Path, dst_dir: Path, name: str | None = None) -> Path:
     dst = dst_dir / (name or src.name)
     shutil.copyfile(src, dst)
     return dst
+
+
+@pytest.fixture()
+def fake():
+    """A fresh fake OpenAI-compatible server (tests/fake_openai.py) for one test: it stands in
+    for a remote LLM API, which this machine cannot reach."""
+    from tests.fake_openai import FakeOpenAI
+
+    server = FakeOpenAI().start()
+    yield server
+    server.stop()

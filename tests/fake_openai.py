@@ -130,3 +130,16 @@ class FakeOpenAI:
         return Handler
 
 
+def remote(fake: FakeOpenAI):
+    """clipcite's remote chat model pointed at the fake server."""
+    from assistant.llm import LLMConfig, load_chat_model
+
+    return load_chat_model(LLMConfig(backend="openai", base_url=fake.base_url, api_key="k",
+                                     model="test-model"))
+
+
+def route_reply(**fields) -> str:
+    """A router reply (JSON) with the given fields over an "answer" with nothing named."""
+    base = {"intent": "answer", "question": "", "queries": [], "recording": None,
+            "speaker": None}
+    return json.dumps({**base, **fields})

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from retrieval.filters import Filters
 from retrieval.index import Index
 from retrieval.search import Searcher
 from tests.conftest import copy_media
-from tests.fake_openai import FakeOpenAI
+from tests.fake_openai import FakeOpenAI, remote, route_reply
 
 
 @pytest.fixture(scope="module")
@@ -50,24 +49,6 @@ def archive(media: Path, tmp_path_factory: pytest.TempPathFactory, extract_optio
     run_batch([call, offsite], index, BatchOptions(extract=extract_options))
     run_batch([board], index, BatchOptions(extract=extract_options, groups=["board"]))
     return Searcher(index, load_text_encoder())
-
-
-@pytest.fixture()
-def fake() -> Iterator[FakeOpenAI]:
-    server = FakeOpenAI().start()
-    yield server
-    server.stop()
-
-
-def remote(fake: FakeOpenAI):
-    return load_chat_model(LLMConfig(backend="openai", base_url=fake.base_url, api_key="k",
-                                     model="test-model"))
-
-
-def route_reply(**fields) -> str:
-    base = {"intent": "answer", "question": "", "queries": [], "recording": None,
-            "speaker": None}
-    return json.dumps({**base, **fields})
 
 
 def prompts_sent(fake: FakeOpenAI) -> str:

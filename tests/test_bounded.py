@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 
 import pytest
 
@@ -22,7 +21,6 @@ from retrieval import tools
 from retrieval.encoders import load_text_encoder
 from retrieval.index import Index
 from retrieval.search import Searcher
-from tests.fake_openai import FakeOpenAI
 
 CUES = 240  # one every 5 s: 20 minutes
 ACTION_EVERY = 10
@@ -49,13 +47,6 @@ def long_call(tmp_path_factory: pytest.TempPathFactory, extract_options) -> tupl
     [out] = run_batch([vtt], index, BatchOptions(extract=extract_options))
     assert out.status == "indexed", out
     return Searcher(index, load_text_encoder()), out.media_id
-
-
-@pytest.fixture()
-def fake() -> Iterator[FakeOpenAI]:
-    server = FakeOpenAI().start()
-    yield server
-    server.stop()
 
 
 def test_context_reads_only_the_stretch_around_a_moment(long_call, monkeypatch):

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import openai
@@ -30,7 +29,7 @@ from retrieval.filters import Filters
 from retrieval.index import Index
 from retrieval.schema import Moment
 from retrieval.search import Searcher
-from tests.fake_openai import FakeOpenAI
+from tests.fake_openai import FakeOpenAI, remote, route_reply
 
 CASES = {c.id: c for c in load_cases()}
 USED = ("inj-01", "inj-05", "inj-10")  # spoken; a slide with a fake citation; a slide's order
@@ -55,22 +54,6 @@ def archive(tmp_path_factory: pytest.TempPathFactory, extract_options) -> Search
                      BatchOptions(extract=extract_options, groups=["hr"]))
     assert all(o.status == "indexed" for o in out), out
     return Searcher(index, load_text_encoder())
-
-
-@pytest.fixture()
-def fake() -> Iterator[FakeOpenAI]:
-    server = FakeOpenAI().start()
-    yield server
-    server.stop()
-
-
-def remote(fake: FakeOpenAI):
-    return load_chat_model(LLMConfig(backend="openai", base_url=fake.base_url, api_key="k",
-                                     model="test-model"))
-
-
-def route_reply(**fields) -> str:
-    return json.dumps({"intent": "answer", "question": "", "queries": [], **fields})
 
 
 def last_prompt(fake: FakeOpenAI) -> str:

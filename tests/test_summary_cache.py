@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 
 from assistant.agent import Assistant
 from assistant.llm import LLMConfig, load_chat_model
@@ -19,14 +18,6 @@ from retrieval.encoders import load_text_encoder
 from retrieval.index import Index
 from retrieval.search import Searcher
 from tests.conftest import REPO
-from tests.fake_openai import FakeOpenAI
-
-
-@pytest.fixture()
-def fake():
-    server = FakeOpenAI().start()
-    yield server
-    server.stop()
 
 
 def test_a_summary_is_made_once_per_generation(tmp_path: Path, extract_options, fake,
