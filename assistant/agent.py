@@ -23,6 +23,7 @@ from assistant.evidence import (SUPPORT_THRESHOLD, Citation, CitationChecker, cl
 from assistant.dates import Period, recorded_period
 from assistant.llm import LLMError, ServiceError
 from assistant.named import KINDS, matching, named_recording, several, unavailable
+from assistant.parts import question_parts
 from assistant.prompts import render, render_messages
 from assistant.research import merge, research
 from retrieval import tools
@@ -55,14 +56,16 @@ FIRST_ROUTE_SCHEMA: dict[str, Any] = {
 }
 REFUSAL = "NOT MENTIONED"  # how prompts/answer.md asks the model to say "not in the snippets"
 EVIDENCE_K = 5
+PART_K = 2  # moments searched for each part of a multi-part question (assistant/parts.py)
 MAX_MESSAGE_CHARS = 2000
-# ...and only if its snippet is about the question (e5 query-passage cosine). On the dev
-# answers, snippets that answer their question scored 0.836-0.916 and the closest snippets to
-# absent topics 0.792-0.824 ("parking policy" vs the clean-desk slide, "guest Wi-Fi password"
-# vs "your first password will be sent by text"): the model had answered those from them.
-# The margin is thin; one answer that needs an inference ("what do they call Sheila in Texas"
-# vs "they all call me a Yankee down here", 0.764) is refused by it.
-RELEVANCE_THRESHOLD = 0.83
+# A hit reaches the model only if it is about the question: e5 query-passage cosine of the
+# line, or of the best top passage around it (a question about a discussion matches the
+# stretch more than any one of its lines), calibrated by eval/gate.py on the tuning halves
+# (QMSum, development answers). On the check halves it lets 0.84 of answerable QMSum questions
+# through and refuses 0.89 of absent ones (lines alone at 0.83: 0.73 and 0.83), and every
+# absent development one.
+RELEVANCE_THRESHOLD = 0.8425
+PASSAGE_GATE_K = 5  # top passages whose similarity counts for the moments inside them
 # A hit is read with the lines around it that belong to it: the other half of a two-part
 # answer ("...and why?") is often the next line, by the same or another speaker.
 CONTEXT_LINES = 1  # lines either side of a hit
@@ -333,8 +336,23 @@ class Assistant:
                 parts[i].append(context)
         queries = self.searcher.text.embed_queries(list(questions))
         vectors = iter(self.searcher.text.embed_passages([p for ps in parts for p in ps]))
-        return [max(float(np.max(queries @ next(vectors))) for _ in ps) if ps else 0.0
-                for ps in parts]
+        scores = [max(float(np.max(queries @ next(vectors))) for _ in ps) if ps else 0.0
+                  for ps in parts]
+        return [max(score, stretch) for score, stretch in
+                zip(scores, self.stretch_relevance(questions, moments))]
+
+    def stretch_relevance(self, questions: Sequence[str],
+                          moments: Sequence[Moment]) -> list[float]:
+        """For each moment, how much the best passage around it (a stretch of several turns)
+        is about the question; 0 where no top passage covers it. A question about a
+        discussion matches the stretch that holds it more than any one line of it."""
+        media = tuple(dict.fromkeys(m.media_id for m in moments))
+        if not media:
+            return []
+        passages = tools.passages_about(self.searcher, list(questions), PASSAGE_GATE_K,
+                                        replace(self.filters, recordings=media))
+        return [max((p.score for p in passages if p.media_id == m.media_id
+                     and p.start < m.end and m.start < p.end), default=0.0) for m in moments]
 
     def with_context(self, moments: Sequence[Moment]) -> list[list[Moment]]:
         """Each hit with the lines around it (CONTEXT_LINES either side, said within
@@ -442,6 +460,11 @@ class Assistant:
         if self.example is not None:
             return tools.search_like(self.searcher, self.example, route.question, self.k, filters)
         found = tools.search_all(self.searcher, route.queries, self.k, filters)
+        parts = question_parts(route.question)
+        for part in parts if len(parts) > 1 else ():
+            # Each part's own best lines join the evidence: the fused search of the whole
+            # question found the line of the part that matched best, and missed the other.
+            found = merge(found, tools.search_all(self.searcher, [part], PART_K, filters))
         if getattr(self.chat, "can_call_tools", False):
             # A model that calls tools searches again as it sees fit (several rounds); the
             # router's phrasings stay as a floor under what it gathers.
@@ -517,9 +540,11 @@ class Assistant:
         yield from self._answer(route, timings, t0, within=within)
 
     def _readings(self, route: Route) -> list[str]:
-        """The question as the relevance gate reads it (and after the last one, if it leans
-        on it)."""
-        return [route.question, *([route.in_context] if route.in_context else [])]
+        """The question as the relevance gate reads it: whole, each of its parts, and after
+        the last one if it leans on it."""
+        parts = question_parts(route.question)
+        return [route.question, *(parts if len(parts) > 1 else []),
+                *([route.in_context] if route.in_context else [])]
 
     def _say(self, text: str, route: Route, timings: dict[str, float]) -> Iterator[Event]:
         """A reply the program writes itself (no search, no model)."""

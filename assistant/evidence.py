@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from retrieval.schema import Moment
+from retrieval.schema import Moment, clock, label
 
 Support = Callable[[str, str], float]  # (sentence, snippet) -> 0..1
 # A citation stays only if its snippet supports the sentence at least this well (0..1).
@@ -23,18 +23,6 @@ ATTRIBUTE_THRESHOLD = 0.5
 _MARK = re.compile(r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
 # A sentence ends at . ! ? (and its citation marks) before a capital: "ext. 4417" goes on.
 _SENTENCE = re.compile(r"(?<=[.!?\]])\s+(?=[A-Z\"“])")
-
-
-def clock(seconds: float) -> str:
-    seconds = int(max(0.0, seconds))
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
-
-
-def label(moment: Moment) -> str:
-    """How a citation reads: "Q3 planning meeting, 00:24–00:29"."""
-    return f"{moment.title}, {clock(moment.start)}–{clock(moment.end)}"
 
 
 # Recorded text reaches a model only inside this block, each line's words in “quotes”: the

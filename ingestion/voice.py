@@ -7,7 +7,7 @@ and makes diarize() overlap-aware.
 
 A voice print is the normalised mean of a speaker's window vectors; matching prints across
 recordings favours precision (a wrong name is worse than no name) and compares only prints of
-one model (ingestion/voice_models.py).
+one model (retrieval/voice_models.py).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Protocol
 import numpy as np
 
 from ingestion.media import SAMPLE_RATE
-from ingestion.voice_models import (MATCH_THRESHOLD, MATCH_THRESHOLDS, RESEMBLYZER, KnownVoices,
+from retrieval.voice_models import (MATCH_THRESHOLD, MATCH_THRESHOLDS, RESEMBLYZER, KnownVoices,
                                     print_model)
 
 __all__ = ["MATCH_THRESHOLD", "MATCH_THRESHOLDS", "KnownVoices", "ResemblyzerEncoder",

@@ -13,88 +13,25 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+
+# The schema lives with every table of the database; MIGRATIONS and SCHEMA_VERSION are also
+# importable from here, as before.
+from retrieval.migrations import MIGRATIONS, SCHEMA_VERSION, migrate
+
+__all__ = ["ADMINS_ONLY", "FAILED", "INDEXED", "MIGRATIONS", "SCHEMA_VERSION", "Catalog",
+           "Recording", "may_see"]
 
 INDEXED = "indexed"
 FAILED = "failed"
 
 # A group no user can have: a recording whose only group is this one is visible to unrestricted
 # callers (administrators, the CLI without --groups) alone. It marks rows whose intended groups
-# are unknown (see _failed_rows_admins_only); `--groups` on a re-ingest replaces it.
+# are unknown (see migrations._failed_rows_admins_only); `--groups` on a re-ingest replaces it.
 ADMINS_ONLY = "(admins only)"
-
-_TABLES = (
-    """CREATE TABLE IF NOT EXISTS recordings (
-    media_id     TEXT PRIMARY KEY,
-    path         TEXT NOT NULL UNIQUE,
-    title        TEXT NOT NULL,
-    size         INTEGER,
-    mtime        REAL,
-    content_hash TEXT,
-    duration     REAL,
-    recorded_at  REAL,
-    tags         TEXT NOT NULL DEFAULT '[]',
-    groups_      TEXT NOT NULL DEFAULT '[]',
-    status       TEXT NOT NULL,
-    error        TEXT,
-    gen          TEXT,
-    models       TEXT NOT NULL DEFAULT '{}',
-    counts       TEXT NOT NULL DEFAULT '{}',
-    ingested_at  REAL
-)""",
-    """CREATE TABLE IF NOT EXISTS garbage (
-    gen        TEXT PRIMARY KEY,
-    pid        INTEGER NOT NULL,
-    retired    INTEGER NOT NULL,  -- 1: replaced or removed; 0: being written by pid
-    created_at REAL NOT NULL
-)""",
-)
-
-
-def _create_tables(db: sqlite3.Connection) -> None:
-    """Version 1: the tables (catalogs written before versions existed already have them)."""
-    for statement in _TABLES:
-        db.execute(statement)
-
-
-def _failed_rows_admins_only(db: sqlite3.Connection) -> None:
-    """Version 2: before it, a failed ingest wrote its row without the batch's groups, so a
-    restricted recording that failed counted as visible to everyone (and its file was served to
-    anyone). Which groups were meant is unknown, so such rows (failed, never indexed, no
-    groups) become visible to administrators only: fail closed."""
-    db.execute("UPDATE recordings SET groups_=? WHERE status=? AND gen IS NULL AND groups_='[]'",
-               (json.dumps([ADMINS_ONLY]), FAILED))
-
-
-# The catalog's schema versions in order: MIGRATIONS[i] takes a catalog from PRAGMA
-# user_version i to i + 1. Add new ones at the end; never change a released one.
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
-    _create_tables,
-    _failed_rows_admins_only,
-)
-SCHEMA_VERSION = len(MIGRATIONS)
-
-
-def _migrate(db: sqlite3.Connection) -> None:
-    """Bring the catalog to SCHEMA_VERSION in one transaction, the version re-read inside it
-    so that two processes opening an old catalog at once apply each step once. A catalog from
-    a newer version is left as it is."""
-    if db.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
-        return
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        version = db.execute("PRAGMA user_version").fetchone()[0]
-        for step in MIGRATIONS[version:]:
-            step(db)
-        db.execute(f"PRAGMA user_version = {max(version, SCHEMA_VERSION)}")
-        db.execute("COMMIT")
-    except BaseException:
-        if db.in_transaction:
-            db.execute("ROLLBACK")
-        raise
 
 
 def may_see(owner: Collection[str], caller: frozenset[str] | None) -> bool:
@@ -162,7 +99,7 @@ class Catalog:
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
-        _migrate(self._db)
+        migrate(self._db)  # every table of the file: catalog, keyword index, speakers
         # Searchable recordings with their groups frozen at read time, reused until the catalog
         # changes (parsing every row cost 12-30 ms per search at 500 recordings).
         self._searchable: list[tuple[Recording, frozenset[str]]] | None = None

@@ -1,6 +1,7 @@
 """Keyword search (BM25) over transcript and slide text, with SQLite FTS5.
 
-FTS5 lives in the catalog's database file: it persists beside the Chroma index, updates
+FTS5 lives in the catalog's database file (table `segment_text`, made and upgraded by
+retrieval/migrations.py): it persists beside the Chroma index, updates
 incrementally as recordings are written and deleted (no rebuild), and ranks with BM25. Rows
 carry their generation, so the same visibility rule as the vector search applies: only the
 generations the catalog points at are ever returned.
@@ -12,15 +13,8 @@ import re
 import sqlite3
 from collections.abc import Sequence
 
-_SCHEMA = """
-CREATE VIRTUAL TABLE IF NOT EXISTS segment_text USING fts5(
-    text, seg_id UNINDEXED, gen UNINDEXED, modality UNINDEXED,
-    tokenize = "porter unicode61 remove_diacritics 2"
-);
-CREATE TABLE IF NOT EXISTS keyword_version (version INTEGER NOT NULL);
-"""
-# 2: hyphenated words are also indexed joined (see index_text). An older index is rewritten
-# in place when opened (its stored text column is only for matching; shown text is Chroma's).
+# The text format index_text writes (2: hyphenated words also joined). A new format comes with a
+# migration that rewrites the stored rows (retrieval/migrations.py, as version 4 did for 2).
 VERSION = 2
 
 # Words that carry no topic; dropping them keeps OR-queries from matching every segment.
@@ -77,32 +71,9 @@ def match_expression(query: str) -> str | None:
 
 class KeywordIndex:
     def __init__(self, db: sqlite3.Connection) -> None:
+        """`db`: the catalog's database, its tables made by retrieval.migrations (a change to
+        what index_text writes is a migration that rewrites the stored rows)."""
         self._db = db
-        self._db.executescript(_SCHEMA)
-        self._upgrade()
-
-    def _upgrade(self) -> None:
-        """Bring rows indexed by an older version up to date (one transaction, re-checked
-        inside it so that two processes opening the index do it once)."""
-        if self._version() >= VERSION:
-            return
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            if self._version() < VERSION:
-                rows = self._db.execute("SELECT rowid, text FROM segment_text").fetchall()
-                self._db.executemany(
-                    "UPDATE segment_text SET text = ? WHERE rowid = ?",
-                    [(index_text(t), r) for r, t in rows if index_text(t) != t])
-                self._db.execute("DELETE FROM keyword_version")
-                self._db.execute("INSERT INTO keyword_version VALUES (?)", (VERSION,))
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
-
-    def _version(self) -> int:
-        row = self._db.execute("SELECT max(version) FROM keyword_version").fetchone()
-        return int(row[0] or 0)
 
     def add(self, ids: Sequence[str], gens: Sequence[str], modality: str,
             texts: Sequence[str]) -> None:

@@ -107,3 +107,16 @@ class Moment:
             "text": self.text,
             "speaker": self.speaker,
         }
+
+
+def clock(seconds: float) -> str:
+    """A time in a recording as people read it: "04:07", "1:02:03"."""
+    seconds = int(max(0.0, seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
+
+
+def label(moment: Moment) -> str:
+    """How a citation reads: "Q3 planning meeting, 00:24–00:29"."""
+    return f"{moment.title}, {clock(moment.start)}–{clock(moment.end)}"

@@ -14,37 +14,16 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from ingestion.voice_models import KnownVoices, print_model
+from retrieval.voice_models import KnownVoices, print_model
 from retrieval.catalog import Recording
 
 CONFIRMED = "confirmed"
 SUGGESTED = "suggested"
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS speaker_turns (
-    gen     TEXT NOT NULL,
-    start   REAL NOT NULL,
-    end_    REAL NOT NULL,
-    label   TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS speaker_turns_gen ON speaker_turns (gen, start);
-CREATE TABLE IF NOT EXISTS speakers (
-    gen      TEXT NOT NULL,
-    label    TEXT NOT NULL,  -- "Speaker 2": the cluster, stable for this generation
-    name     TEXT,           -- shown instead of the label when set
-    status   TEXT,           -- confirmed | suggested | NULL
-    score    REAL,           -- voice match score of a suggestion
-    seconds  REAL NOT NULL,  -- how long this speaker talks (weights the voice print)
-    print    BLOB,           -- float32 mean embedding of the speaker's turns
-    PRIMARY KEY (gen, label)
-);
-"""
-
 
 @dataclass(frozen=True)
 class SpeakerTurn:
@@ -98,25 +77,12 @@ def _vector(blob: bytes | None) -> np.ndarray | None:
 
 
 class SpeakerStore:
-    """Speaker tables beside the catalog, in the same database."""
+    """Speaker tables beside the catalog, in the same database (`speaker_turns`, `speakers`:
+    made and upgraded by retrieval/migrations.py when the catalog is opened). Only reads and
+    writes rows, so a read-only connection can use it."""
 
     def __init__(self, db: sqlite3.Connection) -> None:
         self._db = db
-        self._db.executescript(_SCHEMA)
-        self._add_model_column()
-
-    def _add_model_column(self) -> None:
-        """Each print's speaker model, so prints of two models are never compared; rows
-        written before the column existed get theirs from the print's length."""
-        columns = {r[1] for r in self._db.execute("PRAGMA table_info(speakers)")}
-        if "model" in columns:
-            return
-        self._db.execute("ALTER TABLE speakers ADD COLUMN model TEXT")
-        rows = self._db.execute("SELECT gen, label, print FROM speakers WHERE print IS NOT NULL")
-        self._db.executemany("UPDATE speakers SET model=? WHERE gen=? AND label=?",
-                             [(print_model(_vector(blob)), gen, label)
-                              for gen, label, blob in rows.fetchall()])
-        self._db.commit()
 
     # -- writing (ingestion) -------------------------------------------------------------
     def add_generation(self, gen: str, turns: Sequence[tuple[float, float, str]],
@@ -217,11 +183,13 @@ class SpeakerStore:
                 out[(gen, label)] = vec / (np.linalg.norm(vec) or 1.0)
         return out
 
-    def shown_names(self) -> list[str]:
-        """Every name or label shown for a speaker of an indexed recording."""
-        rows = self._db.execute("SELECT DISTINCT COALESCE(s.name, s.label) FROM speakers s"
-                                " JOIN recordings r ON r.gen = s.gen")
-        return [r[0] for r in rows]
+    def shown_names(self, gens: Collection[str] | None = None) -> list[str]:
+        """Every name or label shown for a speaker of an indexed recording (of these
+        generations: the recordings a caller may search)."""
+        rows = self._db.execute("SELECT DISTINCT COALESCE(s.name, s.label), s.gen FROM speakers s"
+                                " JOIN recordings r ON r.gen = s.gen").fetchall()
+        wanted = None if gens is None else set(gens)
+        return list(dict.fromkeys(name for name, gen in rows if wanted is None or gen in wanted))
 
     # -- naming --------------------------------------------------------------------------
     def set_name(self, rec: Recording, label: str, name: str) -> None:

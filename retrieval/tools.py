@@ -8,7 +8,7 @@ through any tool, query or filter.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -17,7 +17,7 @@ import numpy as np
 from retrieval.catalog import Recording
 from retrieval.filters import Filters, visible_recordings
 from retrieval.index import Hit, Index
-from retrieval.schema import AUDIO, FRAMES, MODALITIES, SLIDES, TRANSCRIPT, Moment
+from retrieval.schema import AUDIO, FRAMES, MODALITIES, PASSAGES, SLIDES, TRANSCRIPT, Moment
 from retrieval.search import Like, Searcher, search
 from retrieval.speakers import Speaker, SpeakerError, SpeakerTurn
 
@@ -58,6 +58,32 @@ def search_all(searcher: Searcher, query: str | Sequence[str], k: int = 10,
                filters: Filters | None = None) -> list[Moment]:
     """Every modality, keywords and meaning, all phrasings fused: the default search."""
     return search(searcher, query, k, filters)
+
+
+def passages_about(searcher: Searcher, queries: Sequence[str], k: int = 5,
+                   filters: Filters | None = None) -> list[Moment]:
+    """The k passages (stretches of several turns) most like any of the question's phrasings,
+    by meaning alone, best first; a Moment's score is the e5 cosine similarity. A question
+    about a discussion ("what did marketing think of the flip top?") is closer to the
+    stretch that holds it than to any one line. Passages hold no speaker: empty when the
+    filters name one."""
+    filters = filters or Filters()
+    if filters.speaker or k <= 0:
+        return []
+    recordings = {r.gen: r for r in visible_recordings(searcher.index, filters) if r.gen}
+    if not recordings:
+        return []
+    best: dict[str, Moment] = {}
+    for query in dict.fromkeys(q for q in queries if q.strip()):
+        vector = searcher.query_vector(PASSAGES, query)
+        for hit in searcher.index.query(PASSAGES, vector, k, list(recordings)):
+            rec = recordings.get(hit.metadata.get("gen", ""))
+            if rec is None:
+                continue
+            moment = replace(_moment(rec, hit), score=1.0 - hit.distance)
+            if hit.id not in best or moment.score > best[hit.id].score:
+                best[hit.id] = moment
+    return sorted(best.values(), key=lambda m: m.score, reverse=True)[:k]
 
 
 class Example(Protocol):

@@ -335,3 +335,38 @@ def test_tool_rounds_are_capped(archive, fake):
     fake.deltas = ["Sheila is in Texas [{line:texas}]."]
     Assistant(archive, remote(fake)).ask("Where is Sheila from?")
     assert sum(1 for r in fake.requests if r["body"].get("tools")) == MAX_ROUNDS
+
+
+def test_each_part_of_a_two_part_question_is_searched(archive, fake):
+    # One moment for the whole question (k = 1) holds one part's answer at most; each part's
+    # own search brings the other's line to the model.
+    question = "Where is Sheila originally from, and what will the offsite lunch be?"
+    fake.replies = [route_reply(question=question, queries=["Sheila from, offsite lunch"])]
+    fake.deltas = ["Chicago [{line:chicago}], and pizza [{line:pizza}]."]
+    reply = Assistant(archive, remote(fake), k=1).ask(question)
+    prompt = fake.requests[-1]["body"]["messages"][-1]["content"]
+    evidence = prompt.rsplit("Snippets:", 1)[1].rsplit("Question:", 1)[0].lower()
+    assert "chicago" in evidence and "pizza" in evidence
+    assert {c.title for c in reply.citations} == {"Phone call", "Offsite planning"}
+
+
+def test_passages_are_found_only_among_the_callers_recordings(archive):
+    found = tools.passages_about(archive, ["the Falcon acquisition"], 5,
+                                 Filters(groups=frozenset({"staff"})))
+    assert found and all(m.title != "Board meeting" for m in found)
+    board = tools.passages_about(archive, ["the Falcon acquisition"], 5,
+                                 Filters(groups=frozenset({"board"})))
+    assert board[0].title == "Board meeting" and 0.8 < board[0].score <= 1.0
+    assert [m.score for m in board] == sorted((m.score for m in board), reverse=True)
+    assert tools.passages_about(archive, ["Falcon"], 5, Filters(speaker="Speaker 1")) == []
+
+
+def test_a_line_inside_a_stretch_about_the_question_passes_the_gate(archive, fake):
+    assistant = Assistant(archive, remote(fake))
+    call = tools.search_all(archive, "Sheila Texas Chicago", 5, Filters(recordings=("Phone call",)))
+    stretch = assistant.stretch_relevance(["Where is Sheila originally from?"], call)
+    assert len(stretch) == len(call) and max(stretch) > 0.8
+    # The gate's score of a line is the better of its own and its stretch's.
+    alone = Assistant(archive, remote(fake))
+    scores = alone.relevance(["Where is Sheila originally from?"], call)
+    assert all(s >= t for s, t in zip(scores, stretch))

@@ -17,7 +17,8 @@ from eval.der import read_rttm, score
 from ingestion.diarization import DiarizeOptions, diarize
 from ingestion.media import SAMPLE_RATE, decode_audio
 from ingestion.voice import KnownVoices, match_voices, print_model, voice_print
-from ingestion.voice_models import CAMPLUS, RESEMBLYZER
+from retrieval.voice_models import CAMPLUS, RESEMBLYZER
+from retrieval.migrations import MIGRATIONS, migrate
 from retrieval.speakers import SpeakerInput, SpeakerStore
 from ui.export import to_rttm
 
@@ -102,16 +103,17 @@ def test_old_speaker_table_gets_each_prints_model(tmp_path: Path) -> None:
     """A catalog written before prints carried their model: the column is added and filled
     from each print's length; prints of both models come back apart."""
     db = sqlite3.connect(tmp_path / "catalog.db", isolation_level=None)
+    migrate(db, MIGRATIONS[:4])  # the versions before the speaker tables were a migration
     db.executescript("""
-        CREATE TABLE recordings (gen TEXT, groups_ TEXT);
-        CREATE TABLE garbage (gen TEXT, retired INTEGER);
         CREATE TABLE speakers (gen TEXT NOT NULL, label TEXT NOT NULL, name TEXT, status TEXT,
             score REAL, seconds REAL NOT NULL, print BLOB, PRIMARY KEY (gen, label));
-        INSERT INTO recordings VALUES ('g1', '[]'), ('g2', '[]');
+        INSERT INTO recordings (media_id, path, title, status, gen) VALUES
+            ('m1', '/a/1.wav', 'One', 'indexed', 'g1'), ('m2', '/a/2.wav', 'Two', 'indexed', 'g2');
     """)
     old = np.ones(256, dtype=np.float32) / 16
     db.execute("INSERT INTO speakers VALUES ('g1', 'Speaker 1', 'Maria', 'confirmed', NULL, 10,"
                " ?)", (old.tobytes(),))
+    migrate(db)  # as opening the index does
     store = SpeakerStore(db)
     new = np.ones(192, dtype=np.float32) / np.sqrt(192)
     store.add_generation("g2", [(0.0, 5.0, "Speaker 1")],

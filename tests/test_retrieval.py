@@ -17,7 +17,8 @@ from retrieval.evaluation import load_queries, matches
 from retrieval.catalog import Catalog, Recording
 from retrieval.filters import Filters
 from retrieval.index import Index
-from retrieval.keyword import VERSION, KeywordIndex, match_expression
+from retrieval.keyword import match_expression
+from retrieval.migrations import SCHEMA_VERSION
 from retrieval.schema import SLIDES, TRANSCRIPT, Moment, Segment
 from retrieval.search import Searcher
 from tests.conftest import REPO, copy_media
@@ -213,14 +214,17 @@ def test_an_older_keyword_index_is_brought_up_to_date_when_opened(tmp_path: Path
     db = index.catalog.connection
     db.execute("UPDATE segment_text SET text = 'E-mail: security@example.org'"
                " WHERE modality = 'slides'")
-    db.execute("DELETE FROM keyword_version")  # as an index written before version 2
+    # As an index written before keyword format 2: its own version table, schema version 3.
+    db.execute("CREATE TABLE keyword_version (version INTEGER NOT NULL)")
+    db.execute("PRAGMA user_version = 3")
     gens = [r.gen for r in index.catalog.all() if r.gen]
     assert not index.keywords.search("email", SLIDES, gens, 5)
-    reopened = KeywordIndex(db)
+    reopened = Index(tmp_path / "index").keywords  # opening applies the migrations
     assert [i for i, _ in reopened.search("email", SLIDES, gens, 5)] == \
         [i for i, _ in reopened.search("e-mail", SLIDES, gens, 5)]
     assert reopened.search("email", SLIDES, gens, 5)
-    assert db.execute("SELECT max(version) FROM keyword_version").fetchone()[0] == VERSION
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'keyword_version'").fetchone()
 
 
 def test_visible_cache_follows_ingest_delete_and_access_changes(small: Searcher, tmp_path: Path):

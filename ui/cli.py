@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import logging
 import os
+import re
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 # Before any model library loads: busy-waiting thread pools collapse on 2 shared cores, and
@@ -25,6 +27,14 @@ from assistant.evidence import clock  # noqa: E402
 from ui.settings import Settings  # noqa: E402
 
 log = logging.getLogger("clipcite.cli")
+
+EXIT_CODES = """exit status:
+  0    done (ingest: every file is indexed, now or before)
+  1    ingest: some files are not indexed: they failed, now or unchanged since (each is
+       listed with its reason)
+  2    usage error, or the command could not run (bad arguments, a filter that matches
+       nothing, an unreadable index); one "Error:" line says why
+  130  interrupted (Ctrl-C); 143 terminated (SIGTERM)"""
 
 
 def _split_list(value: str | None) -> list[str] | None:
@@ -78,11 +88,12 @@ def cmd_ingest(args: argparse.Namespace, console: Console) -> int:
     index = _open_index(settings)
     if not settings.clip_weights:
         console.print("[dim]CLIP frame search is off: no CLIP weights configured "
-                      "(set clip_weights to a file or a pretrained tag to enable it).[/]")
+                      "(set clip_weights to a file or a pretrained tag to enable it).[/]",
+                      soft_wrap=True)
     if not settings.clap_model:
         from retrieval.clap import OFF_MESSAGE
 
-        console.print(f"[dim]{OFF_MESSAGE[0].upper()}{OFF_MESSAGE[1:]}.[/]")
+        console.print(f"[dim]{OFF_MESSAGE[0].upper()}{OFF_MESSAGE[1:]}.[/]", soft_wrap=True)
     transcript = _transcript_arg(args, paths)
     options = BatchOptions(
         extract=settings.extract_options(), tags=_split_list(args.tags),
@@ -96,17 +107,105 @@ def cmd_ingest(args: argparse.Namespace, console: Console) -> int:
         from ingestion.distributed import ray_executor
 
         extract_all = ray_executor(address)
-    with RichReporter(console) as reporter:
+    lines = JsonLines() if args.json else None
+    with lines or RichReporter(console) as reporter:
         outcomes = run_batch([Path(p) for p in paths], index, options, reporter, extract_all)
-    console.print(summary_table(outcomes))
     counts = {s: sum(o.status == s for o in outcomes)
               for s in ("indexed", "unchanged", "failed", "removed")}
+    took = time.monotonic() - started
+    failed_before = _failed_before(index, outcomes)
+    if lines is not None:
+        for outcome in outcomes:  # those never reported: missing paths, pruned recordings
+            lines.file_finished(outcome)
+        lines.totals(outcomes, {**counts, "failed_before": failed_before}, took,
+                     settings.index_dir)
+    elif console.is_terminal:
+        console.print(summary_table(outcomes))
+    else:
+        _print_lines(console, "Ingestion summary", _SUMMARY_HEAD,
+                     [_summary_row(o) for o in outcomes])
     console.print(", ".join(f"{n} {s}" for s, n in counts.items() if n) or "nothing to do",
-                  f"in {time.monotonic() - started:.1f} s; index: {settings.index_dir}")
+                  f"in {took:.1f} s; index: {settings.index_dir}", soft_wrap=True)
     if args.summaries and counts["indexed"]:
         prepare_summaries(settings, [o.media_id for o in outcomes if o.status == "indexed"],
                           console)
-    return 1 if counts["failed"] and not (counts["indexed"] or counts["unchanged"]) else 0
+    return 1 if counts["failed"] or failed_before else 0
+
+
+def _failed_before(index, outcomes: Sequence) -> int:
+    """Files left alone because they did not change since they failed: not indexed either,
+    so a nightly job keeps exiting 1 until the file is fixed or gone."""
+    return sum(o.status == "unchanged" and (rec := index.catalog.get(o.media_id)) is not None
+               and rec.status == "failed" for o in outcomes)
+
+
+class JsonLines:
+    """`ingest --json`: one JSON object per file on stdout as it finishes, then the totals;
+    no progress bars (the console, on stderr then, keeps the one-line notes)."""
+
+    def __init__(self) -> None:
+        self._done: set[int] = set()
+
+    def __enter__(self) -> JsonLines:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        sys.stdout.flush()
+
+    def batch_started(self, files: Sequence[Path]) -> None: ...
+
+    def file_started(self, path: Path) -> None: ...
+
+    def file_progress(self, path: Path, stage: str, fraction: float) -> None: ...
+
+    def file_finished(self, outcome) -> None:
+        if id(outcome) in self._done:
+            return
+        self._done.add(id(outcome))
+        _json_line({"type": "file", "path": outcome.path, "status": outcome.status,
+                    "reason": outcome.reason or None, "media_id": outcome.media_id or None,
+                    "duration": outcome.duration, "segments": dict(outcome.counts),
+                    "seconds": round(outcome.seconds, 3)})
+
+    def totals(self, outcomes: Sequence, counts: dict[str, int], seconds: float,
+               index_dir: Path) -> None:
+        segments: dict[str, int] = {}
+        for o in outcomes:
+            if o.status == "indexed":
+                for modality, n in o.counts.items():
+                    segments[modality] = segments.get(modality, 0) + n
+        _json_line({"type": "totals", "files": len(outcomes), **counts, "segments": segments,
+                    "seconds": round(seconds, 3), "index": str(index_dir)})
+
+
+def _json_line(obj: dict) -> None:
+    print(json.dumps(obj, ensure_ascii=False), flush=True)
+
+
+_SUMMARY_HEAD = ("file", "status", "length", "segments", "time", "reason / note")
+
+
+def _summary_row(o) -> tuple[str, ...]:
+    segs = ", ".join(f"{n} {m}" for m, n in o.counts.items() if n) or "-"
+    return (o.path, o.status, f"{o.duration:.0f} s" if o.duration else "-", segs,
+            f"{o.seconds:.1f} s" if o.seconds else "-", o.reason or "")
+
+
+def _one_line(text: str) -> str:
+    """A field that cannot break its line or column: control characters (a newline or tab in
+    a file name) are written as escapes."""
+    return re.sub(r"[\x00-\x1f\x7f]", lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def _print_lines(console: Console, title: str, head: Sequence[str],
+                 rows: Iterable[Sequence[str]]) -> None:
+    """A table for a log or a pipe (stdout is not a terminal): one line per row, fields apart
+    by tabs, never wrapped or cut, so `grep NAME` finds a file's whole line."""
+    out = console.file
+    print(title, file=out)
+    for row in (head, *rows):
+        print("\t".join(_one_line(str(field)) for field in row), file=out)
+    out.flush()
 
 
 def _transcript_arg(args: argparse.Namespace, paths: list[str]) -> Path | None:
@@ -149,13 +248,11 @@ def prepare_summaries(settings: Settings, media_ids: list[str] | None, console: 
 
 
 def cmd_summaries(args: argparse.Namespace, console: Console) -> int:
-    from retrieval.tools import find_recording
-
     settings = _settings(args)
     media_ids = None
     if args.recordings:
         index = _open_index(settings)
-        media_ids = [find_recording(index, ref).media_id for ref in args.recordings]
+        media_ids = [find_visible(index, ref, None).media_id for ref in args.recordings]
     made = prepare_summaries(settings, media_ids, console)
     console.print(f"{made} summar{'y' if made == 1 else 'ies'} prepared; the others were ready")
     return 0
@@ -175,14 +272,21 @@ def cmd_status(args: argparse.Namespace, console: Console) -> int:
             "ingested_at": r.ingested_at, "searchable": r.searchable,
         } for r in recs], indent=2))
         return 0
-    table = Table(title=f"Recordings in {settings.index_dir}")
-    for col in ("title", "status", "length", "segments", "groups", "file / reason"):
-        table.add_column(col, overflow="fold")
+    head = ("title", "status", "length", "segments", "groups", "file / reason")
+    rows = []
     for r in recs:
         segs = ", ".join(f"{n} {m}" for m, n in r.counts.items() if n) or "-"
         note = r.error if r.status == "failed" else r.path
-        table.add_row(r.title, r.status, clock(r.duration) if r.duration else "-", segs,
-                      ", ".join(r.groups) or "everyone", note or "")
+        rows.append((r.title, r.status, clock(r.duration) if r.duration else "-", segs,
+                     ", ".join(r.groups) or "everyone", note or ""))
+    if not console.is_terminal:
+        _print_lines(console, f"Recordings in {settings.index_dir}", head, rows)
+        return 0
+    table = Table(title=f"Recordings in {settings.index_dir}")
+    for col in head:
+        table.add_column(col, overflow="fold")
+    for row in rows:
+        table.add_row(*row)
     console.print(table)
     return 0
 
@@ -201,26 +305,84 @@ def _parse_date(value: str | None, end_of_day: bool = False) -> float | None:
 
 
 def search_filters(args: argparse.Namespace, index=None):
-    """The Filters of --groups, --recording, --title, dates, --tags and --speaker. With the
-    index, each --recording is resolved (media id, path, file name or title) so that a name
-    matching nothing is an error rather than a silently empty result."""
-    from retrieval.filters import Filters
-    from retrieval.tools import NotFound, find_recording
+    """The Filters of --groups, --recording, --title, dates, --tags and --speaker.
+
+    With the index, a --recording, --title or --speaker that matches nothing the caller may
+    search is an error naming near matches, never a silently empty result: each --recording
+    is resolved (media id, path, file name or stem, title); a --title matches a part of a
+    title, or a file name written as its title is ("covid_4" finds "Covid 4"); a --speaker
+    must be a speaker of a recording the other filters leave.
+    """
+    from dataclasses import replace
+
+    from retrieval.filters import Filters, visible_recordings
 
     groups = _split_list(args.groups)
     access = frozenset(groups) if groups is not None else None
     recordings = tuple(args.recording or ())
     if index is not None and recordings:
-        try:
-            recordings = tuple(find_recording(index, ref, access).media_id for ref in recordings)
-        except NotFound as e:
-            raise ValueError(str(e)) from None
-    return Filters(
+        recordings = tuple(find_visible(index, ref, access).media_id for ref in recordings)
+    filters = Filters(
         groups=access,
         recordings=recordings, title=args.title,
         after=_parse_date(args.after), before=_parse_date(args.before, end_of_day=True),
         tags=tuple(_split_list(args.tags) or ()), speaker=args.speaker,
     )
+    if index is None:
+        return filters
+    if filters.title:
+        others = filters.recordings or filters.tags or filters.after or filters.before
+        filters = replace(filters, title=_checked_title(
+            filters.title, visible_recordings(index, replace(filters, title=None)),
+            " the other filters leave" if others else " you can search"))
+    if filters.speaker:
+        searched = visible_recordings(index, filters)
+        names = index.speakers.shown_names({r.gen for r in searched if r.gen})
+        wanted = " ".join(filters.speaker.split()).casefold()
+        if not any(name.casefold() == wanted for name in names):
+            count = f"{len(searched)} recording{'' if len(searched) == 1 else 's'}"
+            raise ValueError(f'no speaker "{filters.speaker}" in the {count} searched'
+                             f"{_near(filters.speaker, [[n] for n in names])}")
+    return filters
+
+
+def find_visible(index, ref: str, groups: frozenset[str] | None):
+    """retrieval.tools.find_recording, its "not found" naming near matches among the
+    recordings the caller may see (titles, file names and stems)."""
+    from retrieval.filters import Filters, visible_recordings
+    from retrieval.tools import NotFound, find_recording
+
+    try:
+        return find_recording(index, ref, groups)
+    except NotFound as e:
+        names = [[Path(r.path).stem, Path(r.path).name, r.title]
+                 for r in visible_recordings(index, Filters(groups=groups))]
+        near = _near(ref, names) if str(e).startswith("no ") else ""
+        raise ValueError(f"{e}{near}") from None
+
+
+def _checked_title(title: str, recs: Sequence, scope: str) -> str:
+    """The --title to filter by: as given when a title of `recs` holds it, else as a file
+    name of it would be titled (ingestion.files.title_from_path: "_", "-", "." are spaces)."""
+    for wanted in (title, " ".join(re.sub(r"[_\-.]+", " ", title).split())):
+        if wanted and any(wanted.casefold() in r.title.casefold() for r in recs):
+            return wanted
+    raise ValueError(f'no recording{scope} has "{title}" in its title'
+                     f"{_near(title, [[r.title] for r in recs])}")
+
+
+def _near(wanted: str, things: Iterable[Sequence[str]]) -> str:
+    """'; did you mean "A" or "B"?' naming up to three things (each by the one of its names
+    most like `wanted`, by difflib's ratio) close to `wanted`, else ''."""
+    key = " ".join(wanted.split()).casefold()
+    scored: dict[str, float] = {}
+    for names in things:
+        ratio, name = max((difflib.SequenceMatcher(None, key, n.casefold()).ratio(), n)
+                          for n in names)
+        if ratio >= 0.6 and ratio > scored.get(name, 0.0):
+            scored[name] = ratio
+    best = sorted(scored, key=lambda n: -scored[n])[:3]
+    return "; did you mean " + " or ".join(f'"{n}"' for n in best) + "?" if best else ""
 
 
 def open_searcher(settings: Settings):
@@ -262,8 +424,9 @@ def cmd_search(args: argparse.Namespace, console: Console) -> int:
     for i, m in enumerate(moments, 1):
         who = f" · {m.speaker}" if m.speaker else ""
         console.print(f"[bold]{i}. {m.title}[/] · {clock(m.start)}–{clock(m.end)}"
-                      f" [dim]({m.modality}{who}, {m.path})[/]")
-        console.print(f"   {' '.join(m.text.split())[:300]}", markup=False, highlight=False)
+                      f" [dim]({m.modality}{who}, {m.path})[/]", soft_wrap=True)
+        console.print(f"   {' '.join(m.text.split())[:300]}", markup=False, highlight=False,
+                      soft_wrap=True)
     return 0
 
 
@@ -343,11 +506,9 @@ def cmd_chat(args: argparse.Namespace, console: Console) -> int:
 
 
 def _recording(args: argparse.Namespace, settings: Settings, ref: str):
-    from retrieval.tools import find_recording
-
     index = _open_index(settings)
     groups = _split_list(getattr(args, "groups", None))
-    return index, find_recording(index, ref, frozenset(groups) if groups is not None else None)
+    return index, find_visible(index, ref, frozenset(groups) if groups is not None else None)
 
 
 def cmd_speakers(args: argparse.Namespace, console: Console) -> int:
@@ -513,7 +674,8 @@ def add_filter_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="clipcite", description=__doc__)
+    parser = argparse.ArgumentParser(prog="clipcite", description=__doc__, epilog=EXIT_CODES,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
 
     def with_index(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -523,8 +685,13 @@ def build_parser() -> argparse.ArgumentParser:
                             "instead of in the index directory")
         return p
 
-    p = with_index(sub.add_parser("ingest", help="add recordings (files or folders) to the index"))
+    p = with_index(sub.add_parser("ingest", help="add recordings (files or folders) to the index",
+                                  epilog=EXIT_CODES,
+                                  formatter_class=argparse.RawDescriptionHelpFormatter))
     p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--json", action="store_true",
+                   help="JSON lines on stdout: one object per file (path, status, reason, "
+                        "segments per modality, seconds), then one with the totals")
     p.add_argument("--tags", help="comma-separated tags for these recordings")
     p.add_argument("--groups", help="comma-separated access groups (default: everyone)")
     p.add_argument("--workers", type=int, help="files processed in parallel (default 1)")
@@ -672,7 +839,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         log.debug("clipcite %s failed", getattr(args, "command", ""), exc_info=True)
         console.print("[red]Error:[/] ", end="")
-        console.print(_error_text(e, args), markup=False, highlight=False)
+        console.print(_error_text(e, args), markup=False, highlight=False, soft_wrap=True)
         return 2
 
 

@@ -1,0 +1,219 @@
+"""One schema path: every table of catalog.sqlite3 comes from retrieval/migrations.py.
+
+tests/fixtures/legacy_index_v2 is an index written by the code before it (two transcripts and a
+failed file; tests/fixtures/make_legacy_index.py rebuilds it from that revision), with what that
+code's searches returned. It must upgrade in place and answer the same.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import shutil
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from retrieval.voice_models import CAMPLUS, RESEMBLYZER
+from retrieval.index import CATALOG_FILE, Index
+from retrieval.keyword import index_text
+from retrieval.migrations import MIGRATIONS, SCHEMA_VERSION, migrate, version
+from retrieval.schema import TRANSCRIPT
+
+LEGACY = Path(__file__).resolve().parent / "fixtures" / "legacy_index_v2"
+TABLES = {"recordings", "garbage", "segment_text", "speaker_turns", "speakers"}
+
+
+@pytest.fixture()
+def legacy(tmp_path: Path) -> Path:
+    """A copy of the old index (opening it writes to it)."""
+    return Path(shutil.copytree(LEGACY, tmp_path / "legacy"))
+
+
+def _connect(index_dir: Path) -> sqlite3.Connection:
+    return sqlite3.connect(str(index_dir / CATALOG_FILE), isolation_level=None)
+
+
+def _tables(db: sqlite3.Connection) -> dict[str, list[str]]:
+    """Each ordinary table (FTS5's shadow tables aside) with its columns."""
+    names = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'"
+                                      " AND name NOT LIKE 'segment_text_%' ORDER BY name")]
+    return {n: [c[1] for c in db.execute(f"PRAGMA table_info({n})")] for n in names}
+
+
+def _dump(db: sqlite3.Connection) -> list[str]:
+    return list(db.iterdump())
+
+
+def _search(index_dir: Path, query: str, args: list[str]) -> list[dict]:
+    from ui.cli import main
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["search", query, "--json", "--index", str(index_dir), *args]) == 0
+    return json.loads(out.getvalue())["results"]
+
+
+def test_an_index_written_by_the_old_code_upgrades_in_place_and_searches_the_same(legacy: Path):
+    expected = json.loads((legacy / "expected.json").read_text(encoding="utf-8"))
+    db = _connect(legacy)
+    assert version(db) == 2 and "keyword_version" in _tables(db)  # as the old code left it
+    speakers_before = db.execute("SELECT * FROM speakers ORDER BY gen, label").fetchall()
+    rows_before = db.execute("SELECT * FROM recordings ORDER BY media_id").fetchall()
+    keyword_before = db.execute("SELECT rowid, * FROM segment_text ORDER BY rowid").fetchall()
+
+    index = Index(legacy)
+    assert version(db) == SCHEMA_VERSION
+    tables = _tables(db)
+    assert set(tables) == TABLES  # keyword_version folded into user_version
+    assert db.execute("SELECT * FROM speakers ORDER BY gen, label").fetchall() == speakers_before
+    assert db.execute("SELECT * FROM recordings ORDER BY media_id").fetchall() == rows_before
+    # Written at keyword format 2 already: the rows are not rewritten.
+    assert db.execute("SELECT rowid, * FROM segment_text ORDER BY rowid").fetchall() == \
+        keyword_before
+    assert [(r.title, r.status) for r in index.catalog.all()] == \
+        [(r["title"], r["status"]) for r in expected["status"]]
+
+    for search in expected["searches"]:
+        found = _search(legacy, search["query"], search["args"])
+        assert len(found) == len(search["results"]), search["query"]
+        for got, old in zip(found, search["results"]):
+            assert got.pop("score") == pytest.approx(old.pop("score"), abs=1e-6)
+            assert got == old, search["query"]
+
+
+def test_an_upgraded_index_has_the_tables_of_a_fresh_one(legacy: Path, tmp_path: Path):
+    Index(legacy)
+    fresh = Index(tmp_path / "fresh")
+    db = fresh.catalog.connection
+    assert version(db) == SCHEMA_VERSION == len(MIGRATIONS)
+    assert _tables(db) == _tables(_connect(legacy))
+    assert set(_tables(db)) == TABLES and "model" in _tables(db)["speakers"]
+
+
+def test_migrations_run_in_order_exactly_once(tmp_path: Path):
+    ran: list[int] = []
+
+    def step(n: int):
+        def run(db: sqlite3.Connection) -> None:
+            ran.append(n)
+            db.execute(f"CREATE TABLE t{n} (x)")
+        return run
+
+    steps = [step(n) for n in range(4)]
+    db = sqlite3.connect(str(tmp_path / "db.sqlite3"), isolation_level=None)
+    assert migrate(db, steps[:2]) == 0 and ran == [0, 1] and version(db) == 2
+    assert migrate(db, steps) == 2 and ran == [0, 1, 2, 3] and version(db) == 4
+    assert migrate(db, steps) == 4 and ran == [0, 1, 2, 3]  # nothing left to do
+    assert migrate(db, steps[:3]) == 4 and version(db) == 4  # a newer database is left alone
+
+
+def test_a_failed_step_leaves_the_database_as_it_was(tmp_path: Path):
+    def good(db: sqlite3.Connection) -> None:
+        db.execute("CREATE TABLE kept (x)")
+
+    def bad(db: sqlite3.Connection) -> None:
+        raise RuntimeError("disk on fire")
+
+    db = sqlite3.connect(str(tmp_path / "db.sqlite3"), isolation_level=None)
+    with pytest.raises(RuntimeError):
+        migrate(db, [good, bad])
+    assert version(db) == 0 and not db.in_transaction
+    assert db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
+
+
+def test_two_processes_opening_an_old_database_at_once_apply_each_step_once(tmp_path: Path):
+    path = tmp_path / "db.sqlite3"
+    ran: list[str] = []
+
+    def slow(db: sqlite3.Connection) -> None:
+        ran.append("slow")
+        time.sleep(0.3)  # the other opener arrives meanwhile
+        db.execute("CREATE TABLE once (x)")
+
+    def open_it() -> None:
+        db = sqlite3.connect(str(path), timeout=30.0, isolation_level=None)
+        migrate(db, [slow])
+        db.close()
+
+    threads = [threading.Thread(target=open_it) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert ran == ["slow"]
+
+
+def test_opening_twice_is_a_no_op(legacy: Path):
+    Index(legacy).catalog.close()
+    db = _connect(legacy)
+    before = _dump(db)
+    statements: list[str] = []
+    again = sqlite3.connect(str(legacy / CATALOG_FILE), isolation_level=None)
+    again.set_trace_callback(statements.append)
+    assert migrate(again) == SCHEMA_VERSION
+    assert statements == ["PRAGMA user_version"]  # the version is read, nothing else
+    Index(legacy)
+    assert _dump(db) == before and version(db) == SCHEMA_VERSION
+
+
+def test_a_keyword_index_of_an_older_format_is_rewritten_when_the_migration_says_so(
+        legacy: Path, tmp_path: Path):
+    """As written by keyword format 1 (keyword_version 1): "e-mail" was not also indexed as
+    "email". Version 4 rewrites such rows; rows an index at format 2 vouches for stay."""
+    other = Path(shutil.copytree(LEGACY, tmp_path / "format2"))
+    for index_dir, old_format in ((legacy, 1), (other, 2)):
+        db = _connect(index_dir)
+        db.execute("UPDATE segment_text SET text = 'Send the e-mail to the press office'"
+                   " WHERE rowid = 1")
+        db.execute("UPDATE keyword_version SET version = ?", (old_format,))
+        db.close()
+
+    index = Index(legacy)
+    text = index.catalog.connection.execute("SELECT text FROM segment_text WHERE rowid = 1")
+    assert text.fetchone()[0] == index_text("Send the e-mail to the press office")
+    gens = [r.gen for r in index.catalog.visible()]
+    assert index.keywords.search("email", TRANSCRIPT, gens, 5)
+
+    kept = Index(other).catalog.connection.execute("SELECT text FROM segment_text WHERE rowid = 1")
+    assert kept.fetchone()[0] == "Send the e-mail to the press office"
+
+
+def test_prints_stored_before_models_were_recorded_get_theirs(legacy: Path):
+    """A speaker table from before the model column: each print's model from its length."""
+    db = _connect(legacy)
+    db.executescript("""
+        DROP TABLE speakers;
+        CREATE TABLE speakers (gen TEXT NOT NULL, label TEXT NOT NULL, name TEXT, status TEXT,
+            score REAL, seconds REAL NOT NULL, print BLOB, PRIMARY KEY (gen, label));
+    """)
+    db.execute("INSERT INTO speakers VALUES ('g1', 'Speaker 1', 'Maria', 'confirmed', NULL, 10,"
+               " ?)", (np.ones(256, dtype=np.float32).tobytes(),))
+    db.execute("INSERT INTO speakers VALUES ('g2', 'Speaker 1', 'Ken', 'confirmed', NULL, 10,"
+               " ?)", (np.ones(192, dtype=np.float32).tobytes(),))
+    db.execute("INSERT INTO speakers VALUES ('g3', 'Speaker 1', NULL, NULL, NULL, 1, NULL)")
+    db.close()
+    Index(legacy)
+    models = dict(_connect(legacy).execute("SELECT gen, model FROM speakers").fetchall())
+    assert models == {"g1": RESEMBLYZER, "g2": CAMPLUS, "g3": None}
+
+
+def test_a_catalog_from_before_versions_gets_every_table(tmp_path: Path):
+    index_dir = tmp_path / "index"
+    index_dir.mkdir()
+    db = _connect(index_dir)
+    db.execute("CREATE TABLE recordings (media_id TEXT PRIMARY KEY, path TEXT NOT NULL UNIQUE,"
+               " title TEXT NOT NULL, size INTEGER, mtime REAL, content_hash TEXT, duration REAL,"
+               " recorded_at REAL, tags TEXT NOT NULL DEFAULT '[]', groups_ TEXT NOT NULL"
+               " DEFAULT '[]', status TEXT NOT NULL, error TEXT, gen TEXT, models TEXT NOT NULL"
+               " DEFAULT '{}', counts TEXT NOT NULL DEFAULT '{}', ingested_at REAL)")
+    db.execute("INSERT INTO recordings (media_id, path, title, status) VALUES"
+               " ('m', '/a/x.wav', 'X', 'failed')")
+    index = Index(index_dir)
+    assert version(db) == SCHEMA_VERSION and set(_tables(db)) == TABLES
+    assert index.catalog.get("m").groups == ["(admins only)"]  # version 2 ran too
