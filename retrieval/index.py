@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import sqlite3
 import threading
 import time
@@ -27,6 +28,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from retrieval.catalog import Catalog, Recording
+from retrieval.chroma_views import CatalogGens, LiveCollection, Views
 from retrieval.keyword import KeywordIndex
 from retrieval.schema import MODALITIES, TEXT_MODALITIES, TRANSCRIPT
 from retrieval.speakers import SpeakerStore
@@ -38,6 +40,7 @@ MANIFEST_FILE = "index.json"
 RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0)
 
 T = TypeVar("T")
+log = logging.getLogger("clipcite.index")
 
 
 class IndexMismatchError(Exception):
@@ -121,15 +124,16 @@ class Index:
         self.catalog = Catalog(self.directory / CATALOG_FILE)
         self.keywords = KeywordIndex(self.catalog.connection)
         self.speakers = SpeakerStore(self.catalog.connection)  # tables made once, not per call
+        self._client: Any = None  # a server's client; embedded indexes use _views
+        self._views: Views | None = None
         if chroma_url:
             host, port, ssl = parse_chroma_url(chroma_url)
             self._client = self._call(chromadb.HttpClient, host=host, port=port, ssl=ssl,
                                       settings=Settings(anonymized_telemetry=False))
         else:
-            self._client = chromadb.PersistentClient(
-                path=str(self.directory / "chroma"),
-                settings=Settings(anonymized_telemetry=False, allow_reset=False),
-            )
+            self._views = Views.of(self.directory, CATALOG_FILE)
+            self._views.current()  # opened now, as before: a broken index fails here
+        self._visible = CatalogGens(self.catalog.connection)
         self._collections: dict[str, Any] = {}
         self._reader: ThreadPoolExecutor | None = None
         self._reader_local = threading.local()
@@ -183,18 +187,33 @@ class Index:
         if modality not in MODALITIES:
             raise ValueError(f"unknown modality {modality!r}")
         if modality not in self._collections:
-            col = self._call(self._client.get_or_create_collection, modality,
-                             embedding_function=None, configuration={"hnsw": {"space": "cosine"}})
-            self._collections[modality] = (_RetryingCollection(col, self._call)
-                                           if self.chroma_url else col)
+            if self._views is not None:
+                self._collections[modality] = LiveCollection(self._views, modality,
+                                                              self._visible)
+            else:
+                col = self._call(self._client.get_or_create_collection, modality,
+                                 embedding_function=None,
+                                 configuration={"hnsw": {"space": "cosine"}})
+                self._collections[modality] = _RetryingCollection(col, self._call)
         return self._collections[modality]
+
+    def _max_batch_size(self) -> int:
+        if self._views is not None:
+            with self._views.leased() as view:
+                return int(view.api.get_max_batch_size())
+        return int(self._call(self._client.get_max_batch_size))
+
+    def _held(self, gens: Collection[str]) -> Collection[str]:
+        """The generations whose vectors this process can read now: on a server all; embedded,
+        those the current view holds (it is refreshed when one is missing, see Views)."""
+        return gens if self._views is None else self._views.known_of(gens)
 
     def add(self, modality: str, ids: Sequence[str], embeddings: np.ndarray,
             documents: Sequence[str], metadatas: Sequence[dict[str, Any]]) -> None:
         if not ids:
             return
         col = self.collection(modality)
-        step = max(1, min(1000, self._call(self._client.get_max_batch_size)))
+        step = max(1, min(1000, self._max_batch_size()))
         for i in range(0, len(ids), step):
             col.add(ids=list(ids[i:i + step]), embeddings=np.asarray(embeddings[i:i + step]),
                     documents=list(documents[i:i + step]),
@@ -247,6 +266,7 @@ class Index:
         Without `hydrate` the hits are not loaded: the caller must pass the ones it uses
         through `hydrate()`.
         """
+        gens = self._held(gens)  # a vector index lacking one would fail the filter
         if not gens:
             return []
         allowed = set(gens)
@@ -345,6 +365,8 @@ class Index:
 
     def vectors(self, modality: str, ids: Sequence[str]) -> dict[str, np.ndarray]:
         """The stored embeddings of these segments (those that exist)."""
+        held = set(self._held({g for i in ids if (g := segment_gen(i))}))
+        ids = [i for i in ids if segment_gen(i) in held or segment_gen(i) is None]
         if not ids:
             return {}
         res = self.collection(modality).get(ids=list(ids), include=["embeddings"])
