@@ -12,7 +12,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -20,12 +20,14 @@ import numpy as np
 
 from assistant.evidence import (SUPPORT_THRESHOLD, Citation, CitationChecker, clock, label,
                                 render_passages, snippet_parts)
-from assistant.dates import Period, recorded_period
+from assistant.dates import recorded_period
 from assistant.llm import LLMError, ServiceError
 from assistant.named import KINDS, matching, named_recording, several, unavailable
 from assistant.parts import question_parts
 from assistant.prompts import render, render_messages
+from assistant.turns import Event, Reply, Route, Turn
 from assistant.research import merge, research
+from assistant.summary import summarize_turn
 from retrieval import tools
 from retrieval.filters import Filters, narrowed
 from retrieval.schema import TRANSCRIPT, Moment
@@ -73,63 +75,11 @@ CONTEXT_SECONDS = 20.0  # ...said this close to it
 MIN_CONTEXT_WORDS = 3  # "Mm-hmm." and "Yeah." carry nothing to cite
 
 
-@dataclass
-class Turn:
-    role: str  # "user" | "assistant"
-    content: str
-    # What an assistant turn cited: "what did she say next?" continues from there. A history
-    # kept as text only is read for its "Title, 00:14–00:17" labels instead.
-    citations: list[Citation] = field(default_factory=list)
-
-
 # A message that leans on the one before: a pronoun or "one" ("why do we need one?"), or an
 # opening such as "and ..." / "what about ...".
 _REFERS_BACK = re.compile(
     r"\b(it|its|he|him|his|she|her|they|them|their|that|this|those|these|there|one)\b"
     r"|^\W*(and|but|so|also|what about|how about|why)\b", re.IGNORECASE)
-
-
-@dataclass
-class Route:
-    intent: str
-    question: str
-    queries: list[str]
-    recording: str | None = None
-    speaker: str | None = None
-    # A follow-up read with the question before it ("Who's writing the QA tester ad? Why do
-    # we need one?"): searched and judged alongside the router's rewrite, which the 1.5B
-    # model often leaves as it was ("Why do we need one?").
-    in_context: str | None = None
-    period: Period | None = None  # when the recordings were made ("last month")
-    # A recording the user names by name and kind ("the HR phone call"), and the ones of the
-    # caller's it matches: the search and a summary keep to those, and a name that matches
-    # none is said so (Assistant.turn), never swapped for another recording.
-    named: str | None = None
-    media_ids: tuple[str, ...] = ()
-
-
-@dataclass
-class Reply:
-    answer: str
-    citations: list[Citation] = field(default_factory=list)
-    intent: str = "answer"
-    queries: list[str] = field(default_factory=list)
-    found: list[Moment] = field(default_factory=list)  # what the search returned
-    dropped: list[int] = field(default_factory=list)
-    unsupported: list[str] = field(default_factory=list)
-    timings: dict[str, float] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"answer": self.answer, "citations": [c.to_json() for c in self.citations],
-                "intent": self.intent, "queries": self.queries}
-
-
-@dataclass
-class Event:
-    """What a turn reports while it runs: "route", "token" (answer text), then "reply"."""
-
-    kind: str
-    data: Any
 
 
 _WORD = re.compile(r"[a-z0-9]+")
@@ -419,8 +369,6 @@ class Assistant:
         elif route.intent == "list":
             yield from self._list(route, timings)
         elif route.intent == "summarize":
-            from assistant.summary import summarize_turn
-
             yield from summarize_turn(self, route, timings)
         elif route.intent == "smalltalk":
             # Small talk only when nothing in the archive is about the message: the 1.5B

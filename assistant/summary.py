@@ -14,7 +14,7 @@ import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -24,12 +24,10 @@ from assistant.llm import LLMError
 from assistant.named import matching
 from assistant.prompts import render_messages
 from assistant.summary_cache import SummaryCache
+from assistant.turns import Answering, Event, Reply, Route
 from retrieval import tools
 from retrieval.keyword import STOPWORDS
 from retrieval.schema import Moment
-
-if TYPE_CHECKING:
-    from assistant.agent import Assistant, Event, Route
 
 log = logging.getLogger("clipcite.assistant")
 
@@ -73,7 +71,7 @@ class Point:
     due: str | None = None
 
 
-def pick_recording(assistant: Assistant, route: Route) -> tools.RecordingSummary | None:
+def pick_recording(assistant: Answering, route: Route) -> tools.RecordingSummary | None:
     """The recording a summary is of: the one the user named (Assistant.turn resolved it), a
     title the router read that matches exactly one of the caller's recordings by its words
     (a near title is another recording: "HR phone call" is not "Phone call"), a title in the
@@ -207,7 +205,7 @@ def chunks(lines: list[Moment], limit: int = CHUNK_CHARS) -> list[list[tuple[int
     return [c for c in out if c]
 
 
-def map_points(assistant: Assistant, title: str, chunk: list[tuple[int, Moment]]) -> list[Point]:
+def map_points(assistant: Answering, title: str, chunk: list[tuple[int, Moment]]) -> list[Point]:
     """The lines of a chunk worth a summary, each as a decision, action or point.
 
     The model picks the lines; what kind each is comes from the line's own wording when it
@@ -306,10 +304,8 @@ def _said(value: Any, line: str) -> str | None:
     return value if value and value.lower() in line.lower() else None
 
 
-def summarize_turn(assistant: Assistant, route: Route,
+def summarize_turn(assistant: Answering, route: Route,
                    timings: dict[str, float]) -> Iterator[Event]:
-    from assistant.agent import Event, Reply
-
     t = time.perf_counter()
     rec = pick_recording(assistant, route)
     if rec is None:
@@ -355,12 +351,12 @@ def _long(lines: list[Moment]) -> bool:
     return sum(len(m.text) for m in lines) > SUMMARY_CHARS
 
 
-def _generation(assistant: Assistant, media_id: str) -> str | None:
+def _generation(assistant: Answering, media_id: str) -> str | None:
     rec = assistant.searcher.index.catalog.get(media_id)
     return rec.gen if rec is not None else None
 
 
-def prepare(assistant: Assistant, media_id: str) -> bool:
+def prepare(assistant: Answering, media_id: str) -> bool:
     """Summarise a whole recording into the cache unless it is there; True if it was made."""
     rec = next((r for r in tools.list_recordings(assistant.searcher, assistant.filters)
                 if r.media_id == media_id), None)
@@ -377,7 +373,7 @@ def prepare(assistant: Assistant, media_id: str) -> bool:
     return bool(citations)
 
 
-def digest(assistant: Assistant, rec: tools.RecordingSummary,
+def digest(assistant: Answering, rec: tools.RecordingSummary,
            lines: list[Moment]) -> tuple[str, list[Citation]]:
     """A long recording's summary in the model's words, from the lines that stand for it, each
     sentence cited at the lines it comes from (checked as an answer's citations are)."""
@@ -394,7 +390,7 @@ def digest(assistant: Assistant, rec: tools.RecordingSummary,
     return f"Summary of {rec.title}{length}: {text}", checked.citations
 
 
-def summarize_recording(assistant: Assistant, rec: tools.RecordingSummary,
+def summarize_recording(assistant: Answering, rec: tools.RecordingSummary,
                         wanted: tuple[str, ...], lines: list[Moment],
                         vectors: np.ndarray) -> tuple[str, list[Citation]]:
     """A recording's summary from its transcript lines (and their vectors): a long one in the
