@@ -120,3 +120,16 @@ def test_a_citation_does_not_cut_an_abbreviation_at_the_end_of_a_sentence():
     checked = check_citations("The call moves to Wednesday at 10 a.m. [1] It is weekly [1].",
                               [line], lambda sentence, snippet: 1.0, 0.35)
     assert checked.text == "The call moves to Wednesday at 10 a.m. [1] It is weekly [1]."
+
+
+def test_a_part_the_recordings_do_not_mention_is_said_and_cites_nothing():
+    out = check_citations("The portal launches on September 15th [1]. The recordings do not "
+                          "mention who approved the portal launch [1].", EVIDENCE,
+                          words_support, 0.3)
+    assert out.text == ("The portal launches on September 15th [1]. The recordings do not "
+                        "mention who approved the portal launch.")
+    assert [c.start for c in out.citations] == [24.2]
+    # Shared words ("portal", "launch") do not attribute it to a line either.
+    out = check_citations("Who approved the portal launch on September 15th is not mentioned.",
+                          EVIDENCE, words_support, 0.3)
+    assert out.citations == []
