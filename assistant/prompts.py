@@ -1,23 +1,27 @@
 """Prompts live in prompts/, one file per purpose, each opening with a comment saying where it
 is used. They are loaded by name and filled by plain replacement of {field} markers, so the
-JSON braces in their examples need no escaping."""
+JSON braces in their examples need no escaping.
+
+prompts/ is a package whose data are the prompt files, read with importlib.resources: they are
+found wherever clipcite is installed (a wheel, a zip), not only beside this checkout.
+"""
 
 from __future__ import annotations
 
 import functools
 import re
-from pathlib import Path
+from importlib import resources
 
-PROMPT_DIR = Path(__file__).resolve().parent.parent / "prompts"
+PROMPT_PACKAGE = "prompts"
 _HEADER = re.compile(r"\A\s*<!--.*?-->\s*", re.S)
 
 
 @functools.cache
 def load_prompt(name: str) -> str:
-    path = PROMPT_DIR / f"{name}.md"
-    if not path.is_file():
-        raise FileNotFoundError(f"no prompt named {name!r} in {PROMPT_DIR}")
-    return _HEADER.sub("", path.read_text(encoding="utf-8"), count=1)
+    prompt = resources.files(PROMPT_PACKAGE) / f"{name}.md"
+    if not prompt.is_file():
+        raise FileNotFoundError(f"no prompt named {name!r} in the {PROMPT_PACKAGE} package")
+    return _HEADER.sub("", prompt.read_text(encoding="utf-8"), count=1)
 
 
 def _fill(text: str, fields: dict[str, str]) -> str:

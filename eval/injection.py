@@ -39,6 +39,10 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from ui.environment import set_defaults  # noqa: E402
+
+set_defaults()  # before the local model loads (OMP_WAIT_POLICY on 2 shared cores)
+
 SET = REPO / "eval" / "injection_set.jsonl"
 SPLIT = REPO / "eval" / "injection_split.json"
 NAIVE_K = 5  # as many search results as the assistant reads (assistant.agent.EVIDENCE_K)

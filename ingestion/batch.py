@@ -118,8 +118,8 @@ class SilentReporter:
     def file_finished(self, outcome: Outcome) -> None: ...
 
 
-# How the files to extract are run (local pool, or Ray): it extracts each job, writes it with
-# _write and appends its Outcome (reporting it) to the list.
+# How the files to extract are run (local pool, or Ray): it extracts each job and finishes it
+# through a Running (written, failed or given up; its Outcome appended to the list, reported).
 ExtractAll = Callable[["deque[_Job]", Index, BatchOptions, Reporter, "list[Outcome]"], None]
 
 
@@ -420,55 +420,99 @@ def _run(paths: Sequence[Path], index: Index, options: BatchOptions, reporter: R
         outcomes.extend(prune(index))
 
 
+class Running:
+    """The files being extracted, whoever runs them (the local pool here, Ray actors in
+    distributed.py): each started, heard from, and finished with one outcome, reported."""
+
+    def __init__(self, index: Index, options: BatchOptions, reporter: Reporter,
+                 outcomes: list[Outcome]) -> None:
+        self.index, self.options, self.reporter, self.outcomes = index, options, reporter, outcomes
+        self._by_path: dict[str, _Job] = {}
+
+    def start(self, job: _Job) -> None:
+        job.started = job.heard = time.monotonic()
+        self._by_path[str(job.path)] = job
+        self.reporter.file_started(job.path)
+
+    def hear(self, events: Any) -> None:
+        """Take the workers' progress events waiting in `events` (a queue)."""
+        while True:
+            try:
+                event = events.get_nowait()
+            except (queue_mod.Empty, OSError, EOFError):
+                return
+            job = self._by_path.get(event[1])
+            if job is None:
+                continue
+            job.heard = time.monotonic()  # any report means its worker is not stuck
+            if event[0] == "duration":
+                job.duration = event[2]
+            else:
+                self.reporter.file_progress(job.path, event[2], event[3])
+
+    def finish(self, job: _Job, outcome: Outcome) -> None:
+        self._by_path.pop(str(job.path), None)
+        self.outcomes.append(outcome)
+        self.reporter.file_finished(outcome)
+
+    def extracted(self, job: _Job, extraction: Extraction) -> None:
+        self.finish(job, _write(self.index, job, extraction))
+
+    def failed(self, job: _Job, exc: BaseException) -> None:
+        """extract() raised: a media error is final until the file changes, others are not."""
+        self.finish(job, _fail(self.index, job, _reason(exc),
+                               transient=not isinstance(exc, MediaError)))
+
+    def crashed(self, job: _Job) -> None:
+        self.finish(job, _crashed(self.index, job))
+
+    def overdue(self, job: _Job, now: float) -> str | None:
+        return _overdue(job, self.options, now)
+
+    def given_up(self, job: _Job, why: str) -> None:
+        self.finish(job, _fail(self.index, job, why, transient=True))
+
+
 def _extract_all(todo: deque[_Job], index: Index, options: BatchOptions,
                  reporter: Reporter, outcomes: list[Outcome]) -> None:
     workers = max(1, options.workers)
     pool = _Pool(options.extract, workers)
     inflight: dict[Future, _Job] = {}
-    by_path: dict[str, _Job] = {}
-
-    def done(job: _Job, outcome: Outcome) -> None:
-        by_path.pop(str(job.path), None)
-        outcomes.append(outcome)
-        reporter.file_finished(outcome)
-
+    files = Running(index, options, reporter, outcomes)
     try:
         while todo or inflight:
             while todo and len(inflight) < workers:
                 if todo[0].solo and inflight:
                     break
                 job = todo.popleft()
-                job.started = job.heard = time.monotonic()
-                by_path[str(job.path)] = job
-                reporter.file_started(job.path)
+                files.start(job)
                 inflight[pool.submit(job)] = job
                 if job.solo:
                     break
             finished, _ = wait(list(inflight), timeout=0.2, return_when=FIRST_COMPLETED)
-            _drain(pool.events, by_path, reporter)
+            files.hear(pool.events)
             crashed = False
             running = len(inflight)
             for fut in finished:
                 job = inflight.pop(fut)
                 exc = fut.exception()
                 if exc is None:
-                    done(job, _write(index, job, fut.result()))
+                    files.extracted(job, fut.result())
                 elif isinstance(exc, BrokenProcessPool):
                     crashed = True
                     if job.solo or running == 1:
-                        done(job, _crashed(index, job))
+                        files.crashed(job)
                     else:
                         job.solo = True
                         todo.appendleft(job)
                 else:
-                    done(job, _fail(index, job, _reason(exc),
-                                    transient=not isinstance(exc, MediaError)))
+                    files.failed(job, exc)
             now = time.monotonic()
-            late = {f: why for f, j in inflight.items() if (why := _overdue(j, options, now))}
+            late = {f: why for f, j in inflight.items() if (why := files.overdue(j, now))}
             if crashed or late:
                 for fut, job in list(inflight.items()):
                     if fut in late:
-                        done(job, _fail(index, job, late[fut], transient=True))
+                        files.given_up(job, late[fut])
                     else:
                         job.solo = job.solo or crashed  # the culprit is among them: one at a time
                         todo.appendleft(job)  # not known to be its fault: run it again
@@ -478,22 +522,6 @@ def _extract_all(todo: deque[_Job], index: Index, options: BatchOptions,
         pool.kill()  # stopping early (SIGTERM, Ctrl-C, a full disk): no file is waited for
         raise
     pool.close()
-
-
-def _drain(events: Any, by_path: dict[str, _Job], reporter: Reporter) -> None:
-    while True:
-        try:
-            event = events.get_nowait()
-        except (queue_mod.Empty, OSError, EOFError):
-            return
-        job = by_path.get(event[1])
-        if job is None:
-            continue
-        job.heard = time.monotonic()  # any report means its worker is not stuck
-        if event[0] == "duration":
-            job.duration = event[2]
-        else:
-            reporter.file_progress(job.path, event[2], event[3])
 
 
 def prune(index: Index) -> list[Outcome]:

@@ -2,7 +2,7 @@
 
 Ray actors, one per CPU of the cluster, each hold the models (ingestion.extract.Models) loaded
 once and extract one file at a time (decode, ASR, OCR, embed), returning the Extraction. This
-process alone writes it (batch._write): the generation protocol and SQLite keep one writer, so
+process alone writes it (batch.Running): the generation protocol and SQLite keep one writer, so
 the index is the one a local ingest of the same files builds. Everything but the executor
 (what to do with a file, outcomes, reasons, time and stall limits, progress) is
 ingestion/batch.py's.
@@ -13,6 +13,7 @@ Every node must see the media files and the model cache at the same paths, in th
 from __future__ import annotations
 
 import functools
+import importlib.util
 import logging
 import time
 from collections import deque
@@ -20,10 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from ingestion import batch
-from ingestion.batch import (BatchOptions, ExtractAll, Outcome, Reporter, _crashed, _drain,
-                             _fail, _Job, _overdue, _reason, _write)
+from ingestion.batch import BatchOptions, ExtractAll, Outcome, Reporter, Running, _Job
 from ingestion.extract import Extraction, ExtractOptions
-from ingestion.media import MediaError
 from retrieval.index import Index
 
 
@@ -47,6 +46,8 @@ _RUNTIME_ENV = {"env_vars": {"OMP_NUM_THREADS": "${OMP_NUM_THREADS}"}}
 def ray_executor(address: str | None = None) -> ExtractAll:
     """The extraction step of run_batch on Ray: a local cluster of `options.workers` CPUs when
     `address` is empty, else the cluster at `address` ("HOST:6379", "auto", "ray://...")."""
+    if importlib.util.find_spec("ray") is None:  # an extra: said before any file is read
+        raise RuntimeError("ingesting on Ray needs the ray package: pip install 'clipcite[ray]'")
     return functools.partial(_extract_on_ray, address=address or None)
 
 
@@ -75,13 +76,7 @@ def _extract_on_ray(todo: deque[_Job], index: Index, options: BatchOptions, repo
     events: Any = None
     idle: list[Any] = []
     inflight: dict[Any, tuple[_Job, Any]] = {}  # object ref -> (job, actor)
-    by_path: dict[str, _Job] = {}
-
-    def done(job: _Job, outcome: Outcome) -> None:
-        by_path.pop(str(job.path), None)
-        outcomes.append(outcome)
-        reporter.file_finished(outcome)
-
+    files = Running(index, options, reporter, outcomes)
     try:
         events = Queue(actor_options={"num_cpus": 0})  # progress events from the actors
         # No restarts or task retries: a crash is reported for the file that caused it.
@@ -96,35 +91,31 @@ def _extract_on_ray(todo: deque[_Job], index: Index, options: BatchOptions, repo
         while todo or inflight:
             while todo and idle:
                 job, actor = todo.popleft(), idle.pop()
-                job.started = job.heard = time.monotonic()
-                by_path[str(job.path)] = job
-                reporter.file_started(job.path)
+                files.start(job)
                 inflight[actor.extract.remote(
                     str(job.path), job.rec.title,
                     str(job.transcript) if job.transcript else None)] = (job, actor)
             ready, _ = ray.wait(list(inflight), num_returns=1, timeout=0.2)
-            _drain(events, by_path, reporter)
+            files.hear(events)
             for ref in ready:
                 job, actor = inflight.pop(ref)
                 try:
                     extraction = ray.get(ref)
                 except RayActorError:  # the actor's process died (decoder crash, OOM, node lost)
-                    done(job, _crashed(index, job))
+                    files.crashed(job)
                     actor = new_actor()
                 except RayTaskError as e:  # extract() raised: the same reasons as locally
-                    cause = e.cause if isinstance(e.cause, BaseException) else e
-                    done(job, _fail(index, job, _reason(cause),
-                                    transient=not isinstance(cause, MediaError)))
+                    files.failed(job, e.cause if isinstance(e.cause, BaseException) else e)
                 else:
-                    done(job, _write(index, job, extraction))
+                    files.extracted(job, extraction)
                 idle.append(actor)
             now = time.monotonic()
             for ref, (job, actor) in list(inflight.items()):
-                why = _overdue(job, options, now)
+                why = files.overdue(job, now)
                 if why:
                     ray.kill(actor)  # only this file's actor: the others go on
                     del inflight[ref]
-                    done(job, _fail(index, job, why, transient=True))
+                    files.given_up(job, why)
                     idle.append(new_actor())
     finally:
         for actor in [*idle, *(a for _, a in inflight.values())]:

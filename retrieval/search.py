@@ -80,12 +80,6 @@ class Searcher:
                                   else encoder.embed_texts([query])[0])
         return self._vectors[key]
 
-    def keyword(self, modality: str, query: str, k: int, gens: Sequence[str],
-                speaker: str | None = None) -> list[Hit]:
-        if modality not in TEXT_MODALITIES:
-            return []
-        return self.keywords((modality,), query, k, gens, speaker)[modality]
-
     def keywords(self, modalities: Sequence[str], query: str, k: int, gens: Sequence[str],
                  speaker: str | None = None) -> dict[str, list[Hit]]:
         """BM25 hits of each text modality from one keyword scan; not loaded (see

@@ -205,7 +205,8 @@ def test_sigterm_stops_the_ingest_and_its_workers_and_keeps_the_index(media: Pat
     index = Index(index_dir)
     jfk = index.catalog.by_path(str(media / "jfk.flac"))
     assert jfk.status == "indexed"
-    hits = index.keyword_query(TRANSCRIPT, "ask not what your country can do", 3, [jfk.gen])
+    hits = index.hydrate(index.keyword_hits("ask not what your country can do", (TRANSCRIPT,), 3,
+                                            [jfk.gen])[TRANSCRIPT], {jfk.gen})
     assert hits and hits[0].metadata["media_id"] == jfk.media_id
     for rec in index.catalog.all():  # what search can see is whole recordings only
         if rec.gen:

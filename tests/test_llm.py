@@ -324,3 +324,13 @@ def test_prompt_state_cache_keeps_few_states_without_logits() -> None:
     assert len(cache.cache_state) == 2 and (0, 1, 2) not in cache.cache_state
     assert all(s.scores.shape == (1, 1000) for s in cache.cache_state.values())
     assert cache[[2, 1, 2, 5]].input_ids[0] == 2  # the longest shared prefix wins
+
+
+def test_a_rejected_json_shape_is_remembered_for_the_endpoint(fake_api: FakeOpenAI) -> None:
+    # The web app has one model object per worker thread: the probe happens once per server.
+    fake_api.reject_json_schema = True
+    fake_api.replies = ['{"intent": "find", "queries": ["q"]}']
+    remote(fake_api).json(USER, ROUTER_SCHEMA)
+    remote(fake_api).json(USER, ROUTER_SCHEMA)
+    kinds = [r["body"]["response_format"]["type"] for r in fake_api.requests]
+    assert kinds == ["json_schema", "json_object", "json_object"]

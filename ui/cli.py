@@ -14,16 +14,14 @@ import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-# Before any model library loads: busy-waiting thread pools collapse on 2 shared cores, and
-# nothing may phone home.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
-os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+from ui.environment import set_defaults
+
+set_defaults()  # before any model library loads (see ui/environment.py)
 
 from rich.console import Console  # noqa: E402
 
 from assistant.evidence import clock  # noqa: E402
+from ui.searching import day_bounds, open_index, open_searcher, parse_day  # noqa: E402
 from ui.settings import Settings  # noqa: E402
 
 log = logging.getLogger("clipcite.cli")
@@ -67,12 +65,6 @@ def _settings(args: argparse.Namespace) -> Settings:
     )
 
 
-def _open_index(settings: Settings):
-    from retrieval.index import Index
-
-    return Index(settings.index_dir, chroma_url=settings.chroma_url)
-
-
 # -- commands ---------------------------------------------------------------------------------
 def cmd_ingest(args: argparse.Namespace, console: Console) -> int:
     from ingestion.batch import BatchOptions, run_batch
@@ -85,7 +77,7 @@ def cmd_ingest(args: argparse.Namespace, console: Console) -> int:
         address = ""
     if address == "":  # a local cluster: loopback only, as Ray does on a laptop (read at import)
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-    index = _open_index(settings)
+    index = open_index(settings)
     if not settings.clip_weights:
         console.print("[dim]CLIP frame search is off: no CLIP weights configured "
                       "(set clip_weights to a file or a pretrained tag to enable it).[/]",
@@ -251,7 +243,7 @@ def cmd_summaries(args: argparse.Namespace, console: Console) -> int:
     settings = _settings(args)
     media_ids = None
     if args.recordings:
-        index = _open_index(settings)
+        index = open_index(settings)
         media_ids = [find_visible(index, ref, None).media_id for ref in args.recordings]
     made = prepare_summaries(settings, media_ids, console)
     console.print(f"{made} summar{'y' if made == 1 else 'ies'} prepared; the others were ready")
@@ -262,7 +254,7 @@ def cmd_status(args: argparse.Namespace, console: Console) -> int:
     from rich.table import Table
 
     settings = _settings(args)
-    index = _open_index(settings)
+    index = open_index(settings)
     recs = index.catalog.all()
     if args.json:
         print(json.dumps([{
@@ -291,17 +283,15 @@ def cmd_status(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
-def _parse_date(value: str | None, end_of_day: bool = False) -> float | None:
-    """YYYY-MM-DD (local time) to Unix seconds; `--before 2024-03-31` includes that day."""
-    if not value:
-        return None
-    import datetime as dt
-
-    try:
-        day = dt.datetime.strptime(value, "%Y-%m-%d")
-    except ValueError:
-        raise ValueError(f"dates are written YYYY-MM-DD, not {value!r}") from None
-    return (day + dt.timedelta(days=1 if end_of_day else 0)).timestamp()
+def _dates(args: argparse.Namespace) -> tuple[float | None, float | None]:
+    """--after and --before as Filters' bounds: `--before 2024-03-31` includes that day."""
+    days = []
+    for value in (args.after, args.before):
+        try:
+            days.append(parse_day(value))
+        except ValueError:
+            raise ValueError(f"dates are written YYYY-MM-DD, not {value!r}") from None
+    return day_bounds(*days)
 
 
 def search_filters(args: argparse.Namespace, index=None):
@@ -322,10 +312,10 @@ def search_filters(args: argparse.Namespace, index=None):
     recordings = tuple(args.recording or ())
     if index is not None and recordings:
         recordings = tuple(find_visible(index, ref, access).media_id for ref in recordings)
+    after, before = _dates(args)
     filters = Filters(
         groups=access,
-        recordings=recordings, title=args.title,
-        after=_parse_date(args.after), before=_parse_date(args.before, end_of_day=True),
+        recordings=recordings, title=args.title, after=after, before=before,
         tags=tuple(_split_list(args.tags) or ()), speaker=args.speaker,
     )
     if index is None:
@@ -383,17 +373,6 @@ def _near(wanted: str, things: Iterable[Sequence[str]]) -> str:
             scored[name] = ratio
     best = sorted(scored, key=lambda n: -scored[n])[:3]
     return "; did you mean " + " or ".join(f'"{n}"' for n in best) + "?" if best else ""
-
-
-def open_searcher(settings: Settings):
-    from retrieval.clap import load_clap
-    from retrieval.clip import load_clip
-    from retrieval.encoders import load_text_encoder
-    from retrieval.search import Searcher
-
-    return Searcher(index=_open_index(settings), text=load_text_encoder(settings.text_model),
-                    clip=load_clip(settings.clip_model, settings.clip_weights),
-                    clap=load_clap(settings.clap_model))
 
 
 def cmd_search(args: argparse.Namespace, console: Console) -> int:
@@ -506,7 +485,7 @@ def cmd_chat(args: argparse.Namespace, console: Console) -> int:
 
 
 def _recording(args: argparse.Namespace, settings: Settings, ref: str):
-    index = _open_index(settings)
+    index = open_index(settings)
     groups = _split_list(getattr(args, "groups", None))
     return index, find_visible(index, ref, frozenset(groups) if groups is not None else None)
 

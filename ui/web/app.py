@@ -29,15 +29,13 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
-import os
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+from ui.environment import set_defaults
+
+set_defaults()  # before Gradio and the models load (see ui/environment.py)
 
 import gradio as gr  # noqa: E402
 from fastapi import FastAPI, Request  # noqa: E402

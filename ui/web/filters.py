@@ -4,11 +4,10 @@ applied and every choice checked against what they may see."""
 from __future__ import annotations
 
 import datetime as dt
-import re
-import time
 from typing import Any
 
 from retrieval.filters import Filters
+from ui import searching
 from ui.web.render import fmt_date
 
 
@@ -17,25 +16,15 @@ class FilterError(ValueError):
     """A chat filter that cannot be used, in one sentence that says what to do."""
 
 
-_DAY = re.compile(r"^(\d{4}-\d{2}-\d{2})(?:[ T]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?$")
-
-
 def parse_day(text: str | None, label: str) -> dt.date | None:
-    """A YYYY-MM-DD date typed or picked in the page (a time after it is ignored)."""
-    text = (text or "").strip()
-    if not text:
-        return None
-    m = _DAY.match(text)
+    """A YYYY-MM-DD date typed or picked in the page (ui.searching.parse_day), its error in
+    words for the person."""
     try:
-        return dt.date.fromisoformat(m.group(1)) if m else dt.date.fromisoformat(text)
+        return searching.parse_day(text)
     except ValueError:
-        raise FilterError(f"I could not read the date “{text}” in “{label}”. Write it as "
-                          "year-month-day, for example 2024-03-31, or clear it.") from None
-
-
-def _midnight(day: dt.date) -> float:
-    """The start of a day in this server's time zone, as Unix seconds."""
-    return time.mktime(day.timetuple())
+        raise FilterError(f"I could not read the date “{(text or '').strip()}” in “{label}”. "
+                          "Write it as year-month-day, for example 2024-03-31, or clear "
+                          "it.") from None
 
 
 def chat_filters(groups: frozenset[str] | None, visible: list[Any], recordings: list | None,
@@ -54,9 +43,9 @@ def chat_filters(groups: frozenset[str] | None, visible: list[Any], recordings: 
     if first and last and first > last:
         raise FilterError("The “Recorded from” date is after the “Recorded until” date. Swap "
                           "them, or clear one of them.")
+    after, before = searching.day_bounds(first, last)
     return Filters(groups=groups, recordings=chosen, tags=tuple(dict.fromkeys(tags or ())),
-                   after=_midnight(first) if first else None,
-                   before=_midnight(last + dt.timedelta(days=1)) if last else None)
+                   after=after, before=before)
 
 
 def is_narrowed(filters: Filters) -> bool:

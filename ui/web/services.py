@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from retrieval.filters import Filters
+from ui.searching import open_index, open_searcher
 from ui.settings import Settings
 from ui.web.errors import plain_error
 
@@ -53,7 +54,6 @@ class Engine:
     def _load(self) -> None:
         from assistant.agent import Assistant
         from assistant.llm import load_chat_model
-        from ui.cli import open_searcher
 
         self.searcher = self._local.searcher = open_searcher(self.settings)
         self.chat = load_chat_model(self.settings.llm_config())
@@ -63,9 +63,7 @@ class Engine:
         """This thread's searcher: the shared encoders over this thread's index handle."""
         searcher = getattr(self._local, "searcher", None)
         if searcher is None:
-            from retrieval.index import Index
-
-            index = Index(self.settings.index_dir, chroma_url=self.settings.chroma_url)
+            index = open_index(self.settings)
             searcher = self._local.searcher = dataclasses.replace(self.searcher, index=index,
                                                                   _vectors={})
         return searcher
@@ -200,9 +198,7 @@ class Archive:
     def _run(self, fn: Any, *args: Any) -> Any:
         def run() -> Any:
             if self._index is None:
-                from retrieval.index import Index
-
-                self._index = Index(self.settings.index_dir, chroma_url=self.settings.chroma_url)
+                self._index = open_index(self.settings)
             return fn(self._index, *args)
 
         return self._pool.submit(run).result(120)
@@ -371,10 +367,7 @@ class Ingester:
             self.state.update(running=True, user=user)
             try:
                 if self._index is None:
-                    from retrieval.index import Index
-
-                    self._index = Index(self.settings.index_dir,
-                                        chroma_url=self.settings.chroma_url)
+                    self._index = open_index(self.settings)
                 getattr(self, f"_{kind}")(user, **args)
             except BaseException as e:  # noqa: BLE001 - the thread must live on
                 log.exception("library job %s failed", kind)

@@ -1,0 +1,1 @@
+"""The prompt files (one per purpose, `NAME.md`), package data read by assistant/prompts.py."""
