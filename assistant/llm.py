@@ -11,6 +11,7 @@ tools. Configuration arrives as an LLMConfig: nothing here reads environment var
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import threading
@@ -172,10 +173,16 @@ class ChatModel(ABC):
     # talking to it (the web app has one per worker thread): probed once, not sent again.
     _rejected: dict[str, int] = {}
     _rejected_lock = threading.Lock()
+    _answered: set[str] = set()  # endpoints that have answered a JSON request shape
 
-    def __init__(self, chat: BaseChatModel, endpoint: str = "") -> None:
+    def __init__(self, chat: BaseChatModel, endpoint: str = "",
+                 probe: BaseChatModel | None = None) -> None:
         self._chat = chat
         self._endpoint = endpoint
+        # The same model without client retries, for a request shape the endpoint may not
+        # support: llama.cpp's server answers an unknown response_format with HTTP 500, which
+        # the client would send twice more before the next shape is tried.
+        self._probe = probe or chat
 
     @property
     def _json_skip(self) -> int:
@@ -224,8 +231,11 @@ class ChatModel(ABC):
         for i, (attempt, options) in enumerate(requests):
             if i < self._json_skip:
                 continue
+            last = i == len(requests) - 1
+            chat = self._chat if last or self._endpoint in self._answered else self._probe
             try:
-                reply = self._chat.invoke(to_langchain(attempt), **options)
+                reply = chat.invoke(to_langchain(attempt), **options)
+                self._answered.add(self._endpoint)  # this shape works here: retry it as usual
                 return parse_json_reply(str(reply.text), schema)
             except self._json_fallback_errors as e:
                 # Rejected by the server, not the model: skip this shape from now on (saves a
@@ -342,5 +352,6 @@ def load_chat_model(config: LLMConfig) -> ChatModel:
     """The configured backend behind our interface (the local model loads once per process)."""
     if choose_backend(config) == "openai":
         chat = _openai_chat(config)
-        return OpenAIChatModel(chat, endpoint=f"{chat.openai_api_base} {chat.model_name}")
+        return OpenAIChatModel(chat, endpoint=f"{chat.openai_api_base} {chat.model_name}",
+                               probe=_openai_chat(dataclasses.replace(config, max_retries=0)))
     return LocalChatModel(_local_chat(config))

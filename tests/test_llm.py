@@ -43,8 +43,9 @@ def fake_api() -> Iterator[FakeOpenAI]:
 
 
 def remote(fake: FakeOpenAI, **changes) -> OpenAIChatModel:
-    config = LLMConfig(base_url=fake.base_url, api_key="sk-test-123", model="fake-model-7b",
-                       max_tokens=40, max_retries=0, **changes)
+    config = LLMConfig(**{"base_url": fake.base_url, "api_key": "sk-test-123",
+                          "model": "fake-model-7b", "max_tokens": 40, "max_retries": 0,
+                          **changes})
     model = load_chat_model(config)
     assert isinstance(model, OpenAIChatModel)
     return model
@@ -332,5 +333,18 @@ def test_a_rejected_json_shape_is_remembered_for_the_endpoint(fake_api: FakeOpen
     fake_api.replies = ['{"intent": "find", "queries": ["q"]}']
     remote(fake_api).json(USER, ROUTER_SCHEMA)
     remote(fake_api).json(USER, ROUTER_SCHEMA)
+    kinds = [r["body"]["response_format"]["type"] for r in fake_api.requests]
+    assert kinds == ["json_schema", "json_object", "json_object"]
+
+
+def test_an_unsupported_json_shape_is_probed_once_without_client_retries(
+        fake_api: FakeOpenAI) -> None:
+    # llama.cpp's server answers response_format json_schema with HTTP 500, which the client
+    # retries: the probe of a shape this server never answered goes out once.
+    fake_api.reject_json_schema = True
+    fake_api.replies = ['{"intent": "find", "queries": ["q"]}']
+    model = remote(fake_api, max_retries=2)
+    model.json(USER, ROUTER_SCHEMA)
+    model.json(USER, ROUTER_SCHEMA)
     kinds = [r["body"]["response_format"]["type"] for r in fake_api.requests]
     assert kinds == ["json_schema", "json_object", "json_object"]
