@@ -342,7 +342,15 @@ class Assistant:
 
     # -- a turn ------------------------------------------------------------------------------
     def turn(self, message: str, history: Sequence[Turn] = ()) -> Iterator[Event]:
+        """The events of one turn: its route, the answer's text as it is written, then the
+        reply, whose timings always hold "total" (whichever path made it)."""
         t0 = time.perf_counter()
+        for event in self._turn(message, history, t0):
+            if event.kind == "reply":
+                event.data.timings.setdefault("total", time.perf_counter() - t0)
+            yield event
+
+    def _turn(self, message: str, history: Sequence[Turn], t0: float) -> Iterator[Event]:
         # A question is a few sentences; a pasted document would overflow the local model's
         # context (4,096 tokens) in every prompt it reaches.
         message = message[:MAX_MESSAGE_CHARS]

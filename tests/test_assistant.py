@@ -370,3 +370,11 @@ def test_a_line_inside_a_stretch_about_the_question_passes_the_gate(archive, fak
     alone = Assistant(archive, remote(fake))
     scores = alone.relevance(["Where is Sheila originally from?"], call)
     assert all(s >= t for s, t in zip(scores, stretch))
+
+
+def test_every_reply_says_how_long_it_took(archive, fake):
+    # Replies the program writes itself (a listing, "no recording called ...") and summaries
+    # are timed like answers: an evaluation that read them as 0 s flattered the latency.
+    fake.replies = [route_reply(intent="list", queries=["recordings"])]
+    reply = Assistant(archive, remote(fake)).ask("Which recordings are there?")
+    assert reply.intent == "list" and reply.timings["total"] > 0
