@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import re
 import subprocess
@@ -38,12 +37,14 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as ui/cli.py: 2 shared cores
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+from ui.environment import set_defaults  # noqa: E402
+
+set_defaults()  # before any model library loads, as the CLI does
+
 CLI = REPO / ".venv" / "bin" / "clipcite"
 SHARED_MEDIA = REPO.parent / "shared" / "media"
 MEDIA = REPO / "tests" / "artifacts" / "answer-meetings"

@@ -48,14 +48,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as ui/cli.py: 2 shared cores
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
-
-import numpy as np  # noqa: E402
+import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+from ui.environment import set_defaults  # noqa: E402
+
+set_defaults()  # before any model library loads, as the CLI does
+
 CLI = REPO / ".venv" / "bin" / "clipcite"
 DATA = REPO.parent / "shared" / "qmsum" / "val"
 WORK = REPO / "tests" / "artifacts" / "qmsum"
