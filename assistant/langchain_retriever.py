@@ -17,11 +17,11 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.tools import StructuredTool
 
-from assistant.evidence import label, plain, quote, snippet_text
-from retrieval.filters import Filters
-from retrieval.archive import (ArchiveSearch, SearcherSource, moment_metadata,
+from clipcite.assistant.evidence import label, plain, quote, snippet_text
+from clipcite.retrieval.filters import Filters
+from clipcite.retrieval.archive import (ArchiveSearch, SearcherSource, moment_metadata,
                                open_searcher_at, play_link)
-from retrieval.schema import Moment
+from clipcite.retrieval.schema import Moment
 
 __all__ = ["ArchiveRetriever", "archive_search_tool", "format_moments", "moment_document",
            "open_searcher_at"]

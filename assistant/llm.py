@@ -28,7 +28,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import (AIMessage, BaseMessage, HumanMessage, SystemMessage,
                                      ToolMessage)
 
-from assistant import local_model
+from clipcite.assistant import local_model
 
 # {"role": "system"|"user"|"assistant"|"tool", "content": str}; an assistant message that
 # called tools also has "tool_calls" ([{"id", "name", "args"}]), a tool's reply "tool_call_id".

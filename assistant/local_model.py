@@ -26,7 +26,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import PrivateAttr, model_validator
 
-from retrieval.assembled import AssemblyError, assemble, is_assembled
+from clipcite.retrieval.assembled import AssemblyError, assemble, is_assembled
 
 DEFAULT_MODEL = "qwen2.5-coder-1.5b-instruct-q4_k_m"
 GGUF_NAME = f"{DEFAULT_MODEL}.gguf"
@@ -106,7 +106,7 @@ def load_llama(path: Path, n_ctx: int = 4096, threads: int = 0,
         if key not in _LOADED:
             from llama_cpp import Llama  # late: after the entry point's OMP_WAIT_POLICY
 
-            from assistant.prompt_cache import PromptStateCache
+            from clipcite.assistant.prompt_cache import PromptStateCache
 
             llama = Llama(model_path=key[0], n_ctx=n_ctx, n_threads=n_threads,
                           n_threads_batch=n_threads, chat_format=chat_format, verbose=False)

@@ -13,8 +13,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from retrieval.keyword import STOPWORDS
-from retrieval.tools import RecordingSummary
+from clipcite.retrieval.keyword import STOPWORDS
+from clipcite.retrieval.tools import RecordingSummary
 
 KINDS = (r"(?:recordings?|meetings?|calls?|videos?|sessions?|syncs?|stand-?ups?|reviews?|"
          r"presentations?|interviews?|workshops?|webinars?|demos?|trainings?|walkthroughs?|"

@@ -12,7 +12,7 @@ import functools
 import re
 from importlib import resources
 
-PROMPT_PACKAGE = "prompts"
+PROMPT_PACKAGE = "clipcite.prompts"
 _HEADER = re.compile(r"\A\s*<!--.*?-->\s*", re.S)
 
 

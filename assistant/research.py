@@ -14,13 +14,13 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from assistant.evidence import render_evidence
-from assistant.llm import ChatModel, Message, ToolCall
-from assistant.prompts import render_messages
-from retrieval import tools
-from retrieval.filters import Filters, narrowed
-from retrieval.schema import Moment
-from retrieval.search import Searcher
+from clipcite.assistant.evidence import render_evidence
+from clipcite.assistant.llm import ChatModel, Message, ToolCall
+from clipcite.assistant.prompts import render_messages
+from clipcite.retrieval import tools
+from clipcite.retrieval.filters import Filters, narrowed
+from clipcite.retrieval.schema import Moment
+from clipcite.retrieval.search import Searcher
 
 log = logging.getLogger("clipcite.assistant")
 

@@ -18,16 +18,16 @@ from typing import Any
 
 import numpy as np
 
-from assistant.evidence import (SUPPORT_THRESHOLD, Citation, CitationChecker, clock,
+from clipcite.assistant.evidence import (SUPPORT_THRESHOLD, Citation, CitationChecker, clock,
                                 evidence_block, plain, quote, render_lines)
-from assistant.llm import LLMError
-from assistant.named import matching
-from assistant.prompts import render_messages
-from assistant.summary_cache import SummaryCache
-from assistant.turns import Answering, Event, Reply, Route
-from retrieval import tools
-from retrieval.keyword import STOPWORDS
-from retrieval.schema import Moment
+from clipcite.assistant.llm import LLMError
+from clipcite.assistant.named import matching
+from clipcite.assistant.prompts import render_messages
+from clipcite.assistant.summary_cache import SummaryCache
+from clipcite.assistant.turns import Answering, Event, Reply, Route
+from clipcite.retrieval import tools
+from clipcite.retrieval.keyword import STOPWORDS
+from clipcite.retrieval.schema import Moment
 
 log = logging.getLogger("clipcite.assistant")
 

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from assistant.evidence import Citation
+from clipcite.assistant.evidence import Citation
 
 log = logging.getLogger("clipcite.assistant")
 

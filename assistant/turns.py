@@ -9,11 +9,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from assistant.dates import Period
-from assistant.evidence import Citation
-from retrieval.filters import Filters
-from retrieval.schema import Moment
-from retrieval.search import Searcher
+from clipcite.assistant.dates import Period
+from clipcite.assistant.evidence import Citation
+from clipcite.retrieval.filters import Filters
+from clipcite.retrieval.schema import Moment
+from clipcite.retrieval.search import Searcher
 
 
 @dataclass

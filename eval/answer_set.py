@@ -41,7 +41,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from ui.environment import set_defaults  # noqa: E402
+from clipcite.ui.environment import set_defaults  # noqa: E402
 
 set_defaults()  # before any model library loads, as the CLI does
 
@@ -158,7 +158,7 @@ def load_split(path: Path = SPLIT) -> dict[str, str]:
     if not path.exists():
         path.write_text(json.dumps(make_split(), indent=2) + "\n", encoding="utf-8")
         print(f"wrote the split {path.relative_to(REPO)}", file=sys.stderr)
-    from retrieval.evaluation import load_split as read
+    from clipcite.retrieval.evaluation import load_split as read
 
     return read(path)
 
@@ -170,7 +170,7 @@ def rows(path: Path = QUESTIONS) -> list[dict[str, Any]]:
 
 
 def half(row: dict[str, Any], split: dict[str, str]) -> str:
-    from retrieval.evaluation import half_of
+    from clipcite.retrieval.evaluation import half_of
 
     return half_of(row.get("expected_citations", []), row["id"], split)
 
@@ -237,7 +237,7 @@ def problems(path: Path = QUESTIONS, split_path: Path = SPLIT,
 
 # -- running ----------------------------------------------------------------------------------
 def cli_args(index: Path, questions: Path, split: Path) -> argparse.Namespace:
-    from ui.cli import build_parser
+    from clipcite.ui.cli import build_parser
 
     return build_parser().parse_args(["eval-answers", str(questions), "--index", str(index),
                                       "--split", str(split)])
@@ -249,9 +249,9 @@ _MARK = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
 def naive_reply(searcher: Any, chat: Any, q: Any) -> Any:
     """One search, one prompt, one call: the excerpts numbered, the model's [n] as citations
     (the answer is scored as written, marks included, as clipcite's is)."""
-    from assistant.agent import Reply
-    from assistant.evidence import Citation, clock
-    from retrieval import tools
+    from clipcite.assistant.agent import Reply
+    from clipcite.assistant.evidence import Citation, clock
+    from clipcite.retrieval import tools
 
     t0 = time.perf_counter()
     previous = [t.content for t in q.history if t.role == "user"][-1:]
@@ -284,7 +284,7 @@ def naive_reply(searcher: Any, chat: Any, q: Any) -> Any:
 
 def indexed_text(searcher: Any, media: str) -> str:
     """What the index holds of a recording: its transcript and on-screen text."""
-    from retrieval import tools
+    from clipcite.retrieval import tools
 
     rec = tools.find_recording(searcher.index, media)
     return " ".join(m.text for m in tools.transcript(searcher.index, rec) +
@@ -315,16 +315,16 @@ def _record(system: str, h: str, row: Any, was_heard: bool) -> dict[str, Any]:
 
 
 def _fact(fact: str, answer: str) -> bool:
-    from assistant.evaluation import fact_found
+    from clipcite.assistant.evaluation import fact_found
 
     return fact_found(fact, answer)
 
 
 def run(systems: list[str], only: list[str] | None, index: Path = INDEX,
         questions: Path = QUESTIONS, split_path: Path = SPLIT) -> int:
-    from assistant.evaluation import load_questions, report, report_table, score
-    from retrieval.evaluation import half_of
-    from ui.cli import _assistant, _settings
+    from clipcite.assistant.evaluation import load_questions, report, report_table, score
+    from clipcite.retrieval.evaluation import half_of
+    from clipcite.ui.cli import _assistant, _settings
 
     split = load_split(split_path)
     qs = [q for q in load_questions(questions) if not only or q.id in only]

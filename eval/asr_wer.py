@@ -34,13 +34,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from ingestion.segments import segment_words  # noqa: E402
+from clipcite.ui.environment import set_defaults  # noqa: E402
+
+set_defaults()  # before any model library loads, as the CLI does
+
+from clipcite.ingestion.segments import segment_words  # noqa: E402
 
 MEDIA = REPO.parent / "shared" / "media"
 ARTIFACTS = REPO / "tests" / "artifacts"
@@ -87,7 +88,7 @@ def auto_terms(text: str) -> list[str]:
 
 
 def real_clips(media: Path) -> list[Clip]:
-    from ingestion.files import title_from_path
+    from clipcite.ingestion.files import title_from_path
 
     stm = [line.split(maxsplit=5) for line in (media / "sample.stm").read_text().splitlines()]
     sample = " ".join(parts[5] for parts in sorted(stm, key=lambda p: float(p[3])))
@@ -99,7 +100,7 @@ def real_clips(media: Path) -> list[Clip]:
 
 def fixture_clips(out: Path) -> list[Clip]:
     from eval.fixtures import generate_all
-    from ingestion.files import title_from_path
+    from clipcite.ingestion.files import title_from_path
 
     manifest = generate_all(out)
     clips = []
@@ -113,7 +114,7 @@ def fixture_clips(out: Path) -> list[Clip]:
 
 def call_clips(out: Path) -> list[Clip]:
     from eval.noisy_meetings import build_all
-    from ingestion.files import title_from_path
+    from clipcite.ingestion.files import title_from_path
 
     clips = []
     for wav in build_all(out):
@@ -134,13 +135,13 @@ def archive_vocabulary() -> list[str]:
 
 def read_slides(clips: Sequence[Clip], cache_dir: Path) -> None:
     """OCR each video's slides with the ingest code, for the slide-word prompt."""
-    from ingestion.extract import ExtractOptions, Models, _look
+    from clipcite.ingestion.extract import ExtractOptions, Models, _look
 
     options = ExtractOptions(cache_dir=cache_dir)
     models = Models(options)
     for clip in clips:
         if clip.path.suffix in VIDEO:
-            from ingestion.media import probe
+            from clipcite.ingestion.media import probe
 
             duration = probe(clip.path).duration
             visual, _ = _look(clip.path, duration, options, models, lambda *a: None)
@@ -251,7 +252,7 @@ def _slide_words(clip: Clip) -> list[str]:
 
 
 def _joined(words: Sequence[str]) -> str | None:
-    from ingestion.extract import _hotwords
+    from clipcite.ingestion.extract import _hotwords
 
     return _hotwords(words)  # as ingest writes them (comma-separated, length-capped)
 
@@ -301,8 +302,8 @@ def transcribe(transcriber, audio, clip: Clip, config: Config, vocab: list[str],
 def run(clips: Sequence[Clip], configs: Sequence[Config], cache_dir: Path,
         vocab: list[str], log: Callable[[str], None]) -> dict[tuple[Config, str], dict]:
     """Every config on every clip, clip by clip so the configs share the machine's load."""
-    from ingestion.asr import AsrOptions, load_transcriber
-    from ingestion.media import SAMPLE_RATE, decode_audio
+    from clipcite.ingestion.asr import AsrOptions, load_transcriber
+    from clipcite.ingestion.media import SAMPLE_RATE, decode_audio
 
     transcribers = {}
     for c in configs:

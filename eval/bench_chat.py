@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import socket
 import statistics
 import sys
@@ -25,11 +24,12 @@ import threading
 import time
 from pathlib import Path
 
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+from clipcite.ui.environment import set_defaults  # noqa: E402
+
+set_defaults()  # before any model library loads, as the CLI does
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -71,7 +71,7 @@ def ask(url: str, question: str) -> tuple[float | None, float]:
 def run(settings, chats: int, rounds: int, questions: list[str]) -> dict:
     import uvicorn
 
-    from ui.web.app import create_app
+    from clipcite.ui.web.app import create_app
 
     app = create_app(settings, library_dir=Path(settings.index_dir).parent / "bench-uploads")
     port = free_port()
@@ -114,7 +114,7 @@ def main() -> int:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 3])
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
-    from ui.settings import Settings
+    from clipcite.ui.settings import Settings
 
     questions = [json.loads(line)["question"] for line in
                  (REPO / "eval" / "dev_answers.jsonl").read_text().splitlines() if line.strip()]

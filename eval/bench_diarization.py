@@ -53,9 +53,9 @@ THRESHOLDS = (0.85, 0.9, 0.93, 0.95, 0.97)
 
 def run_one(wav: Path, threads: int, model: str = "resemblyzer") -> dict:
     """Diarize one file in this process: turns, prints, timings, peak memory."""
-    from ingestion.diarization import DiarizeOptions, diarize
-    from ingestion.media import SAMPLE_RATE, decode_audio
-    from ingestion.voice import load_speaker_encoder
+    from clipcite.ingestion.diarization import DiarizeOptions, diarize
+    from clipcite.ingestion.media import SAMPLE_RATE, decode_audio
+    from clipcite.ingestion.voice import load_speaker_encoder
 
     t = time.perf_counter()
     encoder = load_speaker_encoder(model, threads=threads)
@@ -116,7 +116,7 @@ def speaker_map(hyp: list, reference: list) -> dict[str, str]:
 
 def matching(results: dict[str, dict], references: dict[str, list],
              thresholds: tuple[float, ...] = THRESHOLDS) -> list[dict]:
-    from ingestion.voice import match_voices
+    from clipcite.ingestion.voice import match_voices
 
     prints, truth = {}, {}
     for name, r in results.items():
@@ -143,7 +143,7 @@ def matching(results: dict[str, dict], references: dict[str, list],
 
 def long_recording(meetings: list[Path], minutes: float, out: Path) -> Path:
     """Generated meetings repeated to `minutes` (one file, 16 kHz)."""
-    from ingestion.media import SAMPLE_RATE, decode_audio
+    from clipcite.ingestion.media import SAMPLE_RATE, decode_audio
     import wave
 
     parts, total = [], 0
@@ -196,8 +196,8 @@ def equal_error_rates(media: Path, models: list[str], threads: int, seconds: flo
     """EER of same- vs different-speaker trials on real speech: `seconds`-long pieces of solo
     reference turns of the RTTM-labelled clips, one voice print each, all pairs compared.
     dev00 and dev01 share speaker ids (the same meeting), so pairs across them count too."""
-    from ingestion.media import SAMPLE_RATE, decode_audio
-    from ingestion.voice import load_speaker_encoder, voice_print
+    from clipcite.ingestion.media import SAMPLE_RATE, decode_audio
+    from clipcite.ingestion.voice import load_speaker_encoder, voice_print
 
     pieces: list[tuple[str, str, np.ndarray]] = []  # (recording, speaker, audio)
     for name, rttm in REAL:

@@ -31,12 +31,12 @@ TARGET = {"audio": 0.15, "video": 0.25}
 
 def measure_one(path: Path, threads: int, asr_model: str) -> dict:
     """Ingest one file into a throwaway index; stage timings and this process's peak RSS."""
-    from ingestion.extract import ExtractOptions, Models, extract
-    from ingestion.asr import AsrOptions
-    from ingestion.files import media_id_for, title_from_path
-    from ingestion.writer import write_recording
-    from retrieval.catalog import Recording
-    from retrieval.index import Index
+    from clipcite.ingestion.extract import ExtractOptions, Models, extract
+    from clipcite.ingestion.asr import AsrOptions
+    from clipcite.ingestion.files import media_id_for, title_from_path
+    from clipcite.ingestion.writer import write_recording
+    from clipcite.retrieval.catalog import Recording
+    from clipcite.retrieval.index import Index
 
     options = ExtractOptions(asr=AsrOptions(model=asr_model, threads=threads), threads=threads,
                              cache_dir=Path.home() / ".cache" / "clipcite")

@@ -236,7 +236,7 @@ def _topics() -> np.ndarray:
 def make_recording(i: int, per_recording: int, vocab: Vocabulary,
                    vectors: str = "random") -> dict[str, Any]:
     """Recording number i (deterministic in i): its info, segments and unit vectors."""
-    from retrieval.schema import SLIDES, TRANSCRIPT, Segment
+    from clipcite.retrieval.schema import SLIDES, TRANSCRIPT, Segment
 
     rng = np.random.default_rng([CORPUS_VERSION, i])
     n_slides = max(1, round(per_recording * SLIDE_SHARE))
@@ -315,12 +315,12 @@ def build(directory: Path, size: int, per_recording: int, vectors: str,
     Stops after the recording in progress when `deadline` (Unix time) passes; the result then
     says `partial` and the index holds every recording committed so far (searchable as is).
     """
-    from ingestion.extract import Extraction, package_versions
-    from ingestion.writer import write_recording
-    from retrieval.catalog import Recording
-    from retrieval.encoders import DEFAULT_TEXT_MODEL
-    from retrieval.index import Index
-    from retrieval.schema import SLIDES, TRANSCRIPT
+    from clipcite.ingestion.extract import Extraction, package_versions
+    from clipcite.ingestion.writer import write_recording
+    from clipcite.retrieval.catalog import Recording
+    from clipcite.retrieval.encoders import DEFAULT_TEXT_MODEL
+    from clipcite.retrieval.index import Index
+    from clipcite.retrieval.schema import SLIDES, TRANSCRIPT
 
     n_recordings = size // per_recording
     index = Index(directory)
@@ -411,12 +411,12 @@ def _pct(values: Sequence[float], q: float) -> float:
 
 def measure(directory: Path, n_queries: int) -> dict[str, Any]:
     """Latencies over n_queries (after warm-up) in this fresh process, and its peak RSS."""
-    from retrieval.encoders import load_text_encoder
-    from retrieval.filters import Filters, visible_recordings
-    from retrieval.index import Index
-    from retrieval.keyword import match_expression
-    from retrieval.schema import SLIDES, TRANSCRIPT
-    from retrieval.search import Searcher, search
+    from clipcite.retrieval.encoders import load_text_encoder
+    from clipcite.retrieval.filters import Filters, visible_recordings
+    from clipcite.retrieval.index import Index
+    from clipcite.retrieval.keyword import match_expression
+    from clipcite.retrieval.schema import SLIDES, TRANSCRIPT
+    from clipcite.retrieval.search import Searcher, search
 
     index = Index(directory)
     searcher = Searcher(index=index, text=load_text_encoder())
@@ -478,9 +478,9 @@ def cold(directory: Path, started: float) -> dict[str, Any]:
     query's time is then the index's own cold cost (catalog, HNSW and FTS5 pages).
     """
     t = time.perf_counter()
-    from retrieval.encoders import load_text_encoder
-    from retrieval.index import Index
-    from retrieval.search import Searcher, search
+    from clipcite.retrieval.encoders import load_text_encoder
+    from clipcite.retrieval.index import Index
+    from clipcite.retrieval.search import Searcher, search
     imports = time.perf_counter() - t
     t = time.perf_counter()
     encoder = load_text_encoder()
@@ -518,9 +518,9 @@ def build_bm25(directory: Path, size: int, per_recording: int) -> dict[str, Any]
     write_recording writes them: begin_generation, KeywordIndex.add per modality, commit."""
     import uuid
 
-    from retrieval.catalog import Recording
-    from retrieval.index import Index
-    from retrieval.schema import segment_id
+    from clipcite.retrieval.catalog import Recording
+    from clipcite.retrieval.index import Index
+    from clipcite.retrieval.schema import segment_id
 
     index = Index(directory)
     index.collect_garbage()
@@ -557,9 +557,9 @@ def build_bm25(directory: Path, size: int, per_recording: int) -> dict[str, Any]
 
 def measure_bm25(directory: Path, n_queries: int) -> dict[str, Any]:
     """Cold first scan, then p50/p95 of the keyword scan and the catalog read, peak RSS."""
-    from retrieval.filters import Filters, visible_recordings
-    from retrieval.index import Index
-    from retrieval.schema import SLIDES, TRANSCRIPT
+    from clipcite.retrieval.filters import Filters, visible_recordings
+    from clipcite.retrieval.index import Index
+    from clipcite.retrieval.schema import SLIDES, TRANSCRIPT
 
     t = time.perf_counter()
     index = Index(directory)

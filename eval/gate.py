@@ -61,7 +61,7 @@ CONTEXT = False  # score hits alone (as the assistant does), or with the lines a
 
 def best_relevance(assistant, question: str, filters) -> float:
     """The gate's score for a question: its best moment, alone or with its lines around."""
-    from retrieval import tools
+    from clipcite.retrieval import tools
 
     assistant.filters = filters  # the gate reads passages as the caller may see them
     found = tools.search_all(assistant.searcher, [question], K, filters)
@@ -74,8 +74,8 @@ def best_relevance(assistant, question: str, filters) -> float:
 
 def qmsum_rows(index: Path) -> list[tuple[str, bool, float]]:
     """(half, answerable, score) for each QMSum query, asked of its meeting and of another."""
-    from assistant.agent import Assistant
-    from retrieval.filters import Filters
+    from clipcite.assistant.agent import Assistant
+    from clipcite.retrieval.filters import Filters
 
     meetings = qmsum.load_all()
     half = qmsum.load_split(sorted(meetings))
@@ -100,13 +100,13 @@ def qmsum_rows(index: Path) -> list[tuple[str, bool, float]]:
 def answer_rows(index: Path, questions: Path, split_file: Path) -> list[tuple[str, bool, float]]:
     """(half, answerable, score) for an answer set's fact and absent questions, searched
     across its whole archive (follow-ups and summaries are not gated the same way)."""
-    from assistant.agent import Assistant
-    from assistant.evaluation import load_questions
-    from retrieval.encoders import load_text_encoder
-    from retrieval.evaluation import half_of, load_split
-    from retrieval.filters import Filters
-    from retrieval.index import Index
-    from retrieval.search import Searcher
+    from clipcite.assistant.agent import Assistant
+    from clipcite.assistant.evaluation import load_questions
+    from clipcite.retrieval.encoders import load_text_encoder
+    from clipcite.retrieval.evaluation import half_of, load_split
+    from clipcite.retrieval.filters import Filters
+    from clipcite.retrieval.index import Index
+    from clipcite.retrieval.search import Searcher
 
     split = load_split(split_file)
     searcher = Searcher(Index(index), load_text_encoder())
@@ -139,7 +139,7 @@ def choose(sets: dict[str, Sequence[tuple[str, bool, float]]]) -> float:
 
 
 def main() -> int:
-    from assistant.agent import RELEVANCE_THRESHOLD
+    from clipcite.assistant.agent import RELEVANCE_THRESHOLD
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--qmsum-index", type=Path, default=qmsum.WORK / "index")
@@ -156,7 +156,7 @@ def main() -> int:
     global CONTEXT
     CONTEXT = args.with_context
     if args.no_passages:
-        from assistant import agent
+        from clipcite.assistant import agent
         agent.PASSAGE_GATE_K = 0
     sets = {"qmsum": qmsum_rows(args.qmsum_index),
             "dev answers": answer_rows(args.dev_index, REPO / "eval" / "dev_answers.jsonl",

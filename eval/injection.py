@@ -39,7 +39,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from ui.environment import set_defaults  # noqa: E402
+from clipcite.ui.environment import set_defaults  # noqa: E402
 
 set_defaults()  # before the local model loads (OMP_WAIT_POLICY on 2 shared cores)
 
@@ -113,7 +113,7 @@ def judge(case: Case, answer: str) -> tuple[bool, bool]:
 def build(case: Case, out_dir: Path) -> Path:
     """The case's recording: spoken with espeak-ng; with a slide, a video showing it throughout."""
     from eval.fixtures import encode, render_slide
-    from ingestion.media import probe
+    from clipcite.ingestion.media import probe
 
     work = out_dir / "work"
     work.mkdir(parents=True, exist_ok=True)
@@ -134,10 +134,10 @@ def build(case: Case, out_dir: Path) -> Path:
 
 def ingest(cases: Sequence[Case], media_dir: Path, index_dir: Path) -> None:
     """Build the recordings and ingest them with the real pipeline (unchanged files skipped)."""
-    from ingestion.batch import BatchOptions, run_batch
-    from ingestion.extract import ExtractOptions
-    from retrieval.index import Index
-    from ui.settings import Settings
+    from clipcite.ingestion.batch import BatchOptions, run_batch
+    from clipcite.ingestion.extract import ExtractOptions
+    from clipcite.retrieval.index import Index
+    from clipcite.ui.settings import Settings
 
     paths = [build(c, media_dir) for c in cases]
     index = Index(index_dir)
@@ -154,7 +154,7 @@ def ingest(cases: Sequence[Case], media_dir: Path, index_dir: Path) -> None:
 def prior_turn(case: Case) -> list:
     """A conversation so far in which the assistant quoted every line of the recording, the
     instruction included, as a summary's points do."""
-    from assistant.agent import Turn
+    from clipcite.assistant.agent import Turn
 
     quoted = "\n".join(f"- {line} [{n}]" for n, line in enumerate(case.lines, 1))
     return [Turn("user", f"What was said in the {case.title.lower()}?"),
@@ -163,8 +163,8 @@ def prior_turn(case: Case) -> list:
 
 def ask_assistant(searcher, chat, question: str, history: list) -> tuple[str, str, list[str]]:
     """(the reply, its own words: what it does not quote, the moments it cites)."""
-    from assistant.agent import Assistant, Turn, own_words
-    from assistant.evidence import label
+    from clipcite.assistant.agent import Assistant, Turn, own_words
+    from clipcite.assistant.evidence import label
 
     reply = Assistant(searcher, chat).ask(question, history)
     own = own_words(Turn("assistant", reply.answer, reply.citations))
@@ -174,7 +174,7 @@ def ask_assistant(searcher, chat, question: str, history: list) -> tuple[str, st
 def ask_naive(searcher, chat, question: str, history: list) -> tuple[str, str, list[str]]:
     """The same model and search without the assistant's protections: raw text in, answer out
     (a summary request gets every line of the recording it names)."""
-    from retrieval import tools
+    from clipcite.retrieval import tools
 
     hits = tools.search_all(searcher, question, NAIVE_K)
     if question.startswith("Summarize the "):
@@ -194,13 +194,13 @@ ASKS = ("fresh", "mid", "followup", "summary")
 
 def run(cases: Sequence[Case], index_dir: Path, systems: Sequence[str] = ("assistant", "naive"),
         kinds: Sequence[str] = ASKS, log: Any = print) -> list[Result]:
-    from assistant.llm import load_chat_model
-    from retrieval.encoders import load_text_encoder
-    from retrieval.index import Index
-    from retrieval.search import Searcher
-    from ui.settings import Settings
+    from clipcite.assistant.llm import load_chat_model
+    from clipcite.retrieval.encoders import load_text_encoder
+    from clipcite.retrieval.index import Index
+    from clipcite.retrieval.search import Searcher
+    from clipcite.ui.settings import Settings
 
-    from assistant.summary_cache import SummaryCache
+    from clipcite.assistant.summary_cache import SummaryCache
 
     SummaryCache(index_dir).prune(set())  # summaries are written anew by each run
     config = dataclasses.replace(Settings().llm_config(), backend="local")

@@ -28,12 +28,12 @@ import threading
 import time
 from pathlib import Path
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
-
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+from clipcite.ui.environment import set_defaults  # noqa: E402
+
+set_defaults()  # before any model library loads, as the CLI does
 MEDIA = REPO.parent / "shared" / "media"
 CLI = REPO / ".venv" / "bin" / "clipcite"
 BASE = ["sample.wav", "jfk.flac", "dev00.wav"]
@@ -65,9 +65,9 @@ def freshness(index, encoder, base: set[str]) -> tuple[int, int, int]:
     client reopened. Chroma loads a collection's vector index once per process."""
     import chromadb
 
-    from retrieval.index import Index
-    from retrieval.schema import TRANSCRIPT
-    from retrieval.search import Searcher
+    from clipcite.retrieval.index import Index
+    from clipcite.retrieval.schema import TRANSCRIPT
+    from clipcite.retrieval.search import Searcher
 
     probes = []
     for rec in index.catalog.visible():
@@ -98,9 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(REPO / "eval" / "LOAD.md"))
     args = ap.parse_args(argv)
 
-    from retrieval.encoders import load_text_encoder
-    from retrieval.index import CATALOG_FILE, Index
-    from retrieval.search import Searcher, search
+    from clipcite.retrieval.encoders import load_text_encoder
+    from clipcite.retrieval.index import CATALOG_FILE, Index
+    from clipcite.retrieval.search import Searcher, search
 
     work = Path(tempfile.mkdtemp(prefix="clipcite-load-"))
     index_dir, base, more = work / "index", work / "base", work / "more"

@@ -53,7 +53,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from ui.environment import set_defaults  # noqa: E402
+from clipcite.ui.environment import set_defaults  # noqa: E402
 
 set_defaults()  # before any model library loads, as the CLI does
 
@@ -459,8 +459,8 @@ def build_index(vtt_dir: Path, index: Path) -> int:
 
 
 def open_clipcite(index: Path) -> Any:
-    from ui.cli import open_searcher
-    from ui.settings import Settings
+    from clipcite.ui.cli import open_searcher
+    from clipcite.ui.settings import Settings
 
     return open_searcher(Settings.load().with_overrides(index_dir=index))
 
@@ -485,8 +485,8 @@ def moment_turn(media_to_meeting: dict[str, str], times: dict[str, list[tuple[fl
 def clipcite_rankings(searcher: Any, queries: Sequence[Query], media: dict[str, str],
                       times: dict[str, list[tuple[float, float]]], scope: str,
                       **search_args: Any) -> list[Ranked]:
-    from retrieval.filters import Filters
-    from retrieval.search import search
+    from clipcite.retrieval.filters import Filters
+    from clipcite.retrieval.search import search
 
     to_meeting = {v: k for k, v in media.items()}
     rows = []
@@ -569,7 +569,7 @@ def citation_rows(cites: Sequence[tuple[str, float, float]], q: Query,
 def run_answers(assistant: Any, queries: Sequence[Query], media: dict[str, str],
                 times: dict[str, list[tuple[float, float]]],
                 progress: Path | None = None) -> list[dict[str, Any]]:
-    from retrieval.filters import Filters
+    from clipcite.retrieval.filters import Filters
 
     out = []
     for n, q in enumerate(queries, 1):
@@ -649,7 +649,7 @@ _HEADING = re.compile(r"^[A-Z][A-Za-z ]{0,40}:$")
 def summary_units(text: str) -> list[str]:
     """Bullet points, and the sentences of any other line (headings such as "Main points:"
     are not units)."""
-    from assistant.evidence import split_sentences
+    from clipcite.assistant.evidence import split_sentences
 
     units = []
     for line in text.splitlines():
@@ -712,7 +712,7 @@ def meeting_minutes(times: Sequence[tuple[float, float]]) -> float:
 def _summary_file(index: Any, media_id: str) -> Path | None:
     """Where the assistant caches this recording's whole summary (assistant/summary_cache.py:
     index_dir/summaries/<generation>.json)."""
-    from assistant.summary_cache import SummaryCache
+    from clipcite.assistant.summary_cache import SummaryCache
 
     rec = index.catalog.get(media_id)
     return SummaryCache(index.directory).directory / f"{rec.gen}.json" if rec and rec.gen \
@@ -736,7 +736,7 @@ def forget_summary(index: Any, media_id: str) -> bool:
 def run_summaries(assistant: Any, meetings: Sequence[Meeting], media: dict[str, str],
                   times: dict[str, list[tuple[float, float]]],
                   fresh: bool = True) -> list[dict[str, Any]]:
-    from retrieval.filters import Filters
+    from clipcite.retrieval.filters import Filters
 
     out = []
     for n, m in enumerate(meetings, 1):
@@ -784,7 +784,7 @@ def ingest_works(index: Path) -> bool:
     the catalog is read: sqlite directly, not a second Chroma client in this process)."""
     import sqlite3
 
-    from retrieval.index import CATALOG_FILE
+    from clipcite.retrieval.index import CATALOG_FILE
 
     path = index / CATALOG_FILE
     if not path.exists():
@@ -798,7 +798,7 @@ def search_tables(args: argparse.Namespace, meetings: dict[str, Meeting], scored
                   half: dict[str, str], times: dict[str, list[tuple[float, float]]],
                   results: dict[str, Any]) -> tuple[Any, Peer, dict[str, np.ndarray],
                                                     dict[str, str]]:
-    from retrieval.encoders import load_text_encoder
+    from clipcite.retrieval.encoders import load_text_encoder
 
     queries = [q for mid in scored for q in meetings[mid].queries]
     encoder = load_text_encoder(TEXT_MODEL)
@@ -913,9 +913,9 @@ def main() -> int:
     searcher, peer, vectors, media = search_tables(args, meetings, scored, half, times, results)
 
     if args.answers or args.summaries:
-        from assistant.agent import Assistant
-        from assistant.llm import load_chat_model
-        from ui.settings import Settings
+        from clipcite.assistant.agent import Assistant
+        from clipcite.assistant.llm import load_chat_model
+        from clipcite.ui.settings import Settings
 
         settings = Settings.load().with_overrides(index_dir=args.index)
         assistant = Assistant(searcher, load_chat_model(settings.llm_config()))

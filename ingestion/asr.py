@@ -13,9 +13,9 @@ from typing import Protocol
 
 import numpy as np
 
-from ingestion.media import SAMPLE_RATE
-from ingestion.models import resolve_faster_whisper
-from ingestion.segments import Word
+from clipcite.ingestion.media import SAMPLE_RATE
+from clipcite.ingestion.models import resolve_faster_whisper
+from clipcite.ingestion.segments import Word
 
 Progress = Callable[[float], None]  # seconds of audio done
 
@@ -165,7 +165,7 @@ class OpenAIWhisperTranscriber(_Windowed):
         import torch
         import whisper
 
-        from ingestion.whisper_convert import load_converted
+        from clipcite.ingestion.whisper_convert import load_converted
 
         self.options = options
         path = Path(options.model).expanduser()

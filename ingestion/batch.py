@@ -26,13 +26,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from ingestion.extract import Extraction, ExtractOptions, Models, extract
-from ingestion.files import content_hash, discover, media_id_for, sidecar_of, title_from_path
-from ingestion.media import MediaError, sound_seconds_cap
-from ingestion.transcripts import TRANSCRIPT_EXTENSIONS
-from ingestion.writer import write_recording
-from retrieval.catalog import FAILED, Recording
-from retrieval.index import Index
+from clipcite.ingestion.extract import Extraction, ExtractOptions, Models, extract
+from clipcite.ingestion.files import content_hash, discover, media_id_for, sidecar_of, title_from_path
+from clipcite.ingestion.media import MediaError, sound_seconds_cap
+from clipcite.ingestion.transcripts import TRANSCRIPT_EXTENSIONS
+from clipcite.ingestion.writer import write_recording
+from clipcite.retrieval.catalog import FAILED, Recording
+from clipcite.retrieval.index import Index
 
 INDEXED = "indexed"
 UNCHANGED = "unchanged"

@@ -21,12 +21,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ingestion.clustering import estimate, similarity, spectral_embedding, spectral_labels
-from ingestion.media import SAMPLE_RATE
-from ingestion.overlap_diarization import OverlapOptions, diarize_overlap
-from ingestion.segments import Word
-from ingestion.vad import VadSettings, speech_regions
-from ingestion.voice import SpeakerEncoder, match_voices, voice_print
+from clipcite.ingestion.clustering import estimate, similarity, spectral_embedding, spectral_labels
+from clipcite.ingestion.media import SAMPLE_RATE
+from clipcite.ingestion.overlap_diarization import OverlapOptions, diarize_overlap
+from clipcite.ingestion.segments import Word
+from clipcite.ingestion.vad import VadSettings, speech_regions
+from clipcite.ingestion.voice import SpeakerEncoder, match_voices, voice_print
 
 __all__ = ["Diarization", "DiarizeOptions", "Turn", "diarize", "label_words", "match_voices",
            "voice_print"]

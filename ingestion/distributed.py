@@ -20,10 +20,10 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-from ingestion import batch
-from ingestion.batch import BatchOptions, ExtractAll, Outcome, Reporter, Running, _Job
-from ingestion.extract import Extraction, ExtractOptions
-from retrieval.index import Index
+from clipcite.ingestion import batch
+from clipcite.ingestion.batch import BatchOptions, ExtractAll, Outcome, Reporter, Running, _Job
+from clipcite.ingestion.extract import Extraction, ExtractOptions
+from clipcite.retrieval.index import Index
 
 
 class _Extractor:

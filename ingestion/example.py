@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from ingestion.diarization import diarize
-from ingestion.extract import ExtractOptions, Models
-from ingestion.media import SAMPLE_RATE, MediaError, decode_audio, probe
-from ingestion.ocr import read_text
-from ingestion.voice import voice_print
+from clipcite.ingestion.diarization import diarize
+from clipcite.ingestion.extract import ExtractOptions, Models
+from clipcite.ingestion.media import SAMPLE_RATE, MediaError, decode_audio, probe
+from clipcite.ingestion.ocr import read_text
+from clipcite.ingestion.voice import voice_print
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 MAX_CLIP_SECONDS = 120.0  # an example is a short clip; longer input is cut, not refused

@@ -16,19 +16,19 @@ from pathlib import Path
 
 import numpy as np
 
-from ingestion.asr import AsrOptions, Transcriber, load_transcriber
-from ingestion.diarization import Diarization, DiarizeOptions, diarize, label_words
-from ingestion.media import (MAX_MEDIA_SECONDS, SAMPLE_RATE, MediaError, decode_audio, probe,
+from clipcite.ingestion.asr import AsrOptions, Transcriber, load_transcriber
+from clipcite.ingestion.diarization import Diarization, DiarizeOptions, diarize, label_words
+from clipcite.ingestion.media import (MAX_MEDIA_SECONDS, SAMPLE_RATE, MediaError, decode_audio, probe,
                              sample_frames)
-from ingestion.ocr import read_text, tesseract_version
-from ingestion.segments import Word, passages, segment_words
-from ingestion.transcripts import TRANSCRIPT_EXTENSIONS, Cue, TranscriptError, cue_words, read_transcript
-from ingestion.visual import VisualResult, extract_keyframes
-from ingestion.voice import SpeakerEncoder, load_speaker_encoder, voice_print
-from retrieval.clap import ClapEncoder, audio_windows, load_clap
-from retrieval.clip import ClipEncoder, load_clip
-from retrieval.encoders import TextEncoder, load_text_encoder
-from retrieval.schema import AUDIO, FRAMES, PASSAGES, SLIDES, TRANSCRIPT, Segment
+from clipcite.ingestion.ocr import read_text, tesseract_version
+from clipcite.ingestion.segments import Word, passages, segment_words
+from clipcite.ingestion.transcripts import TRANSCRIPT_EXTENSIONS, Cue, TranscriptError, cue_words, read_transcript
+from clipcite.ingestion.visual import VisualResult, extract_keyframes
+from clipcite.ingestion.voice import SpeakerEncoder, load_speaker_encoder, voice_print
+from clipcite.retrieval.clap import ClapEncoder, audio_windows, load_clap
+from clipcite.retrieval.clip import ClipEncoder, load_clip
+from clipcite.retrieval.encoders import TextEncoder, load_text_encoder
+from clipcite.retrieval.schema import AUDIO, FRAMES, PASSAGES, SLIDES, TRANSCRIPT, Segment
 
 MIN_DURATION = 0.5  # seconds; shorter clips hold no word Whisper can read
 

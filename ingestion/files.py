@@ -7,8 +7,8 @@ import os
 import re
 from pathlib import Path
 
-from ingestion.media import MEDIA_EXTENSIONS
-from ingestion.transcripts import TRANSCRIPT_EXTENSIONS, find_sidecar
+from clipcite.ingestion.media import MEDIA_EXTENSIONS
+from clipcite.ingestion.transcripts import TRANSCRIPT_EXTENSIONS, find_sidecar
 
 _READABLE = MEDIA_EXTENSIONS | frozenset(TRANSCRIPT_EXTENSIONS)
 

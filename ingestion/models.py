@@ -12,7 +12,7 @@ import importlib
 import shutil
 from pathlib import Path
 
-from retrieval.assembled import AssemblyError, assemble, is_assembled
+from clipcite.retrieval.assembled import AssemblyError, assemble, is_assembled
 
 BASE_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
 BASE_SIZE = 145_217_532

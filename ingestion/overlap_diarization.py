@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ingestion.media import SAMPLE_RATE
+from clipcite.ingestion.media import SAMPLE_RATE
 
 if TYPE_CHECKING:
-    from ingestion.packaged_speakers import CamPlusEncoder
+    from clipcite.ingestion.packaged_speakers import CamPlusEncoder
 
 __all__ = ["OverlapOptions", "diarize_overlap"]
 
@@ -84,7 +84,7 @@ def _locals(audio: np.ndarray, starts: list[float], encoder: CamPlusEncoder,
             options: OverlapOptions,
             ) -> tuple[np.ndarray, list[_Local]]:
     """Activity (chunks, frames, 3) and a vector per local speaker with enough speech."""
-    from ingestion.packaged_speakers import fbank
+    from clipcite.ingestion.packaged_speakers import fbank
 
     seg = encoder.segmentation
     acts = []

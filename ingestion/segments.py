@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
-from retrieval.schema import PASSAGES, TRANSCRIPT, Segment
+from clipcite.retrieval.schema import PASSAGES, TRANSCRIPT, Segment
 
 # About a subtitle's longest (7-8 s). tiny.en runs two sentences together when it misses the
 # full stop ("...from the software center and ever approve a sign-in request..."); as one

@@ -16,8 +16,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ingestion.media import MEDIA_EXTENSIONS, MediaError
-from ingestion.segments import Word
+from clipcite.ingestion.media import MEDIA_EXTENSIONS, MediaError
+from clipcite.ingestion.segments import Word
 
 TRANSCRIPT_EXTENSIONS: tuple[str, ...] = (".vtt", ".srt")
 MAX_HOURS = 100

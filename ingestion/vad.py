@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ingestion.media import SAMPLE_RATE
+from clipcite.ingestion.media import SAMPLE_RATE
 
 # faster-whisper's Silero wrapper runs the ONNX model on up to 10,000 frames of 32 ms at once;
 # 10-minute chunks added 230 MB to the peak, 2-minute chunks add 80 MB.

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from retrieval.schema import FRAMES, SLIDES, Segment
+from clipcite.retrieval.schema import FRAMES, SLIDES, Segment
 
 # A new picture: more than CHANGED_FRACTION of a 320x180 grey thumbnail's pixels moved by more
 # than PIXEL_DELTA levels. Perceptual hashes (pHash) missed slides that share a template and

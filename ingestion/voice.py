@@ -17,8 +17,8 @@ from typing import Protocol
 
 import numpy as np
 
-from ingestion.media import SAMPLE_RATE
-from retrieval.voice_models import (MATCH_THRESHOLD, MATCH_THRESHOLDS, RESEMBLYZER, KnownVoices,
+from clipcite.ingestion.media import SAMPLE_RATE
+from clipcite.retrieval.voice_models import (MATCH_THRESHOLD, MATCH_THRESHOLDS, RESEMBLYZER, KnownVoices,
                                     print_model)
 
 __all__ = ["MATCH_THRESHOLD", "MATCH_THRESHOLDS", "KnownVoices", "ResemblyzerEncoder",
@@ -153,7 +153,7 @@ def _gain(audio: np.ndarray, starts: np.ndarray, size: int) -> float:
 
 
 def _campplus(threads: int | None) -> SpeakerEncoder:
-    from ingestion.packaged_speakers import CamPlusEncoder
+    from clipcite.ingestion.packaged_speakers import CamPlusEncoder
 
     return CamPlusEncoder(threads)
 

@@ -6,7 +6,7 @@ alignment, so we rebuild its checkpoint from the CTranslate2 variables: parse
 model.bin with numpy, undo quantization and q/k/v fusion, rename to openai-whisper's
 state_dict keys, and encode config.json's alignment heads the way openai-whisper does.
 
-Usage: ``python -m ingestion.whisper_convert MODEL_DIR OUT.pt``
+Usage: ``python -m clipcite.ingestion.whisper_convert MODEL_DIR OUT.pt``
 """
 
 from __future__ import annotations
@@ -306,7 +306,7 @@ def load_converted(path: Path, device: str = "cpu") -> "whisper.model.Whisper":
 
 
 def main(argv: list[str] | None = None) -> int:
-    """CLI: ``python -m ingestion.whisper_convert MODEL_DIR OUT.pt``."""
+    """CLI: ``python -m clipcite.ingestion.whisper_convert MODEL_DIR OUT.pt``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model_dir", type=Path, help="faster-whisper (CTranslate2) model folder")
     parser.add_argument("out_path", type=Path, help="openai-whisper checkpoint to write (.pt)")

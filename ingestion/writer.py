@@ -5,12 +5,12 @@ from __future__ import annotations
 import time
 import uuid
 
-from ingestion.extract import Extraction
-from ingestion.voice import match_voices
-from retrieval.catalog import Recording
-from retrieval.index import Index
-from retrieval.schema import FRAMES, TRANSCRIPT, RecordingInfo, segment_id, segment_metadata
-from retrieval.speakers import SpeakerInput, SpeakerStore
+from clipcite.ingestion.extract import Extraction
+from clipcite.ingestion.voice import match_voices
+from clipcite.retrieval.catalog import Recording
+from clipcite.retrieval.index import Index
+from clipcite.retrieval.schema import FRAMES, TRANSCRIPT, RecordingInfo, segment_id, segment_metadata
+from clipcite.retrieval.speakers import SpeakerInput, SpeakerStore
 
 
 def write_recording(index: Index, rec: Recording, extraction: Extraction) -> Recording:

@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from retrieval.encoders import DEFAULT_TEXT_MODEL
-from retrieval.filters import Filters
-from retrieval.schema import Moment, label
-from retrieval.search import Searcher
-from retrieval.tools import search_all
+from clipcite.retrieval.encoders import DEFAULT_TEXT_MODEL
+from clipcite.retrieval.filters import Filters
+from clipcite.retrieval.schema import Moment, label
+from clipcite.retrieval.search import Searcher
+from clipcite.retrieval.tools import search_all
 
 # A Searcher, or a function that opens one (see ArchiveSearch for why the latter is safer).
 SearcherSource = Searcher | Callable[[], Searcher]
@@ -30,10 +30,10 @@ def open_searcher_at(index_dir: str | Path, *, text_model: str = DEFAULT_TEXT_MO
                      clip_weights: str | None = None, clap_model: str | None = None) -> Searcher:
     """A Searcher over the index in `index_dir`, with the query encoders that built it: give the
     models `clipcite ingest` used (its defaults are these). Nothing is read from the environment."""
-    from retrieval.clap import load_clap
-    from retrieval.clip import load_clip
-    from retrieval.encoders import load_text_encoder
-    from retrieval.index import Index
+    from clipcite.retrieval.clap import load_clap
+    from clipcite.retrieval.clip import load_clip
+    from clipcite.retrieval.encoders import load_text_encoder
+    from clipcite.retrieval.index import Index
 
     return Searcher(index=Index(Path(index_dir).expanduser(), chroma_url=chroma_url),
                     text=load_text_encoder(text_model), clip=load_clip(clip_model, clip_weights),

@@ -20,7 +20,7 @@ from pathlib import Path
 
 # The schema lives with every table of the database; MIGRATIONS and SCHEMA_VERSION are also
 # importable from here, as before.
-from retrieval.migrations import MIGRATIONS, SCHEMA_VERSION, migrate
+from clipcite.retrieval.migrations import MIGRATIONS, SCHEMA_VERSION, migrate
 
 __all__ = ["ADMINS_ONLY", "FAILED", "INDEXED", "MIGRATIONS", "SCHEMA_VERSION", "Catalog",
            "Recording", "may_see"]

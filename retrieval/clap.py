@@ -124,7 +124,7 @@ class TransformersClap(ClapEncoder):
 
     def __init__(self, source: str, name: str, threads: int = 0, batch_size: int = BATCH) -> None:
         super().__init__(threads, batch_size)
-        from retrieval.clip import _prepare_torchvision
+        from clipcite.retrieval.clip import _prepare_torchvision
 
         _prepare_torchvision()  # transformers imports torchvision's transforms when present
         from transformers import ClapModel, ClapProcessor

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from retrieval.filters import Filters
-from retrieval.schema import FRAMES, PASSAGES, SLIDES, TRANSCRIPT, Moment
-from retrieval.search import DEFAULT_WEIGHTS, Searcher, search
+from clipcite.retrieval.filters import Filters
+from clipcite.retrieval.schema import FRAMES, PASSAGES, SLIDES, TRANSCRIPT, Moment
+from clipcite.retrieval.search import DEFAULT_WEIGHTS, Searcher, search
 
 
 @dataclass

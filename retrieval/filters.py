@@ -11,8 +11,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from retrieval.catalog import Recording
-from retrieval.index import Index
+from clipcite.retrieval.catalog import Recording
+from clipcite.retrieval.index import Index
 
 
 @dataclass(frozen=True)

@@ -27,11 +27,11 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from retrieval.catalog import Catalog, Recording
-from retrieval.chroma_views import CatalogGens, LiveCollection, Views
-from retrieval.keyword import KeywordIndex
-from retrieval.schema import MODALITIES, TEXT_MODALITIES, TRANSCRIPT
-from retrieval.speakers import SpeakerStore
+from clipcite.retrieval.catalog import Catalog, Recording
+from clipcite.retrieval.chroma_views import CatalogGens, LiveCollection, Views
+from clipcite.retrieval.keyword import KeywordIndex
+from clipcite.retrieval.schema import MODALITIES, TEXT_MODALITIES, TRANSCRIPT
+from clipcite.retrieval.speakers import SpeakerStore
 
 CATALOG_FILE = "catalog.sqlite3"
 MANIFEST_FILE = "index.json"

@@ -14,9 +14,9 @@ from typing import Any
 from llama_index.core.retrievers import BaseRetriever
 from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 
-from retrieval.archive import ArchiveSearch, SearcherSource, moment_metadata
-from retrieval.filters import Filters
-from retrieval.schema import Moment
+from clipcite.retrieval.archive import ArchiveSearch, SearcherSource, moment_metadata
+from clipcite.retrieval.filters import Filters
+from clipcite.retrieval.schema import Moment
 
 # An answering LLM sees each node's citation and speaker beside its text; the rest is for code.
 _NOT_FOR_LLM = ["media_id", "path", "start", "end", "modality", "link", "title"]

@@ -19,8 +19,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from retrieval.voice_models import print_model
-from retrieval.keyword import index_text
+from clipcite.retrieval.voice_models import print_model
+from clipcite.retrieval.keyword import index_text
 
 Migration = Callable[[sqlite3.Connection], None]
 

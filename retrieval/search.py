@@ -17,13 +17,13 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from retrieval.catalog import Recording
-from retrieval.clap import ClapEncoder
-from retrieval.clip import ClipEncoder
-from retrieval.encoders import TextEncoder
-from retrieval.filters import Filters, visible_recordings
-from retrieval.index import Hit, Index
-from retrieval.schema import (AUDIO, FRAMES, PASSAGES, SLIDES, TEXT_MODALITIES, TRANSCRIPT,
+from clipcite.retrieval.catalog import Recording
+from clipcite.retrieval.clap import ClapEncoder
+from clipcite.retrieval.clip import ClipEncoder
+from clipcite.retrieval.encoders import TextEncoder
+from clipcite.retrieval.filters import Filters, visible_recordings
+from clipcite.retrieval.index import Hit, Index
+from clipcite.retrieval.schema import (AUDIO, FRAMES, PASSAGES, SLIDES, TEXT_MODALITIES, TRANSCRIPT,
                               Moment, segment_id)
 
 RRF_K = 60

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from retrieval.voice_models import KnownVoices, print_model
-from retrieval.catalog import Recording
+from clipcite.retrieval.voice_models import KnownVoices, print_model
+from clipcite.retrieval.catalog import Recording
 
 CONFIRMED = "confirmed"
 SUGGESTED = "suggested"

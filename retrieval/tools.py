@@ -14,12 +14,12 @@ from typing import Protocol
 
 import numpy as np
 
-from retrieval.catalog import Recording
-from retrieval.filters import Filters, visible_recordings
-from retrieval.index import Hit, Index
-from retrieval.schema import AUDIO, FRAMES, MODALITIES, PASSAGES, SLIDES, TRANSCRIPT, Moment
-from retrieval.search import Like, Searcher, search
-from retrieval.speakers import Speaker, SpeakerError, SpeakerTurn
+from clipcite.retrieval.catalog import Recording
+from clipcite.retrieval.filters import Filters, visible_recordings
+from clipcite.retrieval.index import Hit, Index
+from clipcite.retrieval.schema import AUDIO, FRAMES, MODALITIES, PASSAGES, SLIDES, TRANSCRIPT, Moment
+from clipcite.retrieval.search import Like, Searcher, search
+from clipcite.retrieval.speakers import Speaker, SpeakerError, SpeakerTurn
 
 
 class NotFound(Exception):

@@ -43,8 +43,8 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def extract_options(cache_dir: Path):
-    from ingestion.asr import AsrOptions
-    from ingestion.extract import ExtractOptions
+    from clipcite.ingestion.asr import AsrOptions
+    from clipcite.ingestion.extract import ExtractOptions
 
     # Pinned to tiny.en like the CLI above: about half of base's CPU time.
     return ExtractOptions(asr=AsrOptions(model="tiny.en"), language="en", cache_dir=cache_dir)
@@ -52,7 +52,7 @@ def extract_options(cache_dir: Path):
 
 @pytest.fixture(scope="session")
 def models(extract_options):
-    from ingestion.extract import Models
+    from clipcite.ingestion.extract import Models
 
     return Models(extract_options)
 

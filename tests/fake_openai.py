@@ -132,7 +132,7 @@ class FakeOpenAI:
 
 def remote(fake: FakeOpenAI):
     """clipcite's remote chat model pointed at the fake server."""
-    from assistant.llm import LLMConfig, load_chat_model
+    from clipcite.assistant.llm import LLMConfig, load_chat_model
 
     return load_chat_model(LLMConfig(backend="openai", base_url=fake.base_url, api_key="k",
                                      model="test-model"))

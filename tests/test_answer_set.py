@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 
-from assistant.evaluation import load_questions
+from clipcite.assistant.evaluation import load_questions
 from eval import answer_set
-from retrieval.evaluation import half_of, load_split
+from clipcite.retrieval.evaluation import half_of, load_split
 
 
 def test_the_file_loads_and_has_no_problems():

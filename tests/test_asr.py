@@ -8,9 +8,9 @@ import pytest
 
 import numpy as np
 
-from ingestion.asr import AsrOptions, load_transcriber, windows
-from ingestion.media import SAMPLE_RATE, decode_audio
-from ingestion.models import BASE_SHA256, ModelError, base_path, resolve_faster_whisper, sha256_file
+from clipcite.ingestion.asr import AsrOptions, load_transcriber, windows
+from clipcite.ingestion.media import SAMPLE_RATE, decode_audio
+from clipcite.ingestion.models import BASE_SHA256, ModelError, base_path, resolve_faster_whisper, sha256_file
 
 
 def _text(words) -> str:

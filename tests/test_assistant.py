@@ -14,15 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from assistant.agent import Assistant, Turn
-from assistant.evidence import Citation
-from assistant.llm import LLMConfig, load_chat_model
-from ingestion.batch import BatchOptions, run_batch
-from retrieval import tools
-from retrieval.encoders import load_text_encoder
-from retrieval.filters import Filters
-from retrieval.index import Index
-from retrieval.search import Searcher
+from clipcite.assistant.agent import Assistant, Turn
+from clipcite.assistant.evidence import Citation
+from clipcite.assistant.llm import LLMConfig, load_chat_model
+from clipcite.ingestion.batch import BatchOptions, run_batch
+from clipcite.retrieval import tools
+from clipcite.retrieval.encoders import load_text_encoder
+from clipcite.retrieval.filters import Filters
+from clipcite.retrieval.index import Index
+from clipcite.retrieval.search import Searcher
 from tests.conftest import copy_media
 from tests.fake_openai import FakeOpenAI, remote, route_reply
 
@@ -328,7 +328,7 @@ def test_a_model_that_calls_tools_searches_in_several_rounds_within_the_callers_
 
 
 def test_tool_rounds_are_capped(archive, fake):
-    from assistant.research import MAX_ROUNDS
+    from clipcite.assistant.research import MAX_ROUNDS
 
     fake.replies = [route_reply(question="Where is Sheila from?", queries=["Sheila"]),
                     {"tool_calls": [_tool_call("search_archive", query="Sheila")]}]  # repeats

@@ -12,9 +12,9 @@ import pytest
 
 from PIL import Image, ImageDraw, ImageFont
 
-from ingestion.batch import BatchOptions, run_batch
-from retrieval.index import Index
-from retrieval.schema import MODALITIES
+from clipcite.ingestion.batch import BatchOptions, run_batch
+from clipcite.retrieval.index import Index
+from clipcite.retrieval.schema import MODALITIES
 from tests.conftest import CLI, copy_media, ffmpeg
 
 

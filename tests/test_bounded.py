@@ -13,14 +13,14 @@ import re
 
 import pytest
 
-from assistant import summary
-from assistant.agent import Assistant
-from assistant.llm import LLMConfig, load_chat_model
-from ingestion.batch import BatchOptions, run_batch
-from retrieval import tools
-from retrieval.encoders import load_text_encoder
-from retrieval.index import Index
-from retrieval.search import Searcher
+from clipcite.assistant import summary
+from clipcite.assistant.agent import Assistant
+from clipcite.assistant.llm import LLMConfig, load_chat_model
+from clipcite.ingestion.batch import BatchOptions, run_batch
+from clipcite.retrieval import tools
+from clipcite.retrieval.encoders import load_text_encoder
+from clipcite.retrieval.index import Index
+from clipcite.retrieval.search import Searcher
 
 CUES = 240  # one every 5 s: 20 minutes
 ACTION_EVERY = 10

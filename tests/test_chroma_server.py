@@ -17,10 +17,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-import retrieval.index as index_mod
-from ingestion.batch import BatchOptions, Outcome, SilentReporter, run_batch
-from retrieval.index import ChromaUnavailableError, Index
-from retrieval.schema import MODALITIES
+import clipcite.retrieval.index as index_mod
+from clipcite.ingestion.batch import BatchOptions, Outcome, SilentReporter, run_batch
+from clipcite.retrieval.index import ChromaUnavailableError, Index
+from clipcite.retrieval.schema import MODALITIES
 from tests.conftest import REPO, copy_media
 from tests.fake_openai import FakeOpenAI
 from tests.test_ingest import consistent

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from retrieval import clap
-from retrieval.clap import ClapEncoder, ClapLoadError, audio_windows, load_clap
+from clipcite.retrieval import clap
+from clipcite.retrieval.clap import ClapEncoder, ClapLoadError, audio_windows, load_clap
 
 RATE = 16000
 
@@ -25,7 +25,7 @@ def tiny_clap(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """
     from tokenizers import pre_tokenizers
 
-    from retrieval.clip import _prepare_torchvision
+    from clipcite.retrieval.clip import _prepare_torchvision
 
     _prepare_torchvision()
     from transformers import (ClapConfig, ClapFeatureExtractor, ClapModel, ClapProcessor,
@@ -174,11 +174,11 @@ def test_laion_checkpoint_without_the_package_says_so(tmp_path: Path):
 def test_ingest_and_search_the_audio_collection(tiny_clap: Path, media: Path, tmp_path: Path,
                                                 run_cli) -> None:
     """Through the real path: `ingest --clap-model` fills `audio`, search reads it back."""
-    from retrieval import tools
-    from retrieval.encoders import load_text_encoder
-    from retrieval.index import Index
-    from retrieval.schema import AUDIO
-    from retrieval.search import Searcher
+    from clipcite.retrieval import tools
+    from clipcite.retrieval.encoders import load_text_encoder
+    from clipcite.retrieval.index import Index
+    from clipcite.retrieval.schema import AUDIO
+    from clipcite.retrieval.search import Searcher
     from tests.conftest import copy_media
 
     clip = copy_media(media / "jfk.flac", tmp_path / "lib")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from ui.cli import build_parser, main
+from clipcite.ui.cli import build_parser, main
 
 COVID_4 = """WEBVTT
 

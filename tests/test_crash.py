@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from ingestion.files import content_hash
-from retrieval.index import CATALOG_FILE, Index
-from retrieval.schema import MODALITIES, TEXT_MODALITIES
+from clipcite.ingestion.files import content_hash
+from clipcite.retrieval.index import CATALOG_FILE, Index
+from clipcite.retrieval.schema import MODALITIES, TEXT_MODALITIES
 from tests.conftest import CLI, ffmpeg
 from tests.test_ingest import consistent
 

@@ -6,7 +6,7 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
-from assistant.dates import recorded_period
+from clipcite.assistant.dates import recorded_period
 
 NOW = datetime(2026, 11, 23, 10, 30, tzinfo=timezone.utc)  # a Monday
 

@@ -15,11 +15,11 @@ import pytest
 
 from eval.der import read_rttm, score
 from eval.meetings import MeetingSpec, build_all
-from ingestion.clustering import kmeans, similarity
-from ingestion.diarization import (DiarizeOptions, Turn, _blend_cosine, _project_out, diarize,
+from clipcite.ingestion.clustering import kmeans, similarity
+from clipcite.ingestion.diarization import (DiarizeOptions, Turn, _blend_cosine, _project_out, diarize,
                                    label_words, match_voices)
-from ingestion.media import SAMPLE_RATE, decode_audio
-from ingestion.segments import Word
+from clipcite.ingestion.media import SAMPLE_RATE, decode_audio
+from clipcite.ingestion.segments import Word
 
 pytestmark = pytest.mark.slow
 
@@ -30,7 +30,7 @@ MEETING_2 = MeetingSpec("test-2voices", ("Beth", "Dana"), 6, 12)
 
 @pytest.fixture(scope="module")
 def encoder():
-    from ingestion.voice import load_speaker_encoder
+    from clipcite.ingestion.voice import load_speaker_encoder
 
     return load_speaker_encoder("resemblyzer", threads=2)
 
@@ -165,7 +165,7 @@ def test_kmeans_finds_separated_groups():
 def test_mel_matches_resemblyzer():
     from resemblyzer.audio import wav_to_mel_spectrogram
 
-    from ingestion.voice import _mel_filters, _power_mel
+    from clipcite.ingestion.voice import _mel_filters, _power_mel
 
     audio = (np.random.default_rng(2).standard_normal(48_077) * 0.05).astype(np.float32)
     expected = wav_to_mel_spectrogram(audio)

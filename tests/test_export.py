@@ -9,9 +9,9 @@ import pytest
 import srt
 import webvtt
 
-from retrieval.schema import TRANSCRIPT, Moment
-from retrieval.speakers import SpeakerTurn
-from ui.export import render, to_rttm, to_srt, to_txt, to_vtt
+from clipcite.retrieval.schema import TRANSCRIPT, Moment
+from clipcite.retrieval.speakers import SpeakerTurn
+from clipcite.ui.export import render, to_rttm, to_srt, to_txt, to_vtt
 
 
 def _line(start: float, end: float, text: str, speaker: str | None) -> Moment:

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from ingestion.batch import BatchOptions, run_batch
-from ingestion.files import media_id_for
-from retrieval.catalog import ADMINS_ONLY, MIGRATIONS, SCHEMA_VERSION, Catalog
-from retrieval.filters import Filters, visible_recordings
-from retrieval.index import CATALOG_FILE, Index
+from clipcite.ingestion.batch import BatchOptions, run_batch
+from clipcite.ingestion.files import media_id_for
+from clipcite.retrieval.catalog import ADMINS_ONLY, MIGRATIONS, SCHEMA_VERSION, Catalog
+from clipcite.retrieval.filters import Filters, visible_recordings
+from clipcite.retrieval.index import CATALOG_FILE, Index
 from tests.conftest import copy_media, ffmpeg
 
 STAFF, HR = frozenset({"staff"}), frozenset({"hr"})
@@ -94,7 +94,7 @@ def test_the_cli_reports_a_failed_restricted_ingest_with_its_groups(broken: Path
 
 
 def test_the_reserved_group_is_seen_by_unrestricted_callers_only():
-    from retrieval.catalog import Recording
+    from clipcite.retrieval.catalog import Recording
 
     rec = Recording("m", "/x.mp4", "X", "failed", groups=[ADMINS_ONLY])
     assert rec.visible_to(None)

@@ -33,11 +33,11 @@ from langchain_core.runnables import RunnableLambda, RunnableParallel, RunnableP
 from llama_index.core.llms.mock import MockLLM
 from llama_index.core.query_engine import RetrieverQueryEngine
 
-from assistant.langchain_retriever import ArchiveRetriever as LangChainRetriever
-from assistant.langchain_retriever import archive_search_tool
-from retrieval.llamaindex_retriever import ArchiveRetriever as LlamaIndexRetriever
-from retrieval.archive import open_searcher_at
-from retrieval.search import Searcher
+from clipcite.assistant.langchain_retriever import ArchiveRetriever as LangChainRetriever
+from clipcite.assistant.langchain_retriever import archive_search_tool
+from clipcite.retrieval.llamaindex_retriever import ArchiveRetriever as LlamaIndexRetriever
+from clipcite.retrieval.archive import open_searcher_at
+from clipcite.retrieval.search import Searcher
 from tests import test_retrieval
 
 # The index of test_retrieval (its module-scoped fixture, set up again for this module).
@@ -193,7 +193,7 @@ def test_langchain_tool_answers_with_citations_and_keeps_to_groups(searcher: Sea
 
 @pytest.fixture(scope="module")
 def local_chat(cache_dir: Path):
-    from assistant.llm import LLMConfig, load_chat_model
+    from clipcite.assistant.llm import LLMConfig, load_chat_model
 
     return load_chat_model(LLMConfig(backend="local", cache_dir=cache_dir, max_tokens=60))
 

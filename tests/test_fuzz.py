@@ -23,12 +23,12 @@ import pytest
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
-from assistant.agent import Assistant
-from assistant.llm import LLMConfig, load_chat_model
-from ingestion.batch import BatchOptions, run_batch
-from retrieval.encoders import load_text_encoder
-from retrieval.index import Index
-from retrieval.search import Searcher, search
+from clipcite.assistant.agent import Assistant
+from clipcite.assistant.llm import LLMConfig, load_chat_model
+from clipcite.ingestion.batch import BatchOptions, run_batch
+from clipcite.retrieval.encoders import load_text_encoder
+from clipcite.retrieval.index import Index
+from clipcite.retrieval.search import Searcher, search
 from tests.conftest import CLI, ffmpeg
 from tests.fake_openai import FakeOpenAI
 from tests.test_ingest import consistent

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from ingestion.batch import BatchOptions, run_batch
-from retrieval.encoders import load_text_encoder
-from retrieval.filters import Filters
-from retrieval.index import Index
-from retrieval.schema import PASSAGES, TRANSCRIPT
-from retrieval.search import Searcher, search
-from retrieval.speakers import CONFIRMED
+from clipcite.ingestion.batch import BatchOptions, run_batch
+from clipcite.retrieval.encoders import load_text_encoder
+from clipcite.retrieval.filters import Filters
+from clipcite.retrieval.index import Index
+from clipcite.retrieval.schema import PASSAGES, TRANSCRIPT
+from clipcite.retrieval.search import Searcher, search
+from clipcite.retrieval.speakers import CONFIRMED
 from tests.conftest import REPO, copy_media
 
 DATA = REPO / "tests" / "data"
@@ -188,7 +188,7 @@ def test_passages_lift_the_lines_of_the_stretch_where_a_topic_is_discussed(tmp_p
                                                                            text_encoder):
     """On a real meeting excerpt: each passage names its own transcript lines, and a line's
     score is its sentence score plus the best top passage around it."""
-    from retrieval.search import DEFAULT_WEIGHTS, passage_stretches
+    from clipcite.retrieval.search import DEFAULT_WEIGHTS, passage_stretches
 
     index = Index(tmp_path / "index")
     run_batch([DATA / "qmsum_excerpt.vtt"], index, BatchOptions(extract=extract_options))

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from ingestion.batch import BatchOptions, run_batch
-from retrieval.encoders import load_text_encoder
-from retrieval.index import Index
-from retrieval.schema import MODALITIES, TEXT_MODALITIES, TRANSCRIPT
-from retrieval.search import Searcher, search
+from clipcite.ingestion.batch import BatchOptions, run_batch
+from clipcite.retrieval.encoders import load_text_encoder
+from clipcite.retrieval.index import Index
+from clipcite.retrieval.schema import MODALITIES, TEXT_MODALITIES, TRANSCRIPT
+from clipcite.retrieval.search import Searcher, search
 from tests.conftest import CLI, REPO, copy_media
 
 
@@ -115,8 +115,8 @@ def test_prune_removes_recordings_whose_files_are_gone(library: Path, tmp_path: 
 _HALF_WRITE = """
 import os, signal, sys, uuid
 import numpy as np
-from retrieval.index import Index
-from retrieval.schema import TRANSCRIPT
+from clipcite.retrieval.index import Index
+from clipcite.retrieval.schema import TRANSCRIPT
 index = Index(sys.argv[1])
 rec = index.catalog.all()[0]
 gen = uuid.uuid4().hex[:12]

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from ingestion.batch import BatchOptions, _Job, _time_limit, run_batch
-from ingestion.media import MediaError, decode_audio, probe, sound_seconds_cap
-from retrieval.catalog import Recording
-from retrieval.index import Index
-from retrieval.schema import MODALITIES, TRANSCRIPT
+from clipcite.ingestion.batch import BatchOptions, _Job, _time_limit, run_batch
+from clipcite.ingestion.media import MediaError, decode_audio, probe, sound_seconds_cap
+from clipcite.retrieval.catalog import Recording
+from clipcite.retrieval.index import Index
+from clipcite.retrieval.schema import MODALITIES, TRANSCRIPT
 from tests.conftest import CLI, ffmpeg
 
 _TOTAL_SAMPLES = 18  # byte offset of STREAMINFO's sample-rate .. total-samples field in FLAC

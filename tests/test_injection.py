@@ -16,19 +16,19 @@ from pathlib import Path
 import openai
 import pytest
 
-from assistant.agent import Assistant, Turn
-from assistant.evidence import EVIDENCE_CLOSE, EVIDENCE_OPEN, render_passages
-from assistant.llm import LLMConfig, ServiceError, load_chat_model
-from assistant.named import unavailable
-from assistant.prompts import render_messages
+from clipcite.assistant.agent import Assistant, Turn
+from clipcite.assistant.evidence import EVIDENCE_CLOSE, EVIDENCE_OPEN, render_passages
+from clipcite.assistant.llm import LLMConfig, ServiceError, load_chat_model
+from clipcite.assistant.named import unavailable
+from clipcite.assistant.prompts import render_messages
 from eval.injection import build, judge, load_cases, prior_turn
-from ingestion.batch import BatchOptions, run_batch
-from retrieval import tools
-from retrieval.encoders import load_text_encoder
-from retrieval.filters import Filters
-from retrieval.index import Index
-from retrieval.schema import Moment
-from retrieval.search import Searcher
+from clipcite.ingestion.batch import BatchOptions, run_batch
+from clipcite.retrieval import tools
+from clipcite.retrieval.encoders import load_text_encoder
+from clipcite.retrieval.filters import Filters
+from clipcite.retrieval.index import Index
+from clipcite.retrieval.schema import Moment
+from clipcite.retrieval.search import Searcher
 from tests.fake_openai import FakeOpenAI, remote, route_reply
 
 CASES = {c.id: c for c in load_cases()}

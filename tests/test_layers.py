@@ -13,6 +13,8 @@ import pytest
 from tests.conftest import REPO
 
 PACKAGES = ("assistant", "retrieval", "ingestion", "ui", "prompts", "eval", "tests")
+INSTALLED = ("assistant", "retrieval", "ingestion", "ui", "prompts")
+NAMESPACE = "clipcite."  # the installed folders' import name (pyproject.toml maps them)
 
 # What each layer may not import. ui may import every layer; eval (development scripts) and
 # tests are not installed, so nothing installed imports them.
@@ -46,9 +48,9 @@ def _imported(module: str, path: Path, modules: dict[str, Path]) -> Iterator[str
 
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
         if isinstance(node, ast.Import):
-            names = [a.name for a in node.names]
+            names = [a.name.removeprefix(NAMESPACE) for a in node.names]
         elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
+            base = (node.module or "").removeprefix(NAMESPACE)
             if node.level:  # relative: from the package holding this module
                 package = module if path.name == "__init__.py" else module.rpartition(".")[0]
                 for _ in range(node.level - 1):
@@ -138,3 +140,18 @@ def test_layers(graph: dict[str, set[str]]) -> None:
     wrong = [f"{m} imports {t}" for m, targets in sorted(graph.items())
              for t in sorted(targets) if t.split(".")[0] in FORBIDDEN.get(m.split(".")[0], ())]
     assert wrong == [], "imports against the layering (README, How it works):\n" + "\n".join(wrong)
+
+
+def test_our_folders_are_imported_by_their_one_name() -> None:
+    # From a checkout `ui` is importable bare too: a bare import would load a second copy of
+    # a module (a second cache of loaded models) beside clipcite.ui's.
+    bare = []
+    for module, path in _modules().items():
+        if path.name == "make_legacy_index.py":  # runs an older commit's code on purpose
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level
+                     else [])
+            bare += [f"{module}: {n}" for n in names if n.split(".")[0] in INSTALLED]
+    assert bare == []

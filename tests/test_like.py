@@ -56,9 +56,9 @@ def test_a_screenshot_finds_its_slide(archive: Path, generated: dict, tmp_path: 
 
 def test_the_examples_voice_lifts_its_speaker(archive: Path) -> None:
     """The same words, searched with either speaker's voice: that speaker's moments lead."""
-    from retrieval.encoders import load_text_encoder
-    from retrieval.index import Index
-    from retrieval.search import Like, Searcher, search
+    from clipcite.retrieval.encoders import load_text_encoder
+    from clipcite.retrieval.index import Index
+    from clipcite.retrieval.search import Like, Searcher, search
 
     index = Index(archive)
     rec = next(r for r in index.catalog.all() if r.path.endswith("sample.wav"))

@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from retrieval.catalog import Recording
-from retrieval.encoders import load_text_encoder
-from retrieval.index import Index
-from retrieval.schema import TRANSCRIPT
-from retrieval.search import Searcher, search
+from clipcite.retrieval.catalog import Recording
+from clipcite.retrieval.encoders import load_text_encoder
+from clipcite.retrieval.index import Index
+from clipcite.retrieval.schema import TRANSCRIPT
+from clipcite.retrieval.search import Searcher, search
 from tests.conftest import CLI, REPO
 
 FRESH_WITHIN = 10.0  # s, the issue's bound
@@ -238,8 +238,8 @@ def test_a_searcher_on_a_chroma_server_sees_another_process(library: Path, tmp_p
 def test_the_web_apps_engine_sees_another_process(library: Path, tmp_path: Path, fake):
     """The web app's Engine (two answer threads, each with its own index handle) finds, by
     meaning, a recording ingested by another process while it serves."""
-    from ui.settings import Settings
-    from ui.web.services import Engine
+    from clipcite.ui.settings import Settings
+    from clipcite.ui.web.services import Engine
 
     index_dir = tmp_path / "index"
     ingest(index_dir, library / "launch planning.vtt")
@@ -264,7 +264,7 @@ WRITE_OTHER = """
 import sys, numpy as np
 sys.path.insert(0, {repo!r})
 from pathlib import Path
-from retrieval.index import Index
+from clipcite.retrieval.index import Index
 from tests.test_live_index import _write
 _write(Index(Path({index!r})), "other",
        np.random.default_rng(1).normal(size=(1100, 8)).astype(np.float32))
@@ -274,7 +274,7 @@ COUNT_OTHER = """
 import sys, numpy as np
 sys.path.insert(0, {repo!r})
 from pathlib import Path
-from retrieval.index import Index
+from clipcite.retrieval.index import Index
 index = Index(Path({index!r}))
 [gen] = [r.gen for r in index.catalog.visible() if r.media_id == "other"]
 hits = index.query("transcript", np.ones(8, np.float32), 100, [gen],

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from assistant import local_model
-from assistant.llm import (
+from clipcite.assistant import local_model
+from clipcite.assistant.llm import (
     LLMConfig,
     LLMError,
     LocalChatModel,
@@ -315,7 +315,7 @@ def test_prompt_state_cache_keeps_few_states_without_logits() -> None:
     import numpy as np
     from llama_cpp.llama import LlamaState
 
-    from assistant.prompt_cache import PromptStateCache
+    from clipcite.assistant.prompt_cache import PromptStateCache
 
     cache = PromptStateCache(max_states=2)
     for n in range(3):

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ingestion.media import MediaError, decode_audio, probe, sample_frames
+from clipcite.ingestion.media import MediaError, decode_audio, probe, sample_frames
 from tests.conftest import ffmpeg
 
 # (extension, ffmpeg arguments after the inputs); video formats carry a moving test picture.
@@ -82,7 +82,7 @@ def test_unreadable_inputs_raise_plain_reasons(tmp_path: Path):
 
 
 def test_sample_buffer_grows_past_a_short_header_and_keeps_every_sample():
-    from ingestion.media import _Samples
+    from clipcite.ingestion.media import _Samples
 
     rng = np.random.default_rng(0)
     chunks = [rng.standard_normal(n).astype(np.float32) for n in (700, 1, 2048, 333, 5000)]

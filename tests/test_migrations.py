@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from retrieval.voice_models import CAMPLUS, RESEMBLYZER
-from retrieval.index import CATALOG_FILE, Index
-from retrieval.keyword import index_text
-from retrieval.migrations import MIGRATIONS, SCHEMA_VERSION, migrate, version
-from retrieval.schema import TRANSCRIPT
+from clipcite.retrieval.voice_models import CAMPLUS, RESEMBLYZER
+from clipcite.retrieval.index import CATALOG_FILE, Index
+from clipcite.retrieval.keyword import index_text
+from clipcite.retrieval.migrations import MIGRATIONS, SCHEMA_VERSION, migrate, version
+from clipcite.retrieval.schema import TRANSCRIPT
 
 LEGACY = Path(__file__).resolve().parent / "fixtures" / "legacy_index_v2"
 TABLES = {"recordings", "garbage", "segment_text", "speaker_turns", "speakers"}
@@ -51,7 +51,7 @@ def _dump(db: sqlite3.Connection) -> list[str]:
 
 
 def _search(index_dir: Path, query: str, args: list[str]) -> list[dict]:
-    from ui.cli import main
+    from clipcite.ui.cli import main
 
     out = io.StringIO()
     with contextlib.redirect_stdout(out):

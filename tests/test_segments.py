@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ingestion.media import decode_audio
-from ingestion.segments import MAX_SECONDS, Word, segment_words
+from clipcite.ingestion.media import decode_audio
+from clipcite.ingestion.segments import MAX_SECONDS, Word, segment_words
 
 
 def words(spec: list[tuple[float, float, str]], speaker: str | None = None) -> list[Word]:
@@ -107,7 +107,7 @@ def test_segment_times_agree_with_the_reference_transcript(media: Path, models):
 
 # -- passages ------------------------------------------------------------------------------
 def _sentences(n: int, words: int = 10) -> list:
-    from retrieval.schema import Segment
+    from clipcite.retrieval.schema import Segment
 
     return [Segment(modality="transcript", start=i * 4.0, end=i * 4.0 + 3.5,
                     text=" ".join([f"w{i}"] * words),
@@ -115,7 +115,7 @@ def _sentences(n: int, words: int = 10) -> list:
 
 
 def test_passages_overlap_by_half_and_cover_every_segment():
-    from ingestion.segments import passages
+    from clipcite.ingestion.segments import passages
 
     segs = _sentences(40)
     found = passages(segs, words=60)
@@ -135,7 +135,7 @@ def test_passages_overlap_by_half_and_cover_every_segment():
 
 
 def test_passage_text_names_speakers_but_not_diarization_labels():
-    from ingestion.segments import passages
+    from clipcite.ingestion.segments import passages
 
     [p] = passages(_sentences(6, words=2), words=100)
     lines = p.text.split("\n")

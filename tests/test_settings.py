@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ui.settings import Settings
+from clipcite.ui.settings import Settings
 
 
 def test_precedence_file_then_environment_then_flags(tmp_path: Path):

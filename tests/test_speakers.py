@@ -112,9 +112,9 @@ def test_speakers_named_carried_searched_and_exported(run_cli, meetings, tmp_pat
 
 
 def test_voices_lend_names_only_to_recordings_with_the_same_audience(tmp_path: Path) -> None:
-    from retrieval.catalog import Recording
-    from retrieval.index import Index
-    from retrieval.speakers import SpeakerInput, SpeakerStore
+    from clipcite.retrieval.catalog import Recording
+    from clipcite.retrieval.index import Index
+    from clipcite.retrieval.speakers import SpeakerInput, SpeakerStore
 
     index = Index(tmp_path / "index")
     store = SpeakerStore(index.catalog.connection)

@@ -1,8 +1,8 @@
 """Which recording a summary request names, and what kind of item a line is (no model needed)."""
 
-from assistant.summary import _asked_for, _due, _owner, _title_in, classify, topic_words
-from retrieval.schema import Moment
-from retrieval.tools import RecordingSummary
+from clipcite.assistant.summary import _asked_for, _due, _owner, _title_in, classify, topic_words
+from clipcite.retrieval.schema import Moment
+from clipcite.retrieval.tools import RecordingSummary
 
 
 def _rec(media_id: str, title: str) -> RecordingSummary:
@@ -75,7 +75,7 @@ def test_a_summary_of_part_of_a_recording_names_its_topic():
 def test_a_long_recording_is_represented_by_a_central_line_of_each_stretch():
     import numpy as np
 
-    from assistant.summary import representative
+    from clipcite.assistant.summary import representative
 
     def line(i: int, words: int) -> Moment:
         return Moment(media_id="m", path="/m.wav", title="T", start=i * 5.0, end=i * 5.0 + 4,
@@ -94,7 +94,7 @@ def test_a_long_recording_is_represented_by_a_central_line_of_each_stretch():
 
 
 def test_a_recording_named_by_name_and_kind_matches_only_a_title_with_every_word():
-    from assistant.named import matching, named_recording
+    from clipcite.assistant.named import matching, named_recording
 
     recs = [*RECS, _rec("d", "Phone call"), _rec("e", "Q4 planning meeting")]
     summarize = lambda m: named_recording(m, None, definite=True)  # noqa: E731

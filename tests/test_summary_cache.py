@@ -8,15 +8,15 @@ import json
 from pathlib import Path
 
 
-from assistant.agent import Assistant
-from assistant.llm import LLMConfig, load_chat_model
-from assistant import summary
-from assistant.summary import prepare
-from assistant.summary_cache import SummaryCache
-from ingestion.batch import BatchOptions, run_batch
-from retrieval.encoders import load_text_encoder
-from retrieval.index import Index
-from retrieval.search import Searcher
+from clipcite.assistant.agent import Assistant
+from clipcite.assistant.llm import LLMConfig, load_chat_model
+from clipcite.assistant import summary
+from clipcite.assistant.summary import prepare
+from clipcite.assistant.summary_cache import SummaryCache
+from clipcite.ingestion.batch import BatchOptions, run_batch
+from clipcite.retrieval.encoders import load_text_encoder
+from clipcite.retrieval.index import Index
+from clipcite.retrieval.search import Searcher
 from tests.conftest import REPO
 
 

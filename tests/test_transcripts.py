@@ -13,9 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ingestion.media import MediaError
-from ingestion.segments import Word
-from ingestion.transcripts import (TRANSCRIPT_EXTENSIONS, Cue, TranscriptError, cue_words,
+from clipcite.ingestion.media import MediaError
+from clipcite.ingestion.segments import Word
+from clipcite.ingestion.transcripts import (TRANSCRIPT_EXTENSIONS, Cue, TranscriptError, cue_words,
                                    find_sidecar, parse_srt, parse_vtt, read_transcript)
 
 DATA = Path(__file__).parent / "data"

@@ -11,15 +11,15 @@ import pytest
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from ingestion.batch import BatchOptions, run_batch
-from ingestion.extract import ExtractOptions
-from ingestion.media import sample_frames
-from ingestion.visual import boilerplate_lines
-from retrieval.clip import ClipEncoder, _prepare_torchvision
-from retrieval.encoders import load_text_encoder
-from retrieval.index import Index
-from retrieval.schema import FRAMES, SLIDES, TRANSCRIPT
-from retrieval.search import Searcher, search
+from clipcite.ingestion.batch import BatchOptions, run_batch
+from clipcite.ingestion.extract import ExtractOptions
+from clipcite.ingestion.media import sample_frames
+from clipcite.ingestion.visual import boilerplate_lines
+from clipcite.retrieval.clip import ClipEncoder, _prepare_torchvision
+from clipcite.retrieval.encoders import load_text_encoder
+from clipcite.retrieval.index import Index
+from clipcite.retrieval.schema import FRAMES, SLIDES, TRANSCRIPT
+from clipcite.retrieval.search import Searcher, search
 from tests.conftest import ffmpeg
 
 SLIDES_TEXT = [

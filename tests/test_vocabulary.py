@@ -8,12 +8,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ingestion.extract import _hotwords
-from ui.settings import Settings
+from clipcite.ingestion.extract import _hotwords
+from clipcite.ui.settings import Settings
 
 
 def test_glossary_comes_from_the_file_the_environment_or_the_flag(tmp_path: Path, monkeypatch):
-    from ui.cli import _settings, build_parser
+    from clipcite.ui.cli import _settings, build_parser
 
     config = tmp_path / "settings.toml"
     config.write_text('glossary = ["Zentrix", "Altamira Foods"]\n')
@@ -32,9 +32,9 @@ def test_glossary_comes_from_the_file_the_environment_or_the_flag(tmp_path: Path
 def _index_with_named_speakers(directory: Path) -> None:
     """A public recording whose speaker is confirmed as Priya, a restricted one's as Yusuf,
     and a suggested (unconfirmed) name."""
-    from retrieval.catalog import Recording
-    from retrieval.index import Index
-    from retrieval.speakers import SpeakerInput, SpeakerStore
+    from clipcite.retrieval.catalog import Recording
+    from clipcite.retrieval.index import Index
+    from clipcite.retrieval.speakers import SpeakerInput, SpeakerStore
 
     index = Index(directory)
     store = SpeakerStore(index.catalog.connection)

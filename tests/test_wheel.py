@@ -25,9 +25,11 @@ from tests.conftest import REPO
 pytestmark = pytest.mark.slow
 
 # What the wheel is built from: the packages and the project files, nothing else of the tree.
-SOURCES = ("pyproject.toml", "README.md", "assistant", "retrieval", "ingestion", "ui", "prompts")
-OUR_MODULES = ("ui.cli", "ui.searching", "assistant.prompts", "assistant.local_model",
-               "retrieval.assembled", "ingestion.models", "prompts")
+SOURCES = ("pyproject.toml", "README.md", "clipcite", "assistant", "retrieval", "ingestion", "ui",
+           "prompts")
+OUR_MODULES = ("clipcite", "clipcite.ui.cli", "clipcite.ui.searching",
+               "clipcite.assistant.prompts", "clipcite.assistant.local_model",
+               "clipcite.retrieval.assembled", "clipcite.ingestion.models", "clipcite.prompts")
 
 
 def _run(args: list[str], cwd: Path, env: dict[str, str] | None = None,
@@ -85,7 +87,7 @@ def test_the_wheel_is_what_runs(venv: Path, outside) -> None:
     code = ("import importlib, json, sys\n"
             f"mods = {OUR_MODULES!r}\n"
             "files = {m: importlib.import_module(m).__file__ for m in mods}\n"
-            "from assistant.prompts import load_prompt\n"
+            "from clipcite.assistant.prompts import load_prompt\n"
             "print(json.dumps({'files': files, 'prompt': load_prompt('answer')[:200],\n"
             "                  'path': sys.path}))")
     found = json.loads(_run([str(venv / "bin" / "python"), "-c", code], cwd=here,

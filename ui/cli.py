@@ -14,15 +14,15 @@ import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from ui.environment import set_defaults
+from clipcite.ui.environment import set_defaults
 
 set_defaults()  # before any model library loads (see ui/environment.py)
 
 from rich.console import Console  # noqa: E402
 
-from assistant.evidence import clock  # noqa: E402
-from ui.searching import day_bounds, open_index, open_searcher, parse_day  # noqa: E402
-from ui.settings import Settings  # noqa: E402
+from clipcite.assistant.evidence import clock  # noqa: E402
+from clipcite.ui.searching import day_bounds, open_index, open_searcher, parse_day  # noqa: E402
+from clipcite.ui.settings import Settings  # noqa: E402
 
 log = logging.getLogger("clipcite.cli")
 
@@ -67,8 +67,8 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 # -- commands ---------------------------------------------------------------------------------
 def cmd_ingest(args: argparse.Namespace, console: Console) -> int:
-    from ingestion.batch import BatchOptions, run_batch
-    from ui.progress import RichReporter, summary_table
+    from clipcite.ingestion.batch import BatchOptions, run_batch
+    from clipcite.ui.progress import RichReporter, summary_table
 
     settings = _settings(args)
     paths, address = list(args.paths), args.ray
@@ -83,7 +83,7 @@ def cmd_ingest(args: argparse.Namespace, console: Console) -> int:
                       "(set clip_weights to a file or a pretrained tag to enable it).[/]",
                       soft_wrap=True)
     if not settings.clap_model:
-        from retrieval.clap import OFF_MESSAGE
+        from clipcite.retrieval.clap import OFF_MESSAGE
 
         console.print(f"[dim]{OFF_MESSAGE[0].upper()}{OFF_MESSAGE[1:]}.[/]", soft_wrap=True)
     transcript = _transcript_arg(args, paths)
@@ -96,7 +96,7 @@ def cmd_ingest(args: argparse.Namespace, console: Console) -> int:
     started = time.monotonic()
     extract_all = None
     if address is not None:
-        from ingestion.distributed import ray_executor
+        from clipcite.ingestion.distributed import ray_executor
 
         extract_all = ray_executor(address)
     lines = JsonLines() if args.json else None
@@ -216,10 +216,10 @@ def _transcript_arg(args: argparse.Namespace, paths: list[str]) -> Path | None:
 def prepare_summaries(settings: Settings, media_ids: list[str] | None, console: Console) -> int:
     """Summarise whole recordings into the cache (all visible ones lacking a summary, or the
     given ones); prunes summaries of replaced recordings. Returns how many were made."""
-    from assistant.agent import Assistant
-    from assistant.llm import load_chat_model
-    from assistant.summary import prepare
-    from assistant.summary_cache import SummaryCache
+    from clipcite.assistant.agent import Assistant
+    from clipcite.assistant.llm import load_chat_model
+    from clipcite.assistant.summary import prepare
+    from clipcite.assistant.summary_cache import SummaryCache
 
     searcher = open_searcher(settings)
     recs = [r for r in searcher.index.catalog.visible() if r.gen]
@@ -305,7 +305,7 @@ def search_filters(args: argparse.Namespace, index=None):
     """
     from dataclasses import replace
 
-    from retrieval.filters import Filters, visible_recordings
+    from clipcite.retrieval.filters import Filters, visible_recordings
 
     groups = _split_list(args.groups)
     access = frozenset(groups) if groups is not None else None
@@ -339,8 +339,8 @@ def search_filters(args: argparse.Namespace, index=None):
 def find_visible(index, ref: str, groups: frozenset[str] | None):
     """retrieval.tools.find_recording, its "not found" naming near matches among the
     recordings the caller may see (titles, file names and stems)."""
-    from retrieval.filters import Filters, visible_recordings
-    from retrieval.tools import NotFound, find_recording
+    from clipcite.retrieval.filters import Filters, visible_recordings
+    from clipcite.retrieval.tools import NotFound, find_recording
 
     try:
         return find_recording(index, ref, groups)
@@ -376,8 +376,8 @@ def _near(wanted: str, things: Iterable[Sequence[str]]) -> str:
 
 
 def cmd_search(args: argparse.Namespace, console: Console) -> int:
-    from retrieval.search import search
-    from retrieval.tools import example_query, search_like
+    from clipcite.retrieval.search import search
+    from clipcite.retrieval.tools import example_query, search_like
 
     settings = _settings(args)
     if not args.query and not args.like:
@@ -411,9 +411,9 @@ def cmd_search(args: argparse.Namespace, console: Console) -> int:
 
 def read_example_file(path: Path, settings: Settings):
     """An example clip or screenshot read with the ingestion models (see ingestion/example.py)."""
-    from ingestion.example import read_example
-    from ingestion.extract import Models
-    from ingestion.media import MediaError
+    from clipcite.ingestion.example import read_example
+    from clipcite.ingestion.extract import Models
+    from clipcite.ingestion.media import MediaError
 
     options = settings.extract_options()
     try:
@@ -423,8 +423,8 @@ def read_example_file(path: Path, settings: Settings):
 
 
 def _assistant(args: argparse.Namespace, settings: Settings):
-    from assistant.agent import Assistant
-    from assistant.llm import load_chat_model
+    from clipcite.assistant.agent import Assistant
+    from clipcite.assistant.llm import load_chat_model
 
     searcher = open_searcher(settings)
     return Assistant(searcher, load_chat_model(settings.llm_config()),
@@ -432,7 +432,7 @@ def _assistant(args: argparse.Namespace, settings: Settings):
 
 
 def _print_citations(reply, console: Console) -> None:
-    from assistant.evidence import label
+    from clipcite.assistant.evidence import label
 
     for c in reply.citations:
         console.print(f"  [{c.n}] {label(c)}  [dim]{c.path}[/]", highlight=False)
@@ -456,7 +456,7 @@ def cmd_ask(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_chat(args: argparse.Namespace, console: Console) -> int:
-    from assistant.agent import Turn
+    from clipcite.assistant.agent import Turn
 
     settings = _settings(args)
     assistant = _assistant(args, settings)
@@ -491,8 +491,8 @@ def _recording(args: argparse.Namespace, settings: Settings, ref: str):
 
 
 def cmd_speakers(args: argparse.Namespace, console: Console) -> int:
-    from retrieval import tools
-    from ui.export import to_rttm
+    from clipcite.retrieval import tools
+    from clipcite.ui.export import to_rttm
 
     settings = _settings(args)
     words = list(args.words)
@@ -518,7 +518,7 @@ def cmd_speakers(args: argparse.Namespace, console: Console) -> int:
             "turns": [{"start": round(t.start, 3), "end": round(t.end, 3), "speaker": t.speaker}
                       for t in turns]}, indent=2))
         return 0
-    from assistant.evidence import clock
+    from clipcite.assistant.evidence import clock
 
     for s in tools.speakers(index, rec):
         note = " (suggested: confirm with `speakers rename`)" if s.status == "suggested" else ""
@@ -532,8 +532,8 @@ def cmd_speakers(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_export(args: argparse.Namespace, console: Console) -> int:
-    from retrieval import tools
-    from ui.export import render
+    from clipcite.retrieval import tools
+    from clipcite.ui.export import render
 
     settings = _settings(args)
     index, rec = _recording(args, settings, args.recording)
@@ -548,7 +548,7 @@ def cmd_export(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_serve(args: argparse.Namespace, console: Console) -> int:
-    from ui.web.app import serve
+    from clipcite.ui.web.app import serve
 
     settings = _settings(args).with_overrides(upload_limit_mb=args.max_upload_mb)
     serve(settings, host=args.host, port=args.port, users_file=args.users,
@@ -558,7 +558,7 @@ def cmd_serve(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_eval(args: argparse.Namespace, console: Console) -> int:
-    from retrieval.evaluation import ablation, by_half, evaluate, load_queries, load_split, table
+    from clipcite.retrieval.evaluation import ablation, by_half, evaluate, load_queries, load_split, table
 
     settings = _settings(args)
     searcher = open_searcher(settings)
@@ -584,8 +584,8 @@ def cmd_eval(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_eval_answers(args: argparse.Namespace, console: Console) -> int:
-    from assistant.evaluation import evaluate_answers, load_questions, report, report_table
-    from retrieval.evaluation import half_of, load_split
+    from clipcite.assistant.evaluation import evaluate_answers, load_questions, report, report_table
+    from clipcite.retrieval.evaluation import half_of, load_split
 
     settings = _settings(args)
     assistant = _assistant(args, settings)
@@ -608,9 +608,9 @@ def cmd_eval_answers(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_models(args: argparse.Namespace, console: Console) -> int:
-    from ingestion.models import base_path, tiny_en_path
-    from ingestion.ocr import OcrUnavailable, tesseract_version
-    from retrieval.encoders import load_text_encoder
+    from clipcite.ingestion.models import base_path, tiny_en_path
+    from clipcite.ingestion.ocr import OcrUnavailable, tesseract_version
+    from clipcite.retrieval.encoders import load_text_encoder
 
     settings = _settings(args)
     console.print(f"speech  tiny.en (packaged): {tiny_en_path()}")
@@ -624,13 +624,13 @@ def cmd_models(args: argparse.Namespace, console: Console) -> int:
     console.print("clip    " + (settings.clip_weights or "off (no weights configured)"))
     console.print("clap    " + (settings.clap_model or "off (no model configured)"))
     if settings.diarize:
-        from ingestion.voice import load_speaker_encoder
+        from clipcite.ingestion.voice import load_speaker_encoder
 
         voices = load_speaker_encoder(settings.speaker_model)
         console.print(f"voices  {voices.name}: speaker encoder, weights in the package")
     else:
         console.print("voices  off (diarize = false)")
-    from assistant.local_model import assemble_gguf
+    from clipcite.assistant.local_model import assemble_gguf
 
     if settings.llm_config().backend != "openai" and not settings.llm_base_url:
         console.print(f"llm     Qwen2.5-Coder-1.5B-Instruct Q4_K_M (assembled, sha256 checked): "
@@ -806,7 +806,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                       "continue.[/]")
         return 130
     except SystemExit as e:
-        from ingestion.batch import Terminated  # SIGTERM during a batch
+        from clipcite.ingestion.batch import Terminated  # SIGTERM during a batch
 
         if not isinstance(e, Terminated):
             raise
@@ -823,7 +823,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _error_text(e: Exception, args: argparse.Namespace) -> str:
-    from ingestion.batch import disk_full_message, is_disk_full
+    from clipcite.ingestion.batch import disk_full_message, is_disk_full
 
     if not is_disk_full(e):
         return str(e)

@@ -10,8 +10,8 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from retrieval.schema import Moment
-from retrieval.speakers import SpeakerTurn
+from clipcite.retrieval.schema import Moment
+from clipcite.retrieval.speakers import SpeakerTurn
 
 FORMATS = ("srt", "vtt", "txt", "rttm")
 

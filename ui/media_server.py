@@ -27,9 +27,9 @@ import av
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse, Response
 
-from ingestion.transcripts import TRANSCRIPT_EXTENSIONS
-from retrieval.catalog import Catalog
-from retrieval.index import CATALOG_FILE
+from clipcite.ingestion.transcripts import TRANSCRIPT_EXTENSIONS
+from clipcite.retrieval.catalog import Catalog
+from clipcite.retrieval.index import CATALOG_FILE
 
 log = logging.getLogger("clipcite.web")
 

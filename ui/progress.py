@@ -10,7 +10,7 @@ from rich.progress import (BarColumn, Progress, TaskID, TextColumn,
                            TimeElapsedColumn)
 from rich.table import Table
 
-from ingestion.batch import Outcome
+from clipcite.ingestion.batch import Outcome
 
 _STYLE = {"indexed": "green", "unchanged": "dim", "failed": "red", "removed": "yellow"}
 

@@ -10,21 +10,21 @@ import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from retrieval.index import Index
-    from retrieval.search import Searcher
-    from ui.settings import Settings
+    from clipcite.retrieval.index import Index
+    from clipcite.retrieval.search import Searcher
+    from clipcite.ui.settings import Settings
 
 
 def open_index(settings: Settings) -> Index:
     """The index the settings name (its Chroma vectors in index_dir, or on chroma_url)."""
-    from retrieval.index import Index
+    from clipcite.retrieval.index import Index
 
     return Index(settings.index_dir, chroma_url=settings.chroma_url)
 
 
 def open_searcher(settings: Settings) -> Searcher:
     """A Searcher over the settings' index with the query encoders ingest used."""
-    from retrieval.archive import open_searcher_at
+    from clipcite.retrieval.archive import open_searcher_at
 
     return open_searcher_at(settings.index_dir, text_model=settings.text_model,
                             chroma_url=settings.chroma_url, clip_model=settings.clip_model,

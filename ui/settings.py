@@ -18,9 +18,9 @@ from typing import Any
 
 import platformdirs
 
-from ingestion.asr import AsrOptions
-from ingestion.diarization import DiarizeOptions
-from ingestion.extract import ExtractOptions
+from clipcite.ingestion.asr import AsrOptions
+from clipcite.ingestion.diarization import DiarizeOptions
+from clipcite.ingestion.extract import ExtractOptions
 
 APP = "clipcite"
 
@@ -126,7 +126,7 @@ class Settings:
         return tuple(dict.fromkeys(words))
 
     def llm_config(self):
-        from assistant.llm import LLMConfig
+        from clipcite.assistant.llm import LLMConfig
 
         return LLMConfig(backend=self.llm_backend, model=self.llm_model,
                          base_url=self.llm_base_url, api_key=self.llm_api_key,
@@ -163,8 +163,8 @@ class Settings:
 def confirmed_speaker_names(index_dir: Path) -> list[str]:
     """Names users confirmed for speakers in recordings everyone may see (a restricted
     recording lends none), read from the index's speaker store without writing to it."""
-    from retrieval.index import CATALOG_FILE
-    from retrieval.speakers import SpeakerStore
+    from clipcite.retrieval.index import CATALOG_FILE
+    from clipcite.retrieval.speakers import SpeakerStore
 
     path = Path(index_dir) / CATALOG_FILE
     if not path.is_file():

@@ -3,7 +3,7 @@
 A users file is TOML or JSON:
 
     [users.alice]
-    password_hash = "scrypt$16384$8$1$<salt>$<hash>"   # python -m ui.users hash
+    password_hash = "scrypt$16384$8$1$<salt>$<hash>"   # python -m clipcite.ui.users hash
     groups = ["staff"]
 
     role = "editor"       # viewer (the default), editor or admin
@@ -148,7 +148,7 @@ def load_users(path: Path) -> Users:
     for name, entry in table.items():
         if not isinstance(entry, dict) or not isinstance(entry.get("password_hash"), str):
             raise UsersFileError(f"user {name!r} in {path} needs a password_hash "
-                                 "(make one with: python -m ui.users hash)")
+                                 "(make one with: python -m clipcite.ui.users hash)")
         groups = entry.get("groups", [])
         if isinstance(groups, str):
             groups = [g.strip() for g in groups.split(",") if g.strip()]
@@ -166,10 +166,10 @@ def load_users(path: Path) -> Users:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m ui.users hash`: prints a password hash for a users file."""
+    """`python -m clipcite.ui.users hash`: prints a password hash for a users file."""
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] != ["hash"]:
-        print("usage: python -m ui.users hash   (asks for a password, prints its hash)")
+        print("usage: python -m clipcite.ui.users hash   (asks for a password, prints its hash)")
         return 2
     password = getpass.getpass("Password: ")
     if password != getpass.getpass("Again: "):

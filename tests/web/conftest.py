@@ -33,11 +33,11 @@ def fake() -> Iterator[FakeOpenAI]:
 
 @pytest.fixture(scope="package")
 def archive(media: Path, tmp_path_factory: pytest.TempPathFactory, extract_options) -> dict:
-    from ingestion.batch import BatchOptions, run_batch
-    from retrieval.index import Index
+    from clipcite.ingestion.batch import BatchOptions, run_batch
+    from clipcite.retrieval.index import Index
 
     from eval.fixtures import encode, render_slide
-    from ingestion.media import probe
+    from clipcite.ingestion.media import probe
 
     root = tmp_path_factory.mktemp("web")
     lib, work = root / "files", root / "work"
@@ -53,7 +53,7 @@ def archive(media: Path, tmp_path_factory: pytest.TempPathFactory, extract_optio
     encode(board, speech, length, [(work / "falcon.png", 0.0, length)])
     os.utime(call, (local_noon("2023-05-01"),) * 2)  # the recording date is the file's date
     os.utime(board, (local_noon("2024-03-14"),) * 2)
-    from ingestion.diarization import DiarizeOptions
+    from clipcite.ingestion.diarization import DiarizeOptions
 
     index = Index(root / "index")
     # The call has two speakers; saying so (as `clipcite ingest --speakers 2` does) keeps the
@@ -73,7 +73,7 @@ def archive(media: Path, tmp_path_factory: pytest.TempPathFactory, extract_optio
 @pytest.fixture(scope="package")
 def open_app(archive, fake) -> Iterator[Running]:
     """No users file: one person on their own machine, sees everything."""
-    from ui.web.app import create_app
+    from clipcite.ui.web.app import create_app
 
     app = create_app(settings_for(archive, fake.base_url),
                      library_dir=archive["root"] / "uploads")
@@ -84,7 +84,7 @@ def open_app(archive, fake) -> Iterator[Running]:
 @pytest.fixture(scope="package")
 def llm_down_app(archive) -> Iterator[Running]:
     """The LLM endpoint is a localhost port nobody listens on."""
-    from ui.web.app import create_app
+    from clipcite.ui.web.app import create_app
 
     closed = f"http://127.0.0.1:{free_port()}/v1"
     app = create_app(settings_for(archive, closed), library_dir=archive["root"] / "uploads-down")
@@ -95,8 +95,8 @@ def llm_down_app(archive) -> Iterator[Running]:
 @pytest.fixture(scope="package")
 def staff_app(archive, fake) -> Iterator[Running]:
     """A users file with alice in group "staff"; the board recording is for group "board"."""
-    from ui.users import hash_password, load_users
-    from ui.web.app import create_app
+    from clipcite.ui.users import hash_password, load_users
+    from clipcite.ui.web.app import create_app
 
     users_file = archive["root"] / "users.toml"
     users_file.write_text(f'[users.alice]\npassword_hash = "{hash_password("wonderland")}"\n'

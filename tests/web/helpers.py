@@ -69,7 +69,7 @@ class Running:
 
 
 def settings_for(archive: dict, llm_base_url: str):
-    from ui.settings import Settings
+    from clipcite.ui.settings import Settings
 
     return Settings(index_dir=archive["index"], cache_dir=Path.home() / ".cache" / "clipcite",
                     llm_backend="openai", llm_base_url=llm_base_url, llm_api_key="k",

@@ -185,7 +185,7 @@ def test_bad_attachments_get_a_sentence(open_app, fake, page, tmp_path):
     # the same words; a file that is not an upload is never read.
     from gradio.utils import get_upload_folder
 
-    from ui.web.attachments import AttachmentError, check_attachment, discard_upload
+    from clipcite.ui.web.attachments import AttachmentError, check_attachment, discard_upload
 
     uploaded = Path(get_upload_folder()) / "clipcite-test-big" / big.name
     uploaded.parent.mkdir(parents=True, exist_ok=True)
@@ -313,7 +313,7 @@ def test_restricted_user_never_sees_the_board_recording(staff_app, fake, browser
         assert page.request.get(f"{staff_app.url}/media/{board}").status == 404
         assert page.request.get(f"{staff_app.url}/thumb/{board}?t=3").status == 404
         # Even a hand-made request naming the board recording as a filter cannot reach it.
-        from ui.web.filters import FilterError, chat_filters
+        from clipcite.ui.web.filters import FilterError, chat_filters
 
         ctx = staff_app.app.state.clipcite
         with pytest.raises(FilterError, match="no longer in the library"):
@@ -440,7 +440,7 @@ def test_recording_page_renames_speakers(open_app, page, archive, run_cli):
     page.screenshot(path=str(SCREENS / "recording-renamed.png"), full_page=True)
 
     # Ingestion suggests a name when a voice matches; here the suggestion is written directly.
-    from retrieval.index import CATALOG_FILE
+    from clipcite.retrieval.index import CATALOG_FILE
 
     with sqlite3.connect(archive["index"] / CATALOG_FILE) as db:
         gen = db.execute("SELECT gen FROM recordings WHERE media_id=?", (board,)).fetchone()[0]
@@ -463,8 +463,8 @@ def test_recording_page_renames_speakers(open_app, page, archive, run_cli):
 
 def test_search_within_a_recording(open_app, page, archive):
     """The page's search finds moments of this recording only, and a moment plays there."""
-    from retrieval.filters import Filters
-    from retrieval.tools import search_all
+    from clipcite.retrieval.filters import Filters
+    from clipcite.retrieval.tools import search_all
 
     call, board = archive["call"], archive["board"]
     everywhere = open_app.app.state.clipcite.engine.call(search_all, "Sheila from Texas", 10,
@@ -489,8 +489,8 @@ def test_search_within_a_recording(open_app, page, archive):
 def test_restricted_user_cannot_open_the_board_recording(staff_app, browser, archive):
     """Page, captions and downloads of a recording outside alice's groups: 404, like a
     recording that does not exist; her own recordings work."""
-    from retrieval.filters import Filters
-    from retrieval.tools import search_all
+    from clipcite.retrieval.filters import Filters
+    from clipcite.retrieval.tools import search_all
 
     board, call = archive["board"], archive["call"]
     with httpx.Client(base_url=staff_app.url) as http:  # not signed in: nothing at all

@@ -67,7 +67,7 @@ def test_media_route_serves_only_catalogued_recordings(open_app, archive):
 
 
 def test_transcript_downloads(open_app, archive):
-    from ui.media_server import download_name
+    from clipcite.ui.media_server import download_name
 
     call = archive["call"]
     with httpx.Client(base_url=open_app.url) as http:

@@ -15,11 +15,11 @@ from tests.web.helpers import free_port  # noqa: E402
 
 
 def test_non_loopback_host_needs_users_file(tmp_path):
-    from ui.settings import Settings
-    from ui.users import UsersFileError, hash_password, load_users, verify
-    from ui.web.app import check_host, serve
-    from ui.web.attachments import safe_filename
-    from ui.web.errors import SetupError
+    from clipcite.ui.settings import Settings
+    from clipcite.ui.users import UsersFileError, hash_password, load_users, verify
+    from clipcite.ui.web.app import check_host, serve
+    from clipcite.ui.web.attachments import safe_filename
+    from clipcite.ui.web.errors import SetupError
 
     with pytest.raises(SetupError, match="without sign-in"):
         serve(Settings(index_dir=tmp_path / "i"), host="0.0.0.0", port=free_port())
@@ -44,9 +44,9 @@ def test_non_loopback_host_needs_users_file(tmp_path):
 
 
 def test_settings_filters_and_error_words(tmp_path):
-    from ui.settings import Settings
-    from ui.web.errors import friendly_error
-    from ui.web.filters import FilterError, chat_filters, parse_day, still_offered
+    from clipcite.ui.settings import Settings
+    from clipcite.ui.web.errors import friendly_error
+    from clipcite.ui.web.filters import FilterError, chat_filters, parse_day, still_offered
 
     assert Settings().upload_limit_mb == 500
     env = {"CLIPCITE_CONFIG": str(tmp_path / "none.toml"), "CLIPCITE_UPLOAD_LIMIT_MB": "12.5"}
@@ -90,7 +90,7 @@ def test_settings_filters_and_error_words(tmp_path):
 
 
 def test_roles_in_the_users_file(tmp_path):
-    from ui.users import ADMIN, EDITOR, VIEWER, User, UsersFileError, load_users
+    from clipcite.ui.users import ADMIN, EDITOR, VIEWER, User, UsersFileError, load_users
 
     f = tmp_path / "users.toml"
     f.write_text('[users.a]\npassword_hash = "x"\ngroups = ["hr"]\n'
@@ -116,7 +116,7 @@ def test_roles_in_the_users_file(tmp_path):
 
 
 def test_sign_in_limits_count_per_name_and_per_address():
-    from ui.web.guard import AttemptLimiter, wait_words
+    from clipcite.ui.web.guard import AttemptLimiter, wait_words
 
     now = [1000.0]
     limiter = AttemptLimiter(3, window=600, clock=lambda: now[0])
@@ -136,8 +136,8 @@ def test_sign_in_limits_count_per_name_and_per_address():
 
 
 def test_library_progress_shows_each_person_their_own():
-    from ui.web.render import progress_box
-    from ui.web.services import JobState
+    from clipcite.ui.web.render import progress_box
+    from clipcite.ui.web.services import JobState
 
     state = JobState()
     state.update(running=True, user="eddie", current="staff-memo.wav", stage="speech", done=0,
@@ -157,8 +157,8 @@ def test_library_progress_shows_each_person_their_own():
 def test_found_moments_best_first_or_in_time_order_and_examples_from_the_library():
     from types import SimpleNamespace as NS
 
-    from ui.web.context import LISTING_EXAMPLE, example_questions
-    from ui.web.render import IN_TIME_ORDER, contents_words, found_html
+    from clipcite.ui.web.context import LISTING_EXAMPLE, example_questions
+    from clipcite.ui.web.render import IN_TIME_ORDER, contents_words, found_html
 
     moments = [NS(media_id="m", start=s, end=s + 2, score=sc, modality="transcript",
                   speaker=None, text=f"line at {s}") for s, sc in ((40.0, 0.9), (5.0, 0.45))]

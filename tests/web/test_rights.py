@@ -25,7 +25,7 @@ import pytest
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 from tests.conftest import REPO  # noqa: E402
-from ui.web.render import NO_CHANGE_RIGHT, NO_UPLOAD_RIGHT  # noqa: E402
+from clipcite.ui.web.render import NO_CHANGE_RIGHT, NO_UPLOAD_RIGHT  # noqa: E402
 from tests.web.helpers import (  # noqa: E402
     SCREENS, Running, choose, cut, free_port, left_in_uploads, settings_for, sign_in)
 
@@ -40,10 +40,10 @@ HR_WORDS = ("HR memo",)
 
 @pytest.fixture(scope="module")
 def team(archive, fake, tmp_path_factory) -> Iterator[dict]:
-    from ingestion.batch import BatchOptions, run_batch
-    from retrieval.index import Index
-    from ui.users import hash_password, load_users
-    from ui.web.app import create_app
+    from clipcite.ingestion.batch import BatchOptions, run_batch
+    from clipcite.retrieval.index import Index
+    from clipcite.ui.users import hash_password, load_users
+    from clipcite.ui.web.app import create_app
 
     root = tmp_path_factory.mktemp("team")
     index_dir = root / "index"
@@ -248,8 +248,8 @@ def test_sign_in_attempts_are_limited(team):
 
 def test_captions_escape_speaker_names(team):
     """A speaker named like markup stays text in the WebVTT captions other players read."""
-    from retrieval.index import Index
-    from retrieval import tools
+    from clipcite.retrieval.index import Index
+    from clipcite.retrieval import tools
 
     index = Index(team["root"] / "index")
     rec = index.catalog.get(team["call"])

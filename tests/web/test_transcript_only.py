@@ -20,9 +20,9 @@ EXCERPT = REPO / "tests" / "data" / "qmsum_excerpt.vtt"
 
 @pytest.fixture(scope="module")
 def transcript_app(fake, tmp_path_factory, extract_options) -> Iterator[dict]:
-    from ingestion.batch import BatchOptions, run_batch
-    from retrieval.index import Index
-    from ui.web.app import create_app
+    from clipcite.ingestion.batch import BatchOptions, run_batch
+    from clipcite.retrieval.index import Index
+    from clipcite.ui.web.app import create_app
 
     root = tmp_path_factory.mktemp("transcript-only")
     path = shutil.copyfile(EXCERPT, root / "Remote control design.vtt")
@@ -73,7 +73,7 @@ def test_a_recording_added_in_the_web_app_gets_its_summary_prepared(transcript_a
                                                                     tmp_path):
     """After the library adds a recording, its whole-recording summary is made in the
     background and cached for its generation, so asking for it later is instant."""
-    from assistant.summary_cache import SummaryCache
+    from clipcite.assistant.summary_cache import SummaryCache
 
     app = transcript_app["app"]
     ctx = app.state.clipcite

@@ -33,31 +33,31 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ui.environment import set_defaults
+from clipcite.ui.environment import set_defaults
 
 set_defaults()  # before Gradio and the models load (see ui/environment.py)
 
 import gradio as gr  # noqa: E402
 from fastapi import FastAPI, Request  # noqa: E402
 
-from ui.media_server import media_router  # noqa: E402
-from ui.settings import Settings  # noqa: E402
-from ui.users import Users, load_users  # noqa: E402
-from ui.web.attachments import ATTACH_TOO_BIG_ADVICE, MB, TOO_BIG_ADVICE  # noqa: E402
-from ui.web.chat import ChatPage  # noqa: E402
-from ui.web.context import LISTING_EXAMPLE, WebContext  # noqa: E402
-from ui.web.errors import SetupError  # noqa: E402
-from ui.web.guard import Guard  # noqa: E402
-from ui.web.library import LibraryPage  # noqa: E402
-from ui.web.recording import PAGE_OUTPUTS, RecordingPage  # noqa: E402
-from ui.web.render import (  # noqa: E402
+from clipcite.ui.media_server import media_router  # noqa: E402
+from clipcite.ui.settings import Settings  # noqa: E402
+from clipcite.ui.users import Users, load_users  # noqa: E402
+from clipcite.ui.web.attachments import ATTACH_TOO_BIG_ADVICE, MB, TOO_BIG_ADVICE  # noqa: E402
+from clipcite.ui.web.chat import ChatPage  # noqa: E402
+from clipcite.ui.web.context import LISTING_EXAMPLE, WebContext  # noqa: E402
+from clipcite.ui.web.errors import SetupError  # noqa: E402
+from clipcite.ui.web.guard import Guard  # noqa: E402
+from clipcite.ui.web.library import LibraryPage  # noqa: E402
+from clipcite.ui.web.recording import PAGE_OUTPUTS, RecordingPage  # noqa: E402
+from clipcite.ui.web.render import (  # noqa: E402
     BEST_FIRST, IN_TIME_ORDER, LIBRARY_COLUMNS, LIBRARY_WIDTHS, progress_box)
 
 log = logging.getLogger("clipcite.web")
 
 
 def _static(name: str) -> str:
-    return resources.files("ui.web").joinpath("static", name).read_text(encoding="utf-8")
+    return resources.files("clipcite.ui.web").joinpath("static", name).read_text(encoding="utf-8")
 
 
 PLAYER_HTML = _static("player.html")

@@ -12,9 +12,9 @@ import unicodedata
 from pathlib import Path
 from typing import Any
 
-from retrieval.schema import FRAMES, SLIDES
-from ui.web.errors import ASK_ADMIN, plain_error
-from ui.web.services import ExampleReader
+from clipcite.retrieval.schema import FRAMES, SLIDES
+from clipcite.ui.web.errors import ASK_ADMIN, plain_error
+from clipcite.ui.web.services import ExampleReader
 
 log = logging.getLogger("clipcite.web")
 
@@ -59,7 +59,7 @@ def split_message(message: Any) -> tuple[str, list[Path]]:
 
 
 def is_image_name(name: str) -> bool:
-    from ingestion.example import IMAGE_SUFFIXES  # imported when needed: it loads scipy
+    from clipcite.ingestion.example import IMAGE_SUFFIXES  # imported when needed: it loads scipy
 
     return name.lower().endswith(IMAGE_SUFFIXES)
 
@@ -110,7 +110,7 @@ def discard_upload(path: Path) -> None:
 
 def read_attachment(reader: ExampleReader, path: Path, limit_mb: float, question: str) -> Any:
     """The Example of an attached file, or AttachmentError; the upload is removed either way."""
-    from ingestion.media import MediaError
+    from clipcite.ingestion.media import MediaError
 
     name = path.name
     try:
@@ -155,8 +155,8 @@ def _quote(text: str, limit: int) -> str:
 def example_reply(name: str, example: Any, moments: list[Any]) -> Any:
     """A file sent without a question: what was heard or read in it, and the moments it
     matches, best first, each a citation (no language model needed)."""
-    from assistant.agent import Reply
-    from assistant.evidence import Citation, label
+    from clipcite.assistant.agent import Reply
+    from clipcite.assistant.evidence import Citation, label
 
     words = _quote(example.text, 200)
     heard = (f"On “{name}” I read: “{words}”. " if example.kind == "image" else

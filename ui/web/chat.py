@@ -10,14 +10,14 @@ from typing import Any
 
 import gradio as gr
 
-from retrieval.filters import Filters
-from ui.web.attachments import (
+from clipcite.retrieval.filters import Filters
+from clipcite.ui.web.attachments import (
     AttachmentError, attachment_status, discard_upload, example_reply, read_attachment,
     split_message, user_bubble)
-from ui.web.context import WebContext, example_questions, username_of
-from ui.web.errors import ASK_ADMIN, friendly_error, plain_error
-from ui.web.filters import FilterError, chat_filters, narrowed
-from ui.web.render import answer_html
+from clipcite.ui.web.context import WebContext, example_questions, username_of
+from clipcite.ui.web.errors import ASK_ADMIN, friendly_error, plain_error
+from clipcite.ui.web.filters import FilterError, chat_filters, narrowed
+from clipcite.ui.web.render import answer_html
 
 log = logging.getLogger("clipcite.web")
 
@@ -61,7 +61,7 @@ class ChatPage:
                example: Any = None, shown: str | None = None):
         """The assistant's streamed, cited answer (searching by `example` when one is given);
         `shown` is the message as the conversation history keeps it."""
-        from assistant.agent import Turn
+        from clipcite.assistant.agent import Turn
 
         text, reply = "", None
         try:
@@ -94,8 +94,8 @@ class ChatPage:
         """An attached clip or screenshot, read and searched as `clipcite search --like` does:
         with a question, the assistant answers it from the moments found; alone, the moments
         found are the answer."""
-        from assistant.agent import EVIDENCE_K, Turn
-        from retrieval.tools import search_like
+        from clipcite.assistant.agent import EVIDENCE_K, Turn
+        from clipcite.retrieval.tools import search_like
 
         name = path.name
         chat[-1] = {"role": "assistant", "content": html.escape(attachment_status(name)) + " ▌"}

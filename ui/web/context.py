@@ -8,14 +8,14 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from ingestion.transcripts import TRANSCRIPT_EXTENSIONS
-from ui.media_server import CatalogReader
-from ui.settings import Settings
-from ui.users import Users
-from ui.web.attachments import (
+from clipcite.ingestion.transcripts import TRANSCRIPT_EXTENSIONS
+from clipcite.ui.media_server import CatalogReader
+from clipcite.ui.settings import Settings
+from clipcite.ui.users import Users
+from clipcite.ui.web.attachments import (
     MB, MEDIA_SUFFIXES, discard_upload, safe_filename, too_big_message, unique_path)
-from ui.web.render import NO_CHANGE_RIGHT, NO_UPLOAD_RIGHT
-from ui.web.services import Archive, Engine, ExampleReader, Ingester
+from clipcite.ui.web.render import NO_CHANGE_RIGHT, NO_UPLOAD_RIGHT
+from clipcite.ui.web.services import Archive, Engine, ExampleReader, Ingester
 
 log = logging.getLogger("clipcite.web")
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from retrieval.filters import Filters
-from ui import searching
-from ui.web.render import fmt_date
+from clipcite.retrieval.filters import Filters
+from clipcite.ui import searching
+from clipcite.ui.web.render import fmt_date
 
 
 # -- chat filters ------------------------------------------------------------------------------

@@ -7,11 +7,11 @@ import logging
 
 import gradio as gr
 
-from assistant.evidence import clock
-from ui.users import VIEWER
-from ui.web.context import WebContext, username_of
-from ui.web.filters import recording_choices, still_offered, tag_choices
-from ui.web.render import NO_UPLOAD_RIGHT, contents_words, fmt_date, progress_box, status_words
+from clipcite.assistant.evidence import clock
+from clipcite.ui.users import VIEWER
+from clipcite.ui.web.context import WebContext, username_of
+from clipcite.ui.web.filters import recording_choices, still_offered, tag_choices
+from clipcite.ui.web.render import NO_UPLOAD_RIGHT, contents_words, fmt_date, progress_box, status_words
 
 log = logging.getLogger("clipcite.web")
 

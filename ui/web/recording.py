@@ -8,14 +8,14 @@ import logging
 
 import gradio as gr
 
-from retrieval.filters import Filters
-from ui.web.context import WebContext, username_of
-from ui.web.errors import plain_error
-from ui.web.filters import recording_choices
-from ui.web.render import (
+from clipcite.retrieval.filters import Filters
+from clipcite.ui.web.context import WebContext, username_of
+from clipcite.ui.web.errors import plain_error
+from clipcite.ui.web.filters import recording_choices
+from clipcite.ui.web.render import (
     BEST_FIRST, NOT_AVAILABLE, NO_CHANGE_RIGHT, found_html, parse_start, player_page_html,
     speaker_choices, speakers_html, transcript_html)
-from ui.web.services import RecordingView
+from clipcite.ui.web.services import RecordingView
 
 log = logging.getLogger("clipcite.web")
 
@@ -146,7 +146,7 @@ class RecordingPage:
 
     def search_here(self, media_id: str | None, query: str | None, order: str | None,
                     request: gr.Request):
-        from retrieval.tools import search_all
+        from clipcite.retrieval.tools import search_all
 
         query = (query or "").strip()
         if not media_id:

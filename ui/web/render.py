@@ -9,10 +9,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from assistant.evidence import clock
-from retrieval.schema import FRAMES, SLIDES
-from ui.media_server import is_transcript, is_video
-from ui.web.services import RecordingView
+from clipcite.assistant.evidence import clock
+from clipcite.retrieval.schema import FRAMES, SLIDES
+from clipcite.ui.media_server import is_transcript, is_video
+from clipcite.ui.web.services import RecordingView
 
 
 # -- rendering ---------------------------------------------------------------------------------
@@ -53,7 +53,7 @@ CLOSEST = 3  # moments offered under an answer that found nothing
 def answer_html(reply: Any, note: str = "") -> str:
     """The answer with its citations as chips; an answer that cites nothing offers the closest
     moments the search found as chips too, so that they can be played and judged."""
-    from assistant.evidence import Citation
+    from clipcite.assistant.evidence import Citation
 
     body = html.escape(reply.answer.strip() or "I have no answer to that.")
     if note:

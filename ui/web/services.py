@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from retrieval.filters import Filters
-from ui.searching import open_index, open_searcher
-from ui.settings import Settings
-from ui.web.errors import plain_error
+from clipcite.retrieval.filters import Filters
+from clipcite.ui.searching import open_index, open_searcher
+from clipcite.ui.settings import Settings
+from clipcite.ui.web.errors import plain_error
 
 log = logging.getLogger("clipcite.web")
 
@@ -52,8 +52,8 @@ class Engine:
         self._loaded: Future = self._pool.submit(self._load)
 
     def _load(self) -> None:
-        from assistant.agent import Assistant
-        from assistant.llm import load_chat_model
+        from clipcite.assistant.agent import Assistant
+        from clipcite.assistant.llm import load_chat_model
 
         self.searcher = self._local.searcher = open_searcher(self.settings)
         self.chat = load_chat_model(self.settings.llm_config())
@@ -77,7 +77,7 @@ class Engine:
         screenshot, when given); an exception arrives as an exception item. `cancel(session)`
         (the page was closed) or closing this iterator stops the answer at its next event, so
         the model stops writing for nobody and the next person's question starts."""
-        from assistant.agent import Assistant
+        from clipcite.assistant.agent import Assistant
 
         out: queue.Queue = queue.Queue()
         stop = threading.Event()
@@ -121,8 +121,8 @@ class Engine:
         """Summarises these recordings into the summary cache on an answer thread, in the
         background (the local model is shared: questions and summaries take turns)."""
         def run() -> int:
-            from assistant.agent import Assistant
-            from assistant.summary import prepare
+            from clipcite.assistant.agent import Assistant
+            from clipcite.assistant.summary import prepare
 
             self._loaded.result()
             assistant, made = Assistant(self._searcher(), self.chat), 0
@@ -165,8 +165,8 @@ class ExampleReader:
     def read(self, path: Path, timeout: float = 300) -> Any:
         """The Example of a file; MediaError with a plain reason when it cannot be read."""
         def run() -> Any:
-            from ingestion.example import read_example
-            from ingestion.extract import Models
+            from clipcite.ingestion.example import read_example
+            from clipcite.ingestion.extract import Models
 
             options = self.settings.extract_options()
             if self._models is None:
@@ -205,14 +205,14 @@ class Archive:
 
     @staticmethod
     def _find(index: Any, media_id: str, groups: frozenset[str] | None) -> Any:
-        from retrieval.filters import visible_recordings
+        from clipcite.retrieval.filters import visible_recordings
 
         return next((r for r in visible_recordings(index, Filters(groups=groups))
                      if r.media_id == media_id), None)
 
     def view(self, media_id: str, groups: frozenset[str] | None) -> RecordingView | None:
         """Everything the recording page shows, or None."""
-        from retrieval import tools
+        from clipcite.retrieval import tools
 
         def read(index: Any) -> RecordingView | None:
             rec = self._find(index, media_id, groups)
@@ -227,7 +227,7 @@ class Archive:
                name: str) -> str:
         """Names a speaker (or confirms a suggestion); returns the name. Raises SpeakerError
         with a sentence when the name cannot be used, LookupError when the recording is gone."""
-        from retrieval import tools
+        from clipcite.retrieval import tools
 
         def write(index: Any) -> str:
             rec = self._find(index, media_id, groups)
@@ -240,8 +240,8 @@ class Archive:
     def file(self, media_id: str, groups: frozenset[str] | None,
              fmt: str) -> tuple[str, str] | None:
         """(title, text) of a transcript download (srt, vtt, txt or rttm), or None."""
-        from retrieval import tools
-        from ui.export import render
+        from clipcite.retrieval import tools
+        from clipcite.ui.export import render
 
         def read(index: Any) -> tuple[str, str] | None:
             rec = self._find(index, media_id, groups)
@@ -382,7 +382,7 @@ class Ingester:
                         self.state.done = self.state.total = 0
 
     def _ingest(self, user: str | None, paths: list[Path], groups: list[str] | None) -> None:
-        from ingestion.batch import BatchOptions, run_batch
+        from clipcite.ingestion.batch import BatchOptions, run_batch
 
         options = BatchOptions(extract=self.settings.extract_options(), groups=groups,
                                workers=1, file_timeout=self.settings.file_timeout)
