@@ -163,9 +163,11 @@ class OpenAIWhisperTranscriber(_Windowed):
 
     def __init__(self, options: AsrOptions) -> None:
         import torch
-        import whisper
 
         from clipcite.ingestion.whisper_convert import load_converted
+        from clipcite.retrieval.optional import need
+
+        whisper = need("whisper", "The openai-whisper speech backend")
 
         self.options = options
         path = Path(options.model).expanduser()

@@ -18,6 +18,7 @@ from typing import Protocol
 import numpy as np
 
 from clipcite.ingestion.media import SAMPLE_RATE
+from clipcite.retrieval.optional import need
 from clipcite.retrieval.voice_models import (MATCH_THRESHOLD, MATCH_THRESHOLDS, RESEMBLYZER, KnownVoices,
                                     print_model)
 
@@ -56,7 +57,7 @@ class ResemblyzerEncoder:
 
         with warnings.catch_warnings():  # its scipy.ndimage.morphology import is deprecated
             warnings.simplefilter("ignore", DeprecationWarning)
-            from resemblyzer import VoiceEncoder
+            VoiceEncoder = need("resemblyzer", "Telling speakers apart (resemblyzer)").VoiceEncoder
 
         if threads:
             torch.set_num_threads(threads)

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from clipcite.retrieval.optional import need
+
 log = logging.getLogger("clipcite.clap")
 
 OFF_MESSAGE = ("audio search (CLAP) is off: no model configured (set clap_model to a "
@@ -127,6 +129,7 @@ class TransformersClap(ClapEncoder):
         from clipcite.retrieval.clip import _prepare_torchvision
 
         _prepare_torchvision()  # transformers imports torchvision's transforms when present
+        need("transformers", "CLAP sound search")
         from transformers import ClapModel, ClapProcessor
         from transformers.utils import logging as hf_logging
 

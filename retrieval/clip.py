@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from clipcite.retrieval.optional import need
+
 _TORCHVISION_STUB = None
 
 
@@ -46,7 +48,7 @@ def _prepare_torchvision() -> None:
 class ClipEncoder:
     def __init__(self, model: str, weights: str, threads: int = 0) -> None:
         _prepare_torchvision()
-        import open_clip
+        open_clip = need("open_clip", "CLIP frame search")
         import torch
 
         if threads:
