@@ -6,6 +6,7 @@ carries Silero VAD. openai-whisper is the second backend, for users who have its
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -102,7 +103,7 @@ def in_windows(audio: np.ndarray, window: Window, language: str | None,
 _VAD_PARAMETERS = {"threshold": 0.35, "min_silence_duration_ms": 500, "speech_pad_ms": 200}
 
 
-class _Windowed:
+class _Windowed(ABC):
     """A backend that reads one window at a time (`_window`); `transcribe` takes any length."""
 
     window_seconds = WINDOW_SECONDS
@@ -117,9 +118,10 @@ class _Windowed:
             part, lang, initial_prompt, hotwords, progress), language, on_progress,
             self.window_seconds)
 
+    @abstractmethod
     def _window(self, audio: np.ndarray, language: str | None, initial_prompt: str | None,
                 hotwords: str | None, on_progress: Progress | None) -> Transcript:
-        raise NotImplementedError
+        """One window of at most `window_seconds`, timed from its own start."""
 
 
 # Packaged models that lose speech when given hotwords: tiny.en skipped 20 s of a noisy call
