@@ -218,11 +218,10 @@ def main(argv: list[str] | None = None) -> int:
             f"each its own index handle) run `retrieval.search.search` over one index while "
             f"`clipcite ingest` adds {len(MORE) * 2} recordings to it from another process. "
             f"{cpu} CPU cores, load average {load:.1f} at the end (the machine is shared).\n\n"
-            f"{table}\n\nNo search failed, but a long-running process does not see vectors another "
-            "process adds: Chroma loads each collection's HNSW index once per process, so "
-            "recordings committed by a separate `clipcite ingest` are found by keywords only "
-            "(the catalog and FTS5 are read fresh) until the Chroma client is reopened. The web "
-            "app's own uploads are ingested in its process and are not affected.\n")
+            f"{table}\n\nA long-running process reads the catalog and the keyword index fresh and "
+            "swaps in a new embedded Chroma view when the catalog shows a generation its view "
+            "lacks (retrieval/chroma_views.py), so the recordings another process commits are "
+            "found by dense search too; the row above counts them in this process.\n")
     if errors:
         text += "\nErrors:\n\n" + "\n".join(f"- {e}" for e in sorted(set(errors))[:20]) + "\n"
     if ingest.returncode not in (0, -signal.SIGINT, 130):

@@ -10,10 +10,11 @@ leaves either the old generation or the new one visible, never a mix.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
 import time
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,9 @@ from pathlib import Path
 # The schema lives with every table of the database; MIGRATIONS and SCHEMA_VERSION are also
 # importable from here, as before.
 from clipcite.retrieval.migrations import MIGRATIONS, SCHEMA_VERSION, migrate
+from clipcite.retrieval.schema import segment_id
+
+log = logging.getLogger("clipcite.index")
 
 __all__ = ["ADMINS_ONLY", "FAILED", "INDEXED", "MIGRATIONS", "SCHEMA_VERSION", "Catalog",
            "Recording", "may_see"]
@@ -99,11 +103,25 @@ class Catalog:
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
-        migrate(self._db)  # every table of the file: catalog, keyword index, speakers
+        if migrate(self._db) < SCHEMA_VERSION:  # every table of the file
+            self._reclaim_space()
+        self._before_commit: list[Callable[[str], None]] = []
         # Searchable recordings with their groups frozen at read time, reused until the catalog
         # changes (parsing every row cost 12-30 ms per search at 500 recordings).
         self._searchable: list[tuple[Recording, frozenset[str]]] | None = None
         self._data_version = -1
+
+    def _reclaim_space(self) -> None:
+        """After an upgrade that freed most of the file (version 6 moved the FTS5 keyword rows
+        out: 220 of 247 MB at 1M segments), give the space back. Skipped while another
+        process holds the database; the file is then only larger than it need be."""
+        free = self._db.execute("PRAGMA freelist_count").fetchone()[0]
+        if free * 2 <= self._db.execute("PRAGMA page_count").fetchone()[0]:
+            return
+        try:
+            self._db.execute("VACUUM")
+        except sqlite3.OperationalError as e:
+            log.warning("could not compact %s after upgrading it: %s", self.path, e)
 
     @property
     def connection(self) -> sqlite3.Connection:
@@ -152,6 +170,22 @@ class Catalog:
         wanted = set(gens)
         return sum(rec.counts.get(modality, 0) for rec, _ in self._searchable_recordings()
                    if rec.gen in wanted)
+
+    def segment_ids(self, modality: str, gens: Collection[str]) -> list[str] | None:
+        """Every segment id of `modality` in these visible generations, from the counts kept
+        at commit (ids are numbered 0..count-1: schema.segment_id; a modality the recording
+        has no count of had no segments); None when a recording's counts are not known (rows
+        from before counts were kept)."""
+        wanted = set(gens)
+        ids: list[str] = []
+        for rec, _ in self._searchable_recordings():
+            if rec.gen not in wanted:
+                continue
+            if not rec.counts:
+                return None
+            ids.extend(segment_id(rec.media_id, rec.gen, modality, i)
+                       for i in range(rec.counts.get(modality, 0)))
+        return ids
 
     def visible(self, groups: frozenset[str] | None = None) -> list[Recording]:
         """Searchable recordings the caller may see.
@@ -221,9 +255,17 @@ class Catalog:
         """Before writing segments of `gen`: if this process dies, they are garbage."""
         self._add_garbage(self._db, gen, retired=False)
 
+    def before_commit(self, hook: Callable[[str], None]) -> None:
+        """Call hook(gen) before commit_generation makes `gen` visible: a store that holds a
+        generation's writes back (the keyword index commits once per recording) commits them
+        then, so that they are searchable when the catalog points at them."""
+        self._before_commit.append(hook)
+
     def commit_generation(self, rec: Recording) -> str | None:
         """Make `rec.gen` the visible generation of the recording; returns the retired gen."""
         assert rec.gen is not None
+        for hook in self._before_commit:
+            hook(rec.gen)
         with self._tx() as db:
             row = db.execute("SELECT gen FROM recordings WHERE media_id=?",
                              (rec.media_id,)).fetchone()

@@ -2,8 +2,8 @@
 
 Layout of an index directory:
     chroma/            Chroma PersistentClient data (collections transcript, slides, frames)
-    catalog.sqlite3    recordings, their visible generation, garbage to collect, and the
-                       keyword (FTS5/BM25) index of transcript and slide text
+    catalog.sqlite3    recordings, their visible generation, garbage to collect, speakers
+    keywords/          the keyword (BM25, tantivy) index of transcript and slide text
     index.json         which encoders built the collections (searching with others is refused)
 
 With a Chroma server (`chroma_url`), the collections live on the server and `chroma/` is not
@@ -15,7 +15,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Collection, Sequence
@@ -30,6 +29,7 @@ import numpy as np
 from clipcite.retrieval.catalog import Catalog, Recording
 from clipcite.retrieval.chroma_views import CatalogGens, LiveCollection, Views
 from clipcite.retrieval.keyword import KeywordIndex
+from clipcite.retrieval.tantivy_keywords import keyword_directory
 from clipcite.retrieval.schema import MODALITIES, TEXT_MODALITIES, TRANSCRIPT
 from clipcite.retrieval.speakers import SpeakerStore
 
@@ -38,6 +38,12 @@ MANIFEST_FILE = "index.json"
 # Waits between attempts when the Chroma server cannot be reached: ~15 s in all, several times
 # what a `chroma run` restart takes (~3 s), short enough that a server that is down fails fast.
 RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0)
+# Dense search over a selection of generations (Index._nearest): at most this many segments
+# are scored here from their vectors (~0.1 ms each); larger ones by an unfiltered query of
+# OVERFETCH x k / share results (at most MAX_FETCH), the rest dropped by generation.
+EXACT_SEGMENTS = 2_000
+OVERFETCH = 1.5
+MAX_FETCH = 10_000
 
 T = TypeVar("T")
 log = logging.getLogger("clipcite.index")
@@ -98,6 +104,13 @@ def parse_chroma_url(url: str) -> tuple[str, int, bool]:
     return parts.hostname, parts.port or (443 if ssl else 8000), ssl
 
 
+def _simple(where: dict[str, Any] | None) -> bool:
+    """True for no condition or plain field equalities ({"speaker": "Ann"}), which
+    Index._exact checks itself; operators are left to Chroma."""
+    return not where or all(not key.startswith("$") and isinstance(value, (str, int, float))
+                            for key, value in where.items())
+
+
 class _RetryingCollection:
     """A server collection whose calls are retried while the server is unreachable."""
 
@@ -122,7 +135,13 @@ class Index:
         self.chroma_url = chroma_url
         self._retry_delays = tuple(retry_delays)
         self.catalog = Catalog(self.directory / CATALOG_FILE)
-        self.keywords = KeywordIndex(self.catalog.connection)
+        self.keywords = KeywordIndex(keyword_directory(self.catalog.path))
+        # Keyword rows of generations being written, committed in one go just before the
+        # catalog makes their generation visible (one ~50 ms commit per recording, not per
+        # modality); rows of a writer that dies are never written.
+        self._pending_keywords: dict[str, list[tuple[str, str, str, str]]] = {}
+        self._pending_lock = threading.Lock()
+        self.catalog.before_commit(self._commit_keywords)
         self.speakers = SpeakerStore(self.catalog.connection)  # tables made once, not per call
         self._client: Any = None  # a server's client; embedded indexes use _views
         self._views: Views | None = None
@@ -136,7 +155,6 @@ class Index:
         self._visible = CatalogGens(self.catalog.connection)
         self._collections: dict[str, Any] = {}
         self._reader: ThreadPoolExecutor | None = None
-        self._reader_local = threading.local()
 
     def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """fn(*args, **kwargs), retried with backoff while the Chroma server is unreachable
@@ -219,9 +237,20 @@ class Index:
                     documents=list(documents[i:i + step]),
                     metadatas=list(metadatas[i:i + step]))
         if modality in TEXT_MODALITIES:
-            self.keywords.add(ids, [m["gen"] for m in metadatas], modality, documents)
+            with self._pending_lock:
+                for seg_id, meta, text in zip(ids, metadatas, documents):
+                    self._pending_keywords.setdefault(meta["gen"], []).append(
+                        (seg_id, meta["gen"], modality, text))
+
+    def _commit_keywords(self, gen: str) -> None:
+        with self._pending_lock:
+            rows = self._pending_keywords.pop(gen, [])
+        if rows:
+            self.keywords.add_rows(rows)
 
     def delete_generation(self, gen: str) -> None:
+        with self._pending_lock:
+            self._pending_keywords.pop(gen, None)
         for modality in MODALITIES:
             self.collection(modality).delete(where={"gen": gen})
         self.keywords.delete_generation(gen)
@@ -257,34 +286,67 @@ class Index:
               hydrate: bool = True) -> list[Hit]:
         """Nearest segments among the given generations (the caller's visible ones).
 
-        Chroma's `gen $in [...]` pre-filter costs 25x an unfiltered query at 100k segments
-        (708 vs 29 ms, eval/bench_search.py). When the allowed generations are most of the
-        index, the query runs unfiltered with head-room and the rest are dropped here; the
-        access rule is the same, applied one step later. The query returns ids only (reading
-        each result's metadata was 80% of its cost): the generation is read from the id, and
-        with `hydrate` only the k kept hits are loaded, their stored generation checked again.
-        Without `hydrate` the hits are not loaded: the caller must pass the ones it uses
-        through `hydrate()`.
+        The query returns ids only (reading each result's metadata was 80% of its cost): the
+        generation is read from the id, and with `hydrate` only the k kept hits are loaded,
+        their stored generation checked again. Without `hydrate` the hits are not loaded: the
+        caller must pass the ones it uses through `hydrate()`. How the generations are
+        applied depends on what they select (see _nearest): the rule is the same on every path.
         """
         gens = self._held(gens)  # a vector index lacking one would fail the filter
         if not gens:
             return []
         allowed = set(gens)
-        active = self.catalog.generation_count()
-        share = len(allowed) / max(active, 1)
-        hits: list[Hit] | None = None
-        if share >= 0.5 and not where:
-            fetch = min(int(k / share) + 2 * k + 10, 10_000)
-            found = self._query(modality, embedding, fetch, None)
+        hits = self._nearest(modality, embedding, k, allowed, where)
+        return self.hydrate(hits, allowed) if hydrate else hits
+
+    def _nearest(self, modality: str, embedding: np.ndarray, k: int, allowed: set[str],
+                 where: dict[str, Any] | None) -> list[Hit]:
+        """The k nearest hits of `allowed` generations (and `where`), without paying for the
+        whole collection when they are a small part of it.
+
+        Chroma's `gen $in [...]` pre-filter costs in proportion to the collection (708 vs 29 ms
+        unfiltered at 100k segments, eval/bench_search.py). So: a selection of at most
+        EXACT_SEGMENTS segments (one recording, a few) is scored exactly from its vectors,
+        read by the ids the catalog knows from its counts; a larger one by an unfiltered query
+        (`where` alone) with head-room for the share it is, the other generations dropped here
+        by the id; the pre-filter only when that leaves fewer than k of more.
+        """
+        share = self.generation_share(allowed)
+        if share < 0.5 and _simple(where):
+            ids = self.catalog.segment_ids(modality, allowed)
+            if ids is not None and len(ids) <= EXACT_SEGMENTS:
+                return self._exact(modality, embedding, k, ids, where)
+        fetch = min(int(OVERFETCH * k / max(share, 1e-9)) + 2 * k + 10, MAX_FETCH)
+        if fetch < MAX_FETCH or share >= 0.5:
+            found = self._query(modality, embedding, fetch, where)
             kept = [h for h in found if segment_gen(h.id) in allowed]
             if len(kept) >= k or len(found) < fetch:
-                hits = kept[:k]
-        if hits is None:
-            clause: dict[str, Any] = {"gen": {"$in": list(gens)}}
-            if where:
-                clause = {"$and": [clause, where]}
-            hits = self._query(modality, embedding, k, clause)
-        return self.hydrate(hits, allowed) if hydrate else hits
+                return kept[:k]
+        clause: dict[str, Any] = {"gen": {"$in": sorted(allowed)}}
+        return self._query(modality, embedding, k, {"$and": [clause, where]} if where else clause)
+
+    def _exact(self, modality: str, embedding: np.ndarray, k: int, ids: Sequence[str],
+               where: dict[str, Any] | None) -> list[Hit]:
+        """The k nearest of these segments (and `where`), scored here: their vectors by id
+        (a `get`, in proportion to len(ids); a Chroma query among ids scans the collection:
+        111 vs 15 ms for 180 ids of 100k) and one product. Ids deleted meanwhile are absent
+        from the answer. Cosine distance, as the collections are built with."""
+        if not ids:
+            return []
+        res = self.collection(modality).get(
+            ids=list(ids), include=["embeddings", "metadatas"] if where else ["embeddings"])
+        found = [(i, e) for n, (i, e) in enumerate(zip(res["ids"], res["embeddings"]))
+                 if not where or all((res["metadatas"][n] or {}).get(key) == value
+                                     for key, value in where.items())]
+        if not found:
+            return []
+        vectors = np.asarray([e for _, e in found], dtype=np.float32)
+        query = np.asarray(embedding, dtype=np.float32)
+        norms = np.linalg.norm(vectors, axis=1) * (np.linalg.norm(query) or 1.0)
+        distance = 1.0 - (vectors @ query) / np.where(norms > 0, norms, 1.0)
+        order = np.argsort(distance, kind="stable")[:k]
+        return [Hit(id=found[i][0], modality=modality, text="", metadata={},
+                    distance=float(distance[i])) for i in order]
 
     def _query(self, modality: str, embedding: np.ndarray, k: int,
                clause: dict[str, Any] | None) -> list[Hit]:
@@ -327,35 +389,30 @@ class Index:
                 for i, d, m in zip(res["ids"], res["documents"], res["metadatas"])}
 
     def keyword_hits(self, query: str, modalities: Sequence[str], k: int,
-                     gens: Sequence[str], db: sqlite3.Connection | None = None
-                     ) -> dict[str, list[Hit]]:
+                     gens: Sequence[str], share: float | None = None) -> dict[str, list[Hit]]:
         """BM25 matches of each modality among the given generations, best first, not loaded
-        (one FTS5 scan for all modalities; see KeywordIndex.search_modalities)."""
-        scored = self.keywords.search_modalities(query, modalities, gens, k, db)
+        (see KeywordIndex.search_modalities). `share`: the part of the searchable generations
+        that `gens` is, counted here when not given."""
+        if share is None:
+            share = self.generation_share(gens)
+        scored = self.keywords.search_modalities(query, modalities, gens, k, share)
         return {modality: [Hit(id=seg_id, modality=modality, text="", metadata={},
                                distance=-score) for seg_id, score in found]
                 for modality, found in scored.items()}
 
+    def generation_share(self, gens: Collection[str]) -> float:
+        """The part of the searchable generations that `gens` is (the catalog's cached rows;
+        this connection's thread only)."""
+        return len(set(gens)) / max(self.catalog.generation_count(), 1)
+
     def keyword_hits_later(self, query: str, modalities: Sequence[str], k: int,
                            gens: Sequence[str]) -> Future[dict[str, list[Hit]]]:
-        """keyword_hits on the other core, while the caller encodes and queries Chroma.
-
-        The BM25 scan is the largest part of a search and runs inside SQLite, which releases
-        the GIL; a reader thread with its own connection (WAL: readers never block) overlaps it
-        with the dense half. Results are those of keyword_hits.
-        """
+        """keyword_hits in a reader thread, while the caller encodes and queries Chroma
+        (tantivy searches without the GIL). Results are those of keyword_hits."""
         if self._reader is None:
             self._reader = ThreadPoolExecutor(1, thread_name_prefix="bm25-reader")
-        return self._reader.submit(self._keyword_hits_on_reader, query, tuple(modalities), k,
-                                   list(gens))
-
-    def _keyword_hits_on_reader(self, query: str, modalities: Sequence[str], k: int,
-                                gens: Sequence[str]) -> dict[str, list[Hit]]:
-        db = getattr(self._reader_local, "db", None)
-        if db is None:  # opened in, and used only by, the reader thread
-            db = sqlite3.connect(str(self.catalog.path), timeout=30.0)
-            self._reader_local.db = db
-        return self.keyword_hits(query, modalities, k, gens, db)
+        return self._reader.submit(self.keyword_hits, query, tuple(modalities), k, list(gens),
+                                   self.generation_share(gens))
 
     def vectors(self, modality: str, ids: Sequence[str]) -> dict[str, np.ndarray]:
         """The stored embeddings of these segments (those that exist)."""

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from tantivy import Query
 
 from clipcite.ingestion.batch import BatchOptions, run_batch
 from clipcite.retrieval import tools
@@ -17,7 +19,7 @@ from clipcite.retrieval.evaluation import load_queries, matches
 from clipcite.retrieval.catalog import Catalog, Recording
 from clipcite.retrieval.filters import Filters
 from clipcite.retrieval.index import Index
-from clipcite.retrieval.keyword import match_expression
+from clipcite.retrieval.keyword import match_expression, query_terms
 from clipcite.retrieval.migrations import SCHEMA_VERSION
 from clipcite.retrieval.schema import SLIDES, TRANSCRIPT, Moment, Segment
 from clipcite.retrieval.search import Searcher
@@ -163,12 +165,13 @@ class _HashEncoder:
 
 
 def _write(index: Index, media_id: str, lines: list[str], groups: list[str] = (),
-           slides: list[str] = ()) -> Recording:
+           slides: list[str] = (), speakers: list[str] = ("Ann",)) -> Recording:
     from clipcite.ingestion.extract import Extraction
     from clipcite.ingestion.writer import write_recording
 
     enc = _HashEncoder()
-    segments = {TRANSCRIPT: [Segment(TRANSCRIPT, 5.0 * i, 5.0 * i + 4, t, speaker="Ann")
+    segments = {TRANSCRIPT: [Segment(TRANSCRIPT, 5.0 * i, 5.0 * i + 4, t,
+                                     speaker=speakers[i % len(speakers)])
                              for i, t in enumerate(lines)],
                 SLIDES: [Segment(SLIDES, 5.0 * i, 5.0 * i + 4, t) for i, t in enumerate(slides)]}
     vectors = {m: enc.embed_passages([s.text for s in segs]) if segs else np.zeros((0, 384))
@@ -209,16 +212,20 @@ def test_hyphenated_words_are_found_written_either_way(small: Searcher):
 
 
 def test_an_older_keyword_index_is_brought_up_to_date_when_opened(tmp_path: Path):
+    from tests.test_keyword_tantivy import as_fts5_index, stored_rows
+
     index = Index(tmp_path / "index")
     _write(index, "sec", ["report phishing at once"], slides=["E-mail: security@example.org"])
-    db = index.catalog.connection
+    gens = [r.gen for r in index.catalog.all() if r.gen]
+    rows = stored_rows(index)
+    index.catalog.close()
+    # As an index written before keyword format 2 (rows as written, no joined forms; its own
+    # version table; schema version 3) and before tantivy (FTS5 in the catalog file).
+    as_fts5_index(tmp_path / "index", rows, schema_version=3)
+    db = sqlite3.connect(str(tmp_path / "index" / "catalog.sqlite3"), isolation_level=None)
     db.execute("UPDATE segment_text SET text = 'E-mail: security@example.org'"
                " WHERE modality = 'slides'")
-    # As an index written before keyword format 2: its own version table, schema version 3.
     db.execute("CREATE TABLE keyword_version (version INTEGER NOT NULL)")
-    db.execute("PRAGMA user_version = 3")
-    gens = [r.gen for r in index.catalog.all() if r.gen]
-    assert not index.keywords.search("email", SLIDES, gens, 5)
     reopened = Index(tmp_path / "index").keywords  # opening applies the migrations
     assert [i for i, _ in reopened.search("email", SLIDES, gens, 5)] == \
         [i for i, _ in reopened.search("e-mail", SLIDES, gens, 5)]
@@ -321,23 +328,29 @@ def test_hits_are_loaded_only_from_allowed_generations(small: Searcher):
         index.query(TRANSCRIPT, vector, 4, gens, hydrate=False), others))
 
 
-def test_one_keyword_scan_equals_a_filtered_query_per_modality(small: Searcher):
+def test_one_keyword_call_equals_a_filtered_query_per_modality(small: Searcher):
+    """search_modalities, whether it post-filters (a large share of the generations) or
+    filters in the query (a small one), gives each modality what one query filtered by that
+    modality and those generations gives, scores and ties included."""
     keywords = small.index.keywords
-    db = small.index.catalog.connection
+    engine = keywords._engine
     gens = [r.gen for r in small.index.catalog.visible()]
     for query in ("bluebird agenda printer", "agenda", "broken printer noon", "nothing"):
+        text = engine.text_query(query_terms(query))
         for allowed in (gens, gens[:1], gens[1:]):
             for k in (1, 2, 10):
-                both = keywords.search_modalities(query, (TRANSCRIPT, SLIDES), allowed, k)
-                for modality in (TRANSCRIPT, SLIDES):
-                    expression = match_expression(query)
-                    marks = ",".join("?" * len(allowed))
-                    rows = db.execute(
-                        f"SELECT seg_id, bm25(segment_text) AS score FROM segment_text WHERE "
-                        f"segment_text MATCH ? AND modality = ? AND gen IN ({marks}) "
-                        f"ORDER BY score LIMIT ?", (expression, modality, *allowed, k)).fetchall()
-                    assert both[modality] == [(r[0], -float(r[1])) for r in rows]
-                    assert keywords.search(query, modality, allowed, k) == both[modality]
+                for share in (1.0, len(allowed) / len(gens), 0.0):
+                    both = keywords.search_modalities(query, (TRANSCRIPT, SLIDES), allowed, k,
+                                                      share)
+                    for modality in (TRANSCRIPT, SLIDES):
+                        expected = [] if text is None else [
+                            (i, s) for i, g, s in engine._run(engine._searcher(), [
+                                text, engine._filter(Query.term_query(
+                                    engine.schema, "modality", modality)),
+                                engine._filter(Query.term_set_query(
+                                    engine.schema, "gen", allowed))], k)]
+                        assert both[modality] == expected, (query, allowed, k, share)
+                        assert keywords.search(query, modality, allowed, k, share) == expected
 
 
 def test_query_sets_split_by_recording_into_a_tuning_and_a_check_half():
