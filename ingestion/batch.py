@@ -33,6 +33,7 @@ from clipcite.ingestion.transcripts import TRANSCRIPT_EXTENSIONS
 from clipcite.ingestion.writer import write_recording
 from clipcite.retrieval.catalog import FAILED, Recording
 from clipcite.retrieval.index import Index
+from clipcite.retrieval.speakers import carried_names
 
 INDEXED = "indexed"
 UNCHANGED = "unchanged"
@@ -291,7 +292,15 @@ def _finish(index: Index, job: _Job, extraction: Extraction) -> Outcome:
         rec.title = extraction.title_tag
     if extraction.created_at:
         rec.recorded_at = extraction.created_at
+    # Read again (--again, or changed): names users confirmed stay where the new turns
+    # overlap the old ones, whatever speaker model made either.
+    carried = {} if extraction.named else carried_names(
+        index.speakers.confirmed_turns(index.catalog.get(rec.media_id)), extraction.turns)
     write_recording(index, rec, extraction)
+    for label, name in carried.items():
+        index.set_speaker(rec, label, name)
+    for label in index.speakers.carry(rec, carried):
+        index.set_speaker(rec, label, label)
     return Outcome(rec.path, INDEXED, "; ".join(extraction.notes), rec.media_id,
                    extraction.duration, rec.counts, time.monotonic() - job.started)
 

@@ -319,7 +319,7 @@ def _diarize_overlap(audio: np.ndarray, encoder: SpeakerEncoder,
                      options: DiarizeOptions) -> Diarization:
     turns, prints, speech = diarize_overlap(
         audio, encoder, options.num_speakers, options.min_speakers, options.max_speakers,
-        options.min_speaker_seconds, options.min_speaker_share, options.overlap)
+        options.overlap)
     order = list(dict.fromkeys(s for _, _, s in turns))
     names = {c: f"Speaker {i + 1}" for i, c in enumerate(order)}
     return Diarization(turns=[Turn(round(a, 3), round(b, 3), names[c]) for a, b, c in turns],

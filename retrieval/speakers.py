@@ -191,8 +191,62 @@ class SpeakerStore:
         wanted = None if gens is None else set(gens)
         return list(dict.fromkeys(name for name, gen in rows if wanted is None or gen in wanted))
 
+    def confirmed_turns(self, rec: Recording | None) -> list[tuple[float, float, str]]:
+        """(start, end, name) of the turns of a recording's speakers whose name a user
+        confirmed (none for a recording not indexed yet)."""
+        if rec is None or not rec.gen:
+            return []
+        rows = self._db.execute(
+            "SELECT t.start, t.end_, s.name FROM speaker_turns t JOIN speakers s"
+            " ON s.gen = t.gen AND s.label = t.label WHERE t.gen=? AND s.status=?"
+            " AND s.name IS NOT NULL ORDER BY t.start", (rec.gen, CONFIRMED)).fetchall()
+        return [(float(a), float(b), str(n)) for a, b, n in rows]
+
     # -- naming --------------------------------------------------------------------------
     def set_name(self, rec: Recording, label: str, name: str) -> None:
         """Name a speaker (a user's choice: confirmed)."""
         self._db.execute("UPDATE speakers SET name=?, status=?, score=NULL WHERE gen=? AND label=?",
                          (name, CONFIRMED, rec.gen, label))
+
+    def carry(self, rec: Recording, names: dict[str, str]) -> list[str]:
+        """Confirm names carried over from the recording's earlier diarization (label -> name);
+        other speakers suggested one of those names by voice lose the suggestion. Returns the
+        labels that lost one (their segments should show the label again)."""
+        dropped = []
+        for label, name in names.items():
+            self.set_name(rec, label, name)
+            for other, in self._db.execute(
+                    "SELECT label FROM speakers WHERE gen=? AND label<>? AND name=? AND status=?",
+                    (rec.gen, label, name, SUGGESTED)).fetchall():
+                self._db.execute("UPDATE speakers SET name=NULL, status=NULL, score=NULL"
+                                 " WHERE gen=? AND label=?", (rec.gen, other))
+                dropped.append(other)
+        return dropped
+
+
+def carried_names(old: Sequence[tuple[float, float, str]],
+                  new: Sequence[tuple[float, float, str]], least: float = 0.5) -> dict[str, str]:
+    """Names confirmed on a recording's earlier turns for the speakers of its new turns
+    (re-diarized, e.g. with another speaker model): a new speaker takes the name whose old
+    turns cover the largest part of its speech, if that is at least `least` of it; a name
+    goes to one speaker only, the one it covers most."""
+    if not old:
+        return {}
+    starts = np.array([a for a, _, _ in old])
+    ends = np.array([b for _, b, _ in old])
+    names = [n for _, _, n in old]
+    spoken: dict[str, float] = {}
+    shared: dict[str, dict[str, float]] = {}
+    for a, b, label in new:
+        spoken[label] = spoken.get(label, 0.0) + max(0.0, b - a)
+        both = np.minimum(ends, b) - np.maximum(starts, a)
+        for j in np.flatnonzero(both > 0):
+            per = shared.setdefault(label, {})
+            per[names[j]] = per.get(names[j], 0.0) + float(both[j])
+    chosen: dict[str, tuple[str, float]] = {}  # name -> (label, share of the label's speech)
+    for label, per in shared.items():
+        name = max(per, key=per.__getitem__)
+        share = per[name] / spoken[label] if spoken[label] > 0 else 0.0
+        if share >= least and share > chosen.get(name, ("", 0.0))[1]:
+            chosen[name] = (label, share)
+    return {label: name for name, (label, _) in chosen.items()}
