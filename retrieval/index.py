@@ -3,7 +3,10 @@
 Layout of an index directory:
     chroma/            Chroma PersistentClient data (collections transcript, slides, frames)
     catalog.sqlite3    recordings, their visible generation, garbage to collect, speakers
-    keywords/          the keyword (BM25, tantivy) index of transcript and slide text
+    keywords/          the keyword (BM25, tantivy) index of transcript and slide text; rebuilt
+                       from Chroma's documents on open when it lacks searchable recordings
+    keywords.damaged-* a keywords/ tantivy could not open, kept aside (keywords.repair.lock
+                       lets one process at a time move it)
     index.json         which encoders built the collections (searching with others is refused)
 
 With a Chroma server (`chroma_url`), the collections live on the server and `chroma/` is not
@@ -17,7 +20,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -155,6 +158,7 @@ class Index:
         self._visible = CatalogGens(self.catalog.connection)
         self._collections: dict[str, Any] = {}
         self._reader: ThreadPoolExecutor | None = None
+        self._restore_keywords()
 
     def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """fn(*args, **kwargs), retried with backoff while the Chroma server is unreachable
@@ -247,6 +251,47 @@ class Index:
             rows = self._pending_keywords.pop(gen, [])
         if rows:
             self.keywords.add_rows(rows)
+
+    # -- keyword index repair ------------------------------------------------------------
+    def _restore_keywords(self) -> None:
+        """Put back the keyword documents of searchable generations the keyword index lacks
+        (its directory deleted, emptied, or set aside as damaged), from the texts Chroma
+        holds, in one commit. Of processes opening at once, one restores: the others find
+        nothing missing once they hold the writer lock."""
+        if not self._keywordless_gens():  # the usual case: no lock, one count per generation
+            return
+        log.warning("the keyword index of %s lacks searchable recordings: restoring them "
+                    "from the vector index", self.directory)
+        restored = self.keywords.add_missing(self._keywordless_gens, self._stored_texts,
+                                             self._restore_progress)
+        if restored:
+            log.warning("keyword index restored: %s segments", f"{restored:,}")
+        else:
+            log.warning("keyword index restored by another process meanwhile")
+
+    def _keywordless_gens(self) -> list[str]:
+        """Searchable generations with text segments (by the catalog's counts) of which the
+        keyword index holds none. A generation's rows are committed together, so one present
+        means all are. Recordings without counts (none written since counts were kept) are
+        not checked."""
+        return [rec.gen for rec in self.catalog.visible()
+                if rec.gen and any(rec.counts.get(m, 0) for m in TEXT_MODALITIES)
+                and self.keywords.count(rec.gen) == 0]
+
+    def _stored_texts(self, gens: Collection[str]) -> Iterator[tuple[str, str, str, str]]:
+        """(segment id, generation, modality, text) of these generations' text segments, read
+        from Chroma by the ids the catalog's counts give, in batches."""
+        step = max(1, min(1000, self._max_batch_size()))
+        for modality in TEXT_MODALITIES:
+            ids = self.catalog.segment_ids(modality, gens) or []
+            for i in range(0, len(ids), step):
+                res = self.collection(modality).get(ids=ids[i:i + step], include=["documents"])
+                for seg_id, text in zip(res["ids"], res["documents"]):
+                    yield seg_id, segment_gen(seg_id) or "", modality, text or ""
+
+    @staticmethod
+    def _restore_progress(done: int) -> None:
+        log.warning("restoring the keyword index: %s segments", f"{done:,}")
 
     def delete_generation(self, gen: str) -> None:
         with self._pending_lock:

@@ -11,7 +11,7 @@ ever returned.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from pathlib import Path
 
 from clipcite.retrieval.tantivy_keywords import TantivyKeywords
@@ -92,6 +92,16 @@ class KeywordIndex:
         """(segment id, generation, modality, text) rows of any modalities, in one commit (a
         commit costs ~50 ms of fsyncs, whatever it holds)."""
         self._engine.add((i, g, m, index_text(t)) for i, g, m, t in rows)
+
+    def add_missing(self, missing: Callable[[], Collection[str]],
+                    rows: Callable[[Collection[str]], Iterable[tuple[str, str, str, str]]],
+                    progress: Callable[[int], None] | None = None) -> int:
+        """Add the (segment id, generation, modality, text) rows of the generations
+        `missing()` names when asked under the writer lock, in one commit; returns how many
+        (see TantivyKeywords.add_missing)."""
+        return self._engine.add_missing(
+            missing, lambda gens: ((i, g, m, index_text(t)) for i, g, m, t in rows(gens)),
+            progress)
 
     def delete_generation(self, gen: str) -> None:
         self._engine.delete_generation(gen)

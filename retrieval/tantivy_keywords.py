@@ -16,12 +16,19 @@ Processes: one writer at a time (an flock of our own, waited for, around tantivy
 is dropped after each commit so the next process can take it; the OS releases both locks of a
 killed process). Readers in other processes see a commit at their next search: meta.json's
 stat is compared before each search and the reader reloaded when it changed.
+
+Damage: a directory tantivy cannot open is renamed aside (`keywords.damaged-<time>-<pid>`, kept
+for inspection) and started empty; the generations it lacks are put back from Chroma by
+retrieval/index.py (add_missing).
 """
 
 from __future__ import annotations
 
 import fcntl
+import logging
+import os
 import threading
+import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,6 +41,8 @@ ANALYZER = "clipcite_en"
 WRITER_HEAP = 48_000_000  # bytes; tantivy flushes a segment when it is full
 _WRITE_LOCK = "clipcite-write.lock"
 _META = "meta.json"
+_REPAIR_LOCK = ".repair.lock"  # suffix of a file beside the directory (one inside moves with it)
+log = logging.getLogger("clipcite.index")
 
 # Fields: the text (what keyword.index_text makes of a segment), and the segment id, generation
 # and modality, stored and indexed whole (raw) so that deletes and filters match them exactly.
@@ -72,47 +81,85 @@ def _stamp(path: Path) -> tuple[int, int, int] | None:
     return st.st_ino, st.st_mtime_ns, st.st_size
 
 
+@contextmanager
+def _flock(path: Path) -> Iterator[None]:
+    """An exclusive lock between processes, released on exit or by the OS on a kill."""
+    with open(path, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 class TantivyKeywords:
     """One keyword index directory, opened (created when missing) for this process."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
         self._analyzer = analyzer()
         self._thread_lock = threading.Lock()
-        if (self.directory / _META).is_file():
-            self._index = tantivy.Index.open(str(self.directory))
-        else:
-            with self._write_lock():  # two processes creating it at once would race
-                self._index = tantivy.Index(_schema(), path=str(self.directory), reuse=True)
+        try:
+            self._index = self._open()
+        except ValueError:  # tantivy's error for a meta.json or segment it cannot read
+            self._index = self._open_after_setting_aside()
         self._index.register_tokenizer(ANALYZER, self._analyzer)
         self._index.config_reader("Manual", 0)  # reloaded by _searcher, not a watcher thread
         self.schema = self._index.schema
         self._reader_lock = threading.Lock()
         self._seen = _stamp(self.directory / _META)
 
+    # -- opening -------------------------------------------------------------------------
+    def _open(self) -> Any:
+        """The index in the directory, created (with the directory) when it has none."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        if (self.directory / _META).is_file():
+            return tantivy.Index.open(str(self.directory))
+        with self._write_lock():  # two processes creating it at once would race
+            return tantivy.Index(_schema(), path=str(self.directory), reuse=True)
+
+    def _open_after_setting_aside(self) -> Any:
+        """Rename the damaged directory aside (nothing deleted) and start an empty one. Under
+        a lock beside it: a process that found it damaged too then opens the new directory
+        instead of setting that aside."""
+        lock = self.directory.with_name(self.directory.name + _REPAIR_LOCK)
+        with _flock(lock):
+            try:
+                return self._open()
+            except ValueError as damage:
+                aside = self.directory.with_name(
+                    f"{self.directory.name}.damaged-{time.strftime('%Y%m%dT%H%M%S')}"
+                    f"-{os.getpid()}")
+                log.warning("the keyword index %s cannot be opened (%s): moved to %s, "
+                            "starting a new one", self.directory, damage, aside.name)
+                self.directory.rename(aside)
+                return self._open()
+
     # -- writing -------------------------------------------------------------------------
     @contextmanager
     def _write_lock(self) -> Iterator[None]:
         """This process's threads, then other processes: one tantivy writer at a time."""
         with self._thread_lock:
-            with open(self.directory / _WRITE_LOCK, "a") as lock:
-                fcntl.flock(lock, fcntl.LOCK_EX)  # released by close, or by the OS on a kill
+            with _flock(self.directory / _WRITE_LOCK):
                 yield
 
     @contextmanager
     def _writer(self) -> Iterator[Any]:
-        """A tantivy writer, committed on success and dropped (its lock freed) either way."""
+        """A committing tantivy writer under the write lock (see _locked_writer)."""
         with self._write_lock():
-            writer = self._index.writer(heap_size=WRITER_HEAP, num_threads=1)
-            try:
+            with self._locked_writer() as writer:
                 yield writer
-                writer.commit()
-            except BaseException:
-                writer.rollback()
-                raise
-            finally:
-                writer.wait_merging_threads()
+
+    @contextmanager
+    def _locked_writer(self) -> Iterator[Any]:
+        """A tantivy writer (hold _write_lock), committed on success and dropped (its lock
+        freed) either way."""
+        writer = self._index.writer(heap_size=WRITER_HEAP, num_threads=1)
+        try:
+            yield writer
+            writer.commit()
+        except BaseException:
+            writer.rollback()
+            raise
+        finally:
+            writer.wait_merging_threads()
 
     def _document(self, row: Row) -> Any:
         seg_id, gen, modality, text = row
@@ -133,14 +180,31 @@ class TantivyKeywords:
                     progress: Callable[[int], None] | None = None) -> int:
         """Make the index hold exactly `rows` (one commit: all or, after a crash, none of
         it, so a step that failed half-way can run again). Returns how many."""
-        added = 0
         with self._writer() as writer:
             writer.delete_all_documents()
-            for row in rows:
-                writer.add_document(self._document(row))
-                added += 1
-                if progress is not None and added % 50_000 == 0:
-                    progress(added)
+            return self._add_counted(writer, rows, progress)
+
+    def add_missing(self, missing: Callable[[], Collection[str]],
+                    rows: Callable[[Collection[str]], Iterable[Row]],
+                    progress: Callable[[int], None] | None = None) -> int:
+        """Add rows(gens) for the generations `missing()` names, in one commit. `missing` is
+        asked while this process holds the writer lock, so after the commit of another
+        process that did the same meanwhile (it then names none). Returns how many."""
+        with self._write_lock():
+            gens = missing()
+            if not gens:
+                return 0
+            with self._locked_writer() as writer:
+                return self._add_counted(writer, rows(gens), progress)
+
+    def _add_counted(self, writer: Any, rows: Iterable[Row],
+                     progress: Callable[[int], None] | None) -> int:
+        added = 0
+        for row in rows:
+            writer.add_document(self._document(row))
+            added += 1
+            if progress is not None and added % 50_000 == 0:
+                progress(added)
         return added
 
     def delete_generation(self, gen: str) -> None:

@@ -14,57 +14,14 @@ from pathlib import Path
 import pytest
 
 from clipcite.retrieval.index import CATALOG_FILE, Index
-from clipcite.retrieval.keyword import KeywordIndex, index_text, match_expression
+from clipcite.retrieval.keyword import KeywordIndex
 from clipcite.retrieval.migrations import SCHEMA_VERSION, version
 from clipcite.retrieval.schema import PASSAGES, SLIDES, TEXT_MODALITIES, TRANSCRIPT
 from clipcite.retrieval.tantivy_keywords import KEYWORD_DIR, TantivyKeywords
 from tests.conftest import REPO
+from tests.fts5_index import Row, as_fts5_index, fts5_reference, fts5_top, stored_rows
 
 DEV_INDEX = REPO / "tests" / "artifacts" / "dev-index"
-FTS5_TABLE = ("CREATE VIRTUAL TABLE segment_text USING fts5(text, seg_id UNINDEXED,"
-              " gen UNINDEXED, modality UNINDEXED,"
-              " tokenize = \"porter unicode61 remove_diacritics 2\")")
-
-Row = tuple[str, str, str, str]  # seg_id, gen, modality, text as stored
-
-
-def stored_rows(index: Index) -> list[Row]:
-    """Every text segment of the searchable generations, from Chroma (what was indexed)."""
-    gens = [r.gen for r in index.catalog.visible() if r.gen]
-    return [(h.id, h.metadata["gen"], m, h.text) for m in sorted(TEXT_MODALITIES)
-            for h in index.segments(m, gens)]
-
-
-def fts5_reference(rows: list[Row]) -> sqlite3.Connection:
-    """The keyword index as the code before tantivy kept it: FTS5 in SQLite."""
-    db = sqlite3.connect(":memory:")
-    db.execute(FTS5_TABLE)
-    db.executemany("INSERT INTO segment_text (seg_id, gen, modality, text) VALUES (?,?,?,?)",
-                   [(i, g, m, index_text(t)) for i, g, m, t in rows])
-    return db
-
-
-def fts5_top(db: sqlite3.Connection, query: str, modality: str, k: int) -> list[str]:
-    expression = match_expression(query)
-    if expression is None:
-        return []
-    return [r[0] for r in db.execute(
-        "SELECT seg_id FROM segment_text WHERE segment_text MATCH ? AND modality = ?"
-        " ORDER BY bm25(segment_text) LIMIT ?", (expression, modality, k))]
-
-
-def as_fts5_index(index_dir: Path, rows: list[Row], schema_version: int = 5) -> None:
-    """Turn an index into one the code before tantivy wrote: its keyword rows in FTS5 inside
-    the catalog file, no keyword directory, the schema version before the move."""
-    shutil.rmtree(index_dir / KEYWORD_DIR)
-    db = sqlite3.connect(str(index_dir / CATALOG_FILE), isolation_level=None)
-    db.execute(FTS5_TABLE)
-    db.executemany("INSERT INTO segment_text (seg_id, gen, modality, text) VALUES (?,?,?,?)",
-                   [(i, g, m, index_text(t)) for i, g, m, t in rows])
-    db.execute(f"PRAGMA user_version = {schema_version}")
-    db.close()
-
-
 def _overlap(a: list[str], b: list[str]) -> float:
     return len(set(a) & set(b)) / max(len(a), len(b)) if a or b else 1.0
 
@@ -282,3 +239,112 @@ def test_a_recordings_keyword_rows_are_committed_as_the_catalog_makes_it_visible
     found = index.keyword_hits("budget", (TRANSCRIPT, SLIDES), 5, [gen])
     assert [h.id for h in found[TRANSCRIPT]] == [f"rec:{gen}:transcript:0"]
     assert [h.id for h in found[SLIDES]] == [f"rec:{gen}:slides:0"]
+
+
+# -- a keyword directory lost or damaged is restored from Chroma when the index is opened ------
+def _ids(answers: dict[str, dict]) -> dict[str, dict[str, list[str]]]:
+    return {q: {m: [i for i, _ in found] for m, found in by.items()}
+            for q, by in answers.items()}
+
+
+def _written(tmp_path: Path) -> tuple[list[str], dict, int]:
+    """A small index written and closed: its generations, keyword answers and row count."""
+    index, rows = _index_with(tmp_path)
+    gens = [r.gen for r in index.catalog.visible()]
+    expected = _ids(_answers(index.keywords, gens))
+    assert index.keywords.count() == len(rows) > 0
+    assert any(expected[q][m] for q in QUERIES for m in (TRANSCRIPT, SLIDES))
+    index.catalog.close()
+    return gens, expected, len(rows)
+
+
+def test_a_deleted_keyword_directory_is_restored_when_the_index_is_opened(tmp_path: Path):
+    gens, expected, total = _written(tmp_path)
+    shutil.rmtree(tmp_path / "index" / KEYWORD_DIR)
+
+    reopened = Index(tmp_path / "index")
+    assert reopened.keywords.count() == total
+    assert _ids(_answers(reopened.keywords, gens)) == expected
+    reopened.catalog.close()
+    again = Index(tmp_path / "index")  # nothing missing now: nothing added twice
+    assert again.keywords.count() == total
+
+
+def test_an_emptied_keyword_directory_is_restored(tmp_path: Path):
+    gens, expected, total = _written(tmp_path)
+    directory = tmp_path / "index" / KEYWORD_DIR
+    shutil.rmtree(directory)
+    directory.mkdir()
+
+    reopened = Index(tmp_path / "index")
+    assert reopened.keywords.count() == total
+    assert _ids(_answers(reopened.keywords, gens)) == expected
+
+
+def test_a_damaged_keyword_directory_is_set_aside_and_restored(tmp_path: Path):
+    gens, expected, total = _written(tmp_path)
+    directory = tmp_path / "index" / KEYWORD_DIR
+    (directory / "meta.json").write_text("{not json")
+    kept = sorted(p.name for p in directory.iterdir())
+
+    reopened = Index(tmp_path / "index")
+    assert reopened.keywords.count() == total
+    assert _ids(_answers(reopened.keywords, gens)) == expected
+    aside = list((tmp_path / "index").glob(KEYWORD_DIR + ".damaged-*"))
+    assert len(aside) == 1 and aside[0].is_dir()
+    assert sorted(p.name for p in aside[0].iterdir()) == kept
+    assert (aside[0] / "meta.json").read_text() == "{not json"
+
+
+def test_an_index_without_recordings_restores_nothing(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch):
+    Index(tmp_path / "index").catalog.close()
+    shutil.rmtree(tmp_path / "index" / KEYWORD_DIR)
+    calls: list[object] = []
+    real = TantivyKeywords.add_missing
+    monkeypatch.setattr(TantivyKeywords, "add_missing",
+                        lambda self, *a, **kw: calls.append(a) or real(self, *a, **kw))
+
+    reopened = Index(tmp_path / "index")
+    assert calls == [] and reopened.keywords.count() == 0
+    assert sorted(p.name for p in (tmp_path / "index").iterdir()
+                  if p.name.startswith(KEYWORD_DIR)) == [KEYWORD_DIR]
+
+
+def test_a_restore_another_process_finished_first_is_not_done_again(tmp_path: Path):
+    """The generations missing are asked again under the writer lock: once another opener has
+    restored them, none are, and nothing is added twice."""
+    gens, _, total = _written(tmp_path)
+    shutil.rmtree(tmp_path / "index" / KEYWORD_DIR)
+    late = KeywordIndex(tmp_path / "index" / KEYWORD_DIR)  # opened before the restore
+    assert late.count() == 0
+
+    first = Index(tmp_path / "index")  # restores
+    assert first.keywords.count() == total
+    asked: list[list[str]] = []
+
+    def missing() -> list[str]:
+        asked.append([g for g in gens if late.count(g) == 0])
+        return asked[-1]
+
+    assert late.add_missing(missing, first._stored_texts) == 0
+    assert asked == [[]] and late.count() == total
+
+
+_OPENER = """
+import sys
+from pathlib import Path
+from clipcite.retrieval.index import Index
+print(Index(Path(sys.argv[1])).keywords.count(), flush=True)
+"""
+
+
+def test_processes_opening_together_restore_once(tmp_path: Path):
+    _, _, total = _written(tmp_path)
+    shutil.rmtree(tmp_path / "index" / KEYWORD_DIR)
+    openers = [subprocess.Popen([sys.executable, "-c", _OPENER, str(tmp_path / "index")],
+                                stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=300)[0] for p in openers]
+    assert [p.returncode for p in openers] == [0, 0]
+    assert [int(o.strip()) for o in outs] == [total, total]
+    assert KeywordIndex(tmp_path / "index" / KEYWORD_DIR).count() == total

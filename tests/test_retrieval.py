@@ -212,7 +212,7 @@ def test_hyphenated_words_are_found_written_either_way(small: Searcher):
 
 
 def test_an_older_keyword_index_is_brought_up_to_date_when_opened(tmp_path: Path):
-    from tests.test_keyword_tantivy import as_fts5_index, stored_rows
+    from tests.fts5_index import as_fts5_index, stored_rows
 
     index = Index(tmp_path / "index")
     _write(index, "sec", ["report phishing at once"], slides=["E-mail: security@example.org"])
