@@ -210,6 +210,12 @@ class ChatModel(ABC):
     def prefill(self, messages: list[Message]) -> None:
         """Prepare for prompts that start like these messages (a no-op for remote APIs)."""
 
+    def yes_probability(self, messages: list[Message]) -> float | None:
+        """How likely the reply's first word is "yes" rather than "no" (0-1), or None when
+        this model does not say. Only the packaged local model does: a probability means
+        something only against a threshold calibrated for that model (eval/gate.py)."""
+        return None
+
     # Whether call_tools works: native function calling (remote APIs). The local 1.5B model
     # chose tools in 0 of 5 tries through llama.cpp's function calling, so it routes with JSON.
     can_call_tools = False
@@ -267,6 +273,10 @@ class LocalChatModel(ChatModel):
         # One generated token stores the evaluated prompt in the model's prompt-state cache
         # (assistant/prompt_cache.py); later prompts sharing its start skip that part.
         self._chat.invoke(to_langchain(messages), max_tokens=1)
+
+    def yes_probability(self, messages: list[Message]) -> float | None:
+        with _service_errors():
+            return self._chat.yes_probability(to_langchain(messages))
 
     def _json_requests(self, messages: list[Message],
                        schema: dict) -> list[tuple[list[Message], dict[str, Any]]]:

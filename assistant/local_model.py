@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
@@ -36,6 +37,9 @@ PART_COUNT = 22
 PART_VERSION = "0.2.0"
 
 _ROLES = {"system": "system", "human": "user", "ai": "assistant", "tool": "tool"}
+# The first word of a yes/no reply, as the model may write it.
+YES_WORDS = ("yes", "Yes", "YES", " yes", " Yes")
+NO_WORDS = ("no", "No", "NO", " no", " No")
 
 
 class LocalModelError(RuntimeError):
@@ -192,6 +196,32 @@ class ChatLlamaCpp(BaseChatModel):
                             "total_tokens": usage.get("total_tokens", 0)},
         )
         return ChatResult(generations=[ChatGeneration(message=message)])
+
+    def yes_probability(self, messages: list[BaseMessage]) -> float:
+        """How likely the reply's first word is "yes" rather than "no": read from the
+        logits after the prompt (one sampling step, nothing else generated), through the same
+        chat template and prompt-state cache as any call."""
+        seen: list[np.ndarray] = []
+
+        def keep_first(_ids: Any, scores: np.ndarray) -> np.ndarray:
+            if not seen:
+                seen.append(np.array(scores, dtype=np.float64))
+            return scores
+
+        from llama_cpp import LogitsProcessorList  # late, as in load_llama
+
+        request = self._request(messages, None, {"max_tokens": 1, "temperature": 0.0})
+        with self._lock:
+            self._llama.create_chat_completion(**request,
+                                               logits_processor=LogitsProcessorList([keep_first]))
+            yes, no = (self._first_tokens(w) for w in (YES_WORDS, NO_WORDS))
+        logits = seen[0]
+        p = np.exp(logits - logits.max())
+        p_yes, p_no = float(p[yes].sum()), float(p[no].sum())
+        return p_yes / (p_yes + p_no) if p_yes + p_no > 0 else 0.5
+
+    def _first_tokens(self, words: tuple[str, ...]) -> list[int]:
+        return sorted({self._llama.tokenize(w.encode(), add_bos=False)[0] for w in words})
 
     def _stream(self, messages: list[BaseMessage], stop: list[str] | None = None,
                 run_manager: CallbackManagerForLLMRun | None = None,

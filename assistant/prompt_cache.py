@@ -26,7 +26,7 @@ class PromptStateCache(LlamaRAMCache):
     least one token after restoring a state, which rewrites the logits. Only the last row is kept.
     """
 
-    def __init__(self, max_states: int = 4) -> None:
+    def __init__(self, max_states: int = 6) -> None:
         super().__init__(capacity_bytes=0)
         self.max_states = max_states
 

@@ -1,7 +1,7 @@
 """Calibrate the answer gate (assistant.agent.RELEVANCE_THRESHOLD) on the tuning halves and
 report it on the check halves (run on demand; needs the QMSum and development indexes).
 
-    .venv/bin/python eval/gate.py [--qmsum-index DIR] [--dev-index DIR]
+    .venv/bin/python eval/gate.py [--qmsum-index DIR] [--dev-index DIR] [--judge]
 
 The gate decides, before the model is asked, whether any retrieved moment is about the
 question: a hit's score is the better of its own e5 similarity to the question (or to one of
@@ -27,6 +27,14 @@ lets 0.871 / 0.733 of answerable questions through and refuses 0.600 / 0.600 of 
 (the model refuses the rest: every absent check-half question was refused in the end).
 Reading each hit with its lines around it (--with-context; 2026-12-06: 0.790 / 0.798 on QMSum's
 tuning half) let two absent development questions reach the model, and was not kept.
+With --judge (2026-12-07) the local model also judges the questions whose best score lies in
+BAND (prompts/judge.md, its probability of "yes", cached in tests/artifacts/gate-judge.json),
+and a threshold and a weight for the judgement are chosen together (choose_combined): 0.82
+and 0.10, on every second QMSum query (--qmsum-every 2). Answerable let through / absent
+refused, e5 alone -> e5 + model: QMSum tune 0.812 / 0.875 -> 0.938 / 0.750, check 0.810 /
+0.897 -> 0.931 / 0.741; development 1.000 / 0.667 and 1.000 / 1.000 on both; answer set tune
+0.871 / 0.600 -> 0.968 / 0.600, check 0.733 / 0.600 -> 0.900 / 0.600. Separation (AUC)
+rises on both halves of QMSum and of the answer set (check: 0.927 -> 0.931, 0.820 -> 0.887).
 The threshold is the one that best separates the two on the tuning halves (balanced accuracy:
 the mean of the share of answerable questions let through and of absent ones refused,
 averaged over the sets);
@@ -41,6 +49,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -59,21 +68,66 @@ def _family(meeting_id: str) -> str:
 CONTEXT = False  # score hits alone (as the assistant does), or with the lines around them
 
 
-def best_relevance(assistant, question: str, filters) -> float:
-    """The gate's score for a question: its best moment, alone or with its lines around."""
+class Gated(NamedTuple):
+    """One question as the gate sees it: its half, whether it is answerable, the e5 score of
+    its best hit, and (with --judge, in the judged band) the model's probability of "yes"."""
+
+    half: str
+    answerable: bool
+    score: float
+    judged: float | None = None
+
+
+class Judge:
+    """The model's judgement (Assistant.judge) of a question's best hits, cached on disk by
+    set, question and scope: the local model takes seconds a question on 2 cores."""
+
+    def __init__(self, cache: Path) -> None:
+        from clipcite.assistant.llm import load_chat_model
+        from clipcite.ui.settings import Settings
+
+        self.chat = load_chat_model(Settings.load().llm_config())
+        self.cache_path = cache
+        self.cache = json.loads(cache.read_text()) if cache.exists() else {}
+
+    def __call__(self, assistant, key: str, question: str, top) -> float | None:
+        if key not in self.cache:
+            assistant.chat = self.chat
+            self.cache[key] = assistant.judge(question, top)
+            assistant.chat = None
+            self.cache_path.write_text(json.dumps(self.cache))
+        return self.cache[key]
+
+
+JUDGE: Judge | None = None  # set by --judge
+BAND = (0.79, 0.88)  # the scores judged here (the assistant judges within agent.JUDGE_BAND)
+
+
+def gated(assistant, key: str, half: str, answerable: bool, question: str,
+          filters) -> Gated:
+    """A question's gate inputs: its best moment's score, alone or with its lines around it,
+    and the model's judgement of its best hits when --judge is on and the score is in BAND."""
+    from clipcite.assistant.agent import JUDGE_LINES
     from clipcite.retrieval import tools
 
     assistant.filters = filters  # the gate reads passages as the caller may see them
     found = tools.search_all(assistant.searcher, [question], K, filters)
     if not found:
-        return 0.0
+        return Gated(half, answerable, 0.0)
     contexts = [" ".join(m.text for m in assistant.with_context([hit])[0]) for hit in found] \
         if CONTEXT else []
-    return max(assistant.relevance([question], found, contexts), default=0.0)
+    scores = assistant.relevance([question], found, contexts)
+    best = max(scores, default=0.0)
+    judged = None
+    if JUDGE is not None and BAND[0] <= best < BAND[1]:
+        top = [found[i] for _, i in sorted(zip(scores, range(len(found))), reverse=True)]
+        judged = JUDGE(assistant, key, question, top[:JUDGE_LINES])
+    return Gated(half, answerable, best, judged)
 
 
-def qmsum_rows(index: Path) -> list[tuple[str, bool, float]]:
-    """(half, answerable, score) for each QMSum query, asked of its meeting and of another."""
+def qmsum_rows(index: Path, every: int = 1) -> list[Gated]:
+    """Each QMSum query (every `every`-th of a meeting's), asked of its meeting and of
+    another."""
     from clipcite.assistant.agent import Assistant
     from clipcite.retrieval.filters import Filters
 
@@ -88,18 +142,21 @@ def qmsum_rows(index: Path) -> list[tuple[str, bool, float]]:
         # Another meeting of the same half from another source: its topics are not these.
         others = [o for o in ids if half[o] == half[mid] and _family(o) != _family(mid)]
         for n, q in enumerate(meetings[mid].queries):
+            if n % every:
+                continue
             own = Filters(recordings=(media[mid],))
-            rows.append((half[mid], True, best_relevance(assistant, q.query, own)))
+            rows.append(gated(assistant, f"qmsum|{q.id}|{mid}", half[mid], True, q.query, own))
             if others:
                 other = others[(n + ids.index(mid)) % len(others)]
                 elsewhere = Filters(recordings=(media[other],))
-                rows.append((half[mid], False, best_relevance(assistant, q.query, elsewhere)))
+                rows.append(gated(assistant, f"qmsum|{q.id}|{other}", half[mid], False,
+                                  q.query, elsewhere))
     return rows
 
 
-def answer_rows(index: Path, questions: Path, split_file: Path) -> list[tuple[str, bool, float]]:
-    """(half, answerable, score) for an answer set's fact and absent questions, searched
-    across its whole archive (follow-ups and summaries are not gated the same way)."""
+def answer_rows(index: Path, questions: Path, split_file: Path) -> list[Gated]:
+    """An answer set's fact and absent questions, searched across its whole archive
+    (follow-ups and summaries are not gated the same way)."""
     from clipcite.assistant.agent import Assistant
     from clipcite.assistant.evaluation import load_questions
     from clipcite.retrieval.encoders import load_text_encoder
@@ -115,31 +172,75 @@ def answer_rows(index: Path, questions: Path, split_file: Path) -> list[tuple[st
     for q in load_questions(questions):
         if q.kind not in ("fact", "absent"):
             continue
-        rows.append((half_of(q.expected_citations, q.id, split), q.kind == "fact",
-                     best_relevance(assistant, q.question, Filters())))
+        rows.append(gated(assistant, f"{questions.name}|{q.id}", half_of(
+            q.expected_citations, q.id, split), q.kind == "fact", q.question, Filters()))
     return rows
 
 
-def balanced(rows: Sequence[tuple[str, bool, float]], threshold: float) -> tuple[float, float]:
+def passes(row: Gated, threshold: float, weight: float | None = None) -> bool:
+    """The gate's decision: e5 alone at `threshold`, or with `weight` the e5 score moved by
+    weight x (p(yes) - 0.5) where the model judged (Assistant.relevant)."""
+    score = row.score
+    if weight is not None and row.judged is not None:
+        score += weight * (row.judged - 0.5)
+    return score >= threshold
+
+
+def balanced(rows: Sequence[Gated], threshold: float,
+             weight: float | None = None) -> tuple[float, float]:
     """(share of answerable let through, share of absent refused)."""
-    yes = [s for _, a, s in rows if a]
-    no = [s for _, a, s in rows if not a]
-    passed = sum(s >= threshold for s in yes) / max(len(yes), 1)
-    refused = sum(s < threshold for s in no) / max(len(no), 1)
+    yes = [r for r in rows if r.answerable]
+    no = [r for r in rows if not r.answerable]
+    passed = sum(passes(r, threshold, weight) for r in yes) / max(len(yes), 1)
+    refused = sum(not passes(r, threshold, weight) for r in no) / max(len(no), 1)
     return passed, refused
 
 
-def choose(sets: dict[str, Sequence[tuple[str, bool, float]]]) -> float:
+def _tune_score(sets: dict[str, Sequence[Gated]], threshold: float,
+                weight: float | None = None) -> float:
+    tune = [[r for r in rows if r.half == "tune"] for rows in sets.values()]
+    return round(sum(sum(balanced(rows, threshold, weight)) for rows in tune if rows), 9)
+
+
+def separation(rows: Sequence[Gated], weight: float | None = None) -> float:
+    """How well the gate's score orders answerable above absent questions, whatever the
+    threshold: the chance that a random answerable one outscores a random absent one (AUC)."""
+    def score(r: Gated) -> float:
+        judged = weight is not None and r.judged is not None
+        return r.score + (weight * (r.judged - 0.5) if judged else 0.0)
+
+    yes = np.array([score(r) for r in rows if r.answerable])
+    no = np.array([score(r) for r in rows if not r.answerable])
+    if not len(yes) or not len(no):
+        return float("nan")
+    wins = (yes[:, None] > no[None, :]).sum() + 0.5 * (yes[:, None] == no[None, :]).sum()
+    return float(wins / (len(yes) * len(no)))
+
+
+def choose(sets: dict[str, Sequence[Gated]]) -> float:
     """The threshold with the best mean balanced accuracy over the sets' tuning halves (each
     set counts the same, whatever its size)."""
     grid = np.round(np.arange(0.75, 0.90, 0.0025), 4)
-    tune = [[r for r in rows if r[0] == "tune"] for rows in sets.values()]
-    return float(max(grid, key=lambda t: (sum(sum(balanced(rows, t)) for rows in tune if rows),
-                                          t)))
+    return float(max(grid, key=lambda t: (_tune_score(sets, t), t)))
+
+
+def choose_combined(sets: dict[str, Sequence[Gated]]) -> tuple[float, float]:
+    """(threshold, weight) of the e5 score plus the model's judgement with the best mean
+    balanced accuracy over the tuning halves. Of tied pairs, the highest threshold (the
+    fewest questions let through), then the middle of its tied weights (a plateau's centre
+    moves least on new questions)."""
+    grid = [(float(t), float(w)) for t in np.round(np.arange(0.80, 0.88, 0.0025), 4)
+            for w in np.round(np.arange(0.0, 0.401, 0.01), 3)]
+    scores = {g: _tune_score(sets, *g) for g in grid}
+    top = max(scores.values())
+    threshold = max(t for (t, w), v in scores.items() if v == top)
+    weights = sorted(w for (t, w), v in scores.items() if v == top and t == threshold)
+    return threshold, weights[len(weights) // 2]
 
 
 def main() -> int:
-    from clipcite.assistant.agent import RELEVANCE_THRESHOLD
+    from clipcite.assistant.agent import (GATE_THRESHOLD, JUDGE_BAND, JUDGE_WEIGHT,
+                                          RELEVANCE_THRESHOLD)
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--qmsum-index", type=Path, default=qmsum.WORK / "index")
@@ -152,33 +253,61 @@ def main() -> int:
                         help="score hits read with the lines around them (the variant not kept)")
     parser.add_argument("--no-passages", action="store_true",
                         help="score hits by their own lines only, not the passages around them")
+    parser.add_argument("--judge", action="store_true",
+                        help="also ask the local model about questions in the judged band and "
+                             "choose the two-method gate (Assistant.relevant)")
+    parser.add_argument("--judge-cache", type=Path,
+                        default=REPO / "tests" / "artifacts" / "gate-judge.json")
+    parser.add_argument("--qmsum-every", type=int, default=1, metavar="N",
+                        help="only every N-th query of each QMSum meeting (the model is slow)")
     args = parser.parse_args()
     global CONTEXT
     CONTEXT = args.with_context
     if args.no_passages:
         from clipcite.assistant import agent
         agent.PASSAGE_GATE_K = 0
-    sets = {"qmsum": qmsum_rows(args.qmsum_index),
+    global JUDGE
+    if args.judge:
+        JUDGE = Judge(args.judge_cache)
+    sets = {"qmsum": qmsum_rows(args.qmsum_index, args.qmsum_every),
             "dev answers": answer_rows(args.dev_index, REPO / "eval" / "dev_answers.jsonl",
                                        REPO / "eval" / "dev_split.json")}
     if args.answers_index.exists():  # eval/answer_set.py build
         sets["answer set"] = answer_rows(args.answers_index, REPO / "eval" / "answers.jsonl",
                                          REPO / "eval" / "answers_split.json")
     if args.json:
-        args.json.write_text(json.dumps(sets))
+        args.json.write_text(json.dumps({k: [r._asdict() for r in v] for k, v in sets.items()}))
     chosen = choose(sets)
     print(f"threshold chosen on the tuning halves: {chosen:.4f} (in force: {RELEVANCE_THRESHOLD})")
-    print("| set | half | answerable | absent | threshold | answerable let through | "
-          "absent refused |")
-    print("|---|---|---|---|---|---|---|")
+    policies: list[tuple[str, float, float | None]] = [
+        (f"e5 >= {t:.4f}", t, None) for t in dict.fromkeys([chosen, RELEVANCE_THRESHOLD])]
+    if args.judge:
+        threshold, weight = choose_combined(sets)
+        print(f"e5 + model chosen on the tuning halves: threshold {threshold:.4f}, weight "
+              f"{weight:.3f} (in force: {GATE_THRESHOLD}, {JUDGE_WEIGHT}; judged band "
+              f"{JUDGE_BAND})")
+        policies += [(f"e5 + {w:.2f} x (p - 0.5) >= {t:.4f}", t, w) for t, w in
+                     dict.fromkeys([(threshold, weight), (GATE_THRESHOLD, JUDGE_WEIGHT)])]
+    print("| set | half | answerable | absent | gate | answerable let through | "
+          "absent refused | judged |")
+    print("|---|---|---|---|---|---|---|---|")
     for name, rows in sets.items():
         for h in ("tune", "check"):
-            part = [r for r in rows if r[0] == h]
-            for t in dict.fromkeys([chosen, RELEVANCE_THRESHOLD]):
-                passed, refused = balanced(part, t)
-                print(f"| {name} | {h} | {sum(a for _, a, _ in part)} | "
-                      f"{sum(not a for _, a, _ in part)} | {t:.4f} | {passed:.3f} | "
-                      f"{refused:.3f} |")
+            part = [r for r in rows if r.half == h]
+            for label, t, w in policies:
+                passed, refused = balanced(part, t, w)
+                judged = sum(r.judged is not None for r in part)
+                print(f"| {name} | {h} | {sum(r.answerable for r in part)} | "
+                      f"{sum(not r.answerable for r in part)} | {label} | {passed:.3f} | "
+                      f"{refused:.3f} | {judged if w is not None else '-'} |")
+    if args.judge:
+        print("\nSeparation (AUC of answerable over absent), e5 alone -> e5 + model at "
+              f"weight {JUDGE_WEIGHT}:")
+        for name, rows in sets.items():
+            for h in ("tune", "check"):
+                part = [r for r in rows if r.half == h]
+                print(f"- {name}, {h}: {separation(part):.3f} -> "
+                      f"{separation(part, JUDGE_WEIGHT):.3f}")
     return 0
 
 

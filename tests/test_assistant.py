@@ -378,3 +378,47 @@ def test_every_reply_says_how_long_it_took(archive, fake):
     fake.replies = [route_reply(intent="list", queries=["recordings"])]
     reply = Assistant(archive, remote(fake)).ask("Which recordings are there?")
     assert reply.intent == "list" and reply.timings["total"] > 0
+
+
+class _Judging:
+    """The remote model (tests/fake_openai.py) with a fixed judgement, to test the gate's
+    decision in the judged band apart from any model (the slow test below runs the real one)."""
+
+    def __init__(self, chat, p: float) -> None:
+        self._chat, self.p, self.asked = chat, p, []
+
+    def __getattr__(self, name: str):
+        return getattr(self._chat, name)
+
+    def yes_probability(self, messages) -> float:
+        self.asked.append(messages)
+        return self.p
+
+
+def test_in_the_judged_band_the_models_judgement_decides(archive, fake, monkeypatch):
+    from clipcite.assistant import agent
+
+    question = "Where is Sheila originally from?"
+    call = tools.search_all(archive, question, 5, Filters(recordings=("Phone call",)))
+    plain = Assistant(archive, remote(fake))  # no judgement (a remote model): e5 alone
+    by_e5 = plain.relevant([question], call)
+    monkeypatch.setattr(agent, "JUDGE_BAND", (0.0, 1.01))  # every score is judged
+    monkeypatch.setattr(agent, "JUDGE_WEIGHT", 1.0)  # and the judgement decides
+    assert plain.relevant([question], call) == by_e5
+    yes, no = _Judging(remote(fake), 0.9), _Judging(remote(fake), 0.1)
+    assert Assistant(archive, yes).relevant([question], call)
+    assert Assistant(archive, no).relevant([question], call) == []
+    shown = no.asked[0][-1]["content"]
+    assert question in shown and "<evidence>" in shown
+    assert shown.count("\n[") == agent.JUDGE_LINES  # the best hits, numbered
+    monkeypatch.setattr(agent, "JUDGE_BAND", (0.0, 0.0))  # outside the band: e5 alone
+    assert Assistant(archive, no).relevant([question], call) == by_e5 and len(no.asked) == 1
+
+
+@pytest.mark.slow
+def test_local_model_judges_whether_lines_answer_a_question(archive, local):
+    assistant = Assistant(archive, local)
+    call = tools.search_all(archive, "Sheila Texas Chicago", 3, Filters(recordings=("Phone call",)))
+    answered = assistant.judge("Where is Sheila originally from?", call)
+    unrelated = assistant.judge("How much did the company spend on the new warehouse roof?", call)
+    assert 0.0 <= unrelated < answered <= 1.0, (answered, unrelated)

@@ -151,11 +151,12 @@ def test_a_named_recording_the_caller_may_not_see_is_said_so_never_swapped(archi
             assert len(fake.requests) == 1  # the router only: nothing was read or summarised
             replies[name] = reply.answer
     assert replies["Legal"].replace("Legal", "HR") == replies["HR"]
-    # Asked as a question, it is said first, then answered from what they may see.
+    # Asked as a question, it is answered from what they may see, and said when nothing
+    # answers it.
     fake.replies = [route_reply(queries=["salary review"], recording="HR phone call")]
     fake.deltas = ["Not mentioned"]
     reply = staff.ask("When is the salary review in the HR phone call?")
-    assert reply.answer.startswith(unavailable("HR phone call"))
+    assert reply.answer.endswith(unavailable("HR phone call")) and not reply.citations
     sent = json.dumps([r["body"] for r in fake.requests], ensure_ascii=False)
     assert all(line not in sent for line in recorded_text(archive, "HR phone call"))
     # Its own group gets it, and only it.
@@ -167,6 +168,25 @@ def test_a_named_recording_the_caller_may_not_see_is_said_so_never_swapped(archi
     reply = hr.ask("Summarize the HR phone call")
     assert reply.answer.startswith("Summary of HR phone call")
     assert reply.citations and {c.title for c in reply.citations} == {"HR phone call"}
+
+
+def test_a_described_recording_is_answered_and_a_topic_with_a_kind_word_is_summarised(archive,
+                                                                                     fake):
+    staff = Assistant(archive, remote(fake), filters=Filters(groups=frozenset({"staff"})))
+    # "the printer complaint call" is no title: a description, answered without a note.
+    fake.replies = [route_reply(queries=["printer out of toner"],
+                                recording="printer complaint call")]
+    fake.deltas = ["The printer on the second floor is out of toner [{line:toner}]."]
+    reply = staff.ask("In the printer complaint call, which printer is out of toner?")
+    assert reply.citations and "No recording called" not in reply.answer, reply.answer
+    # "the toner training" names no recording in a request about more than it: a topic,
+    # answered from where it is discussed.
+    fake.requests.clear()
+    fake.replies = [route_reply(intent="summarize", queries=["printer toner"],
+                                recording="toner training")]
+    reply = staff.ask("Summarize what Diane said about the printer in the toner training")
+    assert "No recording called" not in reply.answer and reply.intent == "answer"
+    assert reply.citations and {c.title for c in reply.citations} == {"Phone call"}, reply
 
 
 # -- errors ----------------------------------------------------------------------------------
