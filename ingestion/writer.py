@@ -9,7 +9,7 @@ from clipcite.ingestion.extract import Extraction
 from clipcite.ingestion.voice import match_voices
 from clipcite.retrieval.catalog import Recording
 from clipcite.retrieval.index import Index
-from clipcite.retrieval.schema import FRAMES, TRANSCRIPT, RecordingInfo, segment_id, segment_metadata
+from clipcite.retrieval.schema import FRAMES, TRANSCRIPT, segment_id, segment_metadata
 from clipcite.retrieval.speakers import SpeakerInput, SpeakerStore
 
 
@@ -30,8 +30,6 @@ def write_recording(index: Index, rec: Recording, extraction: Extraction) -> Rec
             seg.speaker = suggested[seg.speaker_label][0]
     gen = uuid.uuid4().hex[:12]
     index.catalog.begin_generation(gen)
-    info = RecordingInfo(media_id=rec.media_id, path=rec.path, title=rec.title,
-                         recorded_at=rec.recorded_at or 0.0, tags=rec.tags, groups=rec.groups)
     counts: dict[str, int] = {}
     for modality, segments in extraction.segments.items():
         counts[modality] = len(segments)
@@ -42,7 +40,7 @@ def write_recording(index: Index, rec: Recording, extraction: Extraction) -> Rec
             ids=[segment_id(rec.media_id, gen, modality, i) for i in range(len(segments))],
             embeddings=extraction.vectors[modality],
             documents=[s.text for s in segments],
-            metadatas=[segment_metadata(info, s, gen) for s in segments],
+            metadatas=[segment_metadata(s, gen) for s in segments],
         )
     speakers.add_generation(gen, extraction.turns, [
         SpeakerInput(label, seconds, vec, label, None, confirmed=True)

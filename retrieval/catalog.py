@@ -109,6 +109,7 @@ class Catalog:
         # Searchable recordings with their groups frozen at read time, reused until the catalog
         # changes (parsing every row cost 12-30 ms per search at 500 recordings).
         self._searchable: list[tuple[Recording, frozenset[str]]] | None = None
+        self._by_gen: dict[str, Recording] | None = None
         self._data_version = -1
 
     def _reclaim_space(self) -> None:
@@ -196,6 +197,13 @@ class Catalog:
         """
         return [rec for rec, frozen in self._searchable_recordings() if may_see(frozen, groups)]
 
+    def by_gen(self) -> dict[str, Recording]:
+        """Searchable recordings by their visible generation (shared like `visible`'s)."""
+        self._searchable_recordings()
+        if self._by_gen is None:
+            self._by_gen = {rec.gen: rec for rec, _ in self._searchable or () if rec.gen}
+        return self._by_gen
+
     def _searchable_recordings(self) -> list[tuple[Recording, frozenset[str]]]:
         # data_version moves when another connection (another process: an ingest, the CLI)
         # commits; this connection's own writes go through _changed().
@@ -205,11 +213,13 @@ class Catalog:
                                     " ORDER BY title, path").fetchall()
             recs = [_row_to_recording(r) for r in rows]
             self._searchable = [(r, frozenset(r.groups)) for r in recs]
+            self._by_gen = None
             self._data_version = version
         return self._searchable
 
     def _changed(self) -> None:
         self._searchable = None
+        self._by_gen = None
 
     # -- writing -------------------------------------------------------------------------
     def record_failure(self, media_id: str, path: str, title: str, error: str,

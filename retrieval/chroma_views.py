@@ -25,6 +25,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
 
+from clipcite.retrieval.schema import hnsw_configuration, widen_search
+
 log = logging.getLogger("clipcite.index")
 
 REFRESH_WAIT = 1.0  # s a search waits for a refresh it needs, then searches without it
@@ -97,9 +99,11 @@ class _View:
         with self._lock:
             if modality not in self._collections:
                 model = self.api.get_or_create_collection(
-                    modality, configuration={"hnsw": {"space": "cosine"}})
-                self._collections[modality] = ChromaCollection(client=self.api, model=model,
-                                                               embedding_function=None)
+                    modality, configuration=hnsw_configuration())
+                collection = ChromaCollection(client=self.api, model=model,
+                                              embedding_function=None)
+                widen_search(collection)
+                self._collections[modality] = collection
             return self._collections[modality]
 
     def opened(self) -> list[str]:

@@ -33,7 +33,9 @@ from clipcite.retrieval.catalog import Catalog, Recording
 from clipcite.retrieval.chroma_views import CatalogGens, LiveCollection, Views
 from clipcite.retrieval.keyword import KeywordIndex
 from clipcite.retrieval.tantivy_keywords import keyword_directory
-from clipcite.retrieval.schema import MODALITIES, TEXT_MODALITIES, TRANSCRIPT
+from clipcite.retrieval.schema import (MODALITIES, TEXT_MODALITIES, TRANSCRIPT, RecordingInfo,
+                                       hnsw_configuration, media_id_of, recording_metadata,
+                                       widen_search)
 from clipcite.retrieval.speakers import SpeakerStore
 
 CATALOG_FILE = "catalog.sqlite3"
@@ -214,8 +216,8 @@ class Index:
                                                               self._visible)
             else:
                 col = self._call(self._client.get_or_create_collection, modality,
-                                 embedding_function=None,
-                                 configuration={"hnsw": {"space": "cosine"}})
+                                 embedding_function=None, configuration=hnsw_configuration())
+                self._call(widen_search, col)
                 self._collections[modality] = _RetryingCollection(col, self._call)
         return self._collections[modality]
 
@@ -430,8 +432,27 @@ class Index:
         if not ids:
             return {}
         res = self.collection(modality).get(ids=list(ids), include=["documents", "metadatas"])
-        return {i: Hit(id=i, modality=modality, text=d or "", metadata=m, distance=0.0)
-                for i, d, m in zip(res["ids"], res["documents"], res["metadatas"])}
+        return {h.id: h for h in self._read(modality, res)}
+
+    def _read(self, modality: str, res: dict[str, Any]) -> list[Hit]:
+        """Hits of a Chroma `get` with documents and metadatas, each metadata completed with
+        its recording's fields from the catalog (schema.recording_metadata). A generation the
+        catalog does not show (being written, or just replaced) keeps what was stored."""
+        recs = self.catalog.by_gen()
+        hits = []
+        for seg_id, doc, stored in zip(res["ids"], res["documents"], res["metadatas"]):
+            meta = dict(stored or {})
+            rec = recs.get(meta.get("gen", ""))
+            if rec is not None:
+                meta.update(recording_metadata(RecordingInfo(
+                    rec.media_id, rec.path, rec.title, rec.recorded_at or 0.0, rec.tags,
+                    rec.groups), modality))
+            else:
+                meta.setdefault("media_id", media_id_of(seg_id))
+                meta.setdefault("modality", modality)
+            hits.append(Hit(id=seg_id, modality=modality, text=doc or "", metadata=meta,
+                            distance=0.0))
+        return hits
 
     def keyword_hits(self, query: str, modalities: Sequence[str], k: int,
                      gens: Sequence[str], share: float | None = None) -> dict[str, list[Hit]]:
@@ -477,30 +498,16 @@ class Index:
         if where:
             clause = {"$and": [clause, where]}
         res = self.collection(modality).get(where=clause, include=["documents", "metadatas"])
-        hits = [Hit(id=i, modality=modality, text=d or "", metadata=m, distance=0.0)
-                for i, d, m in zip(res["ids"], res["documents"], res["metadatas"])]
+        hits = self._read(modality, res)
         hits.sort(key=lambda h: (h.metadata["media_id"], h.metadata["start"]))
         return hits
 
     # -- metadata changes in place (no re-embedding) -------------------------------------
     def set_access(self, rec: Recording, tags: list[str], groups: list[str]) -> None:
-        """Change a recording's tags and groups in the catalog and on every segment."""
+        """Change a recording's tags and groups: the catalog's row is what every search and
+        every read segment go by (segments written before schema.segment_metadata left these
+        fields out hold stale copies, which reads replace)."""
         self.catalog.update_access(rec.media_id, tags, groups)
-        if not rec.gen:
-            return
-        for modality in MODALITIES:
-            col = self.collection(modality)
-            res = col.get(where={"gen": rec.gen}, include=["metadatas"])
-            if not res["ids"]:
-                continue
-            metas = []
-            for meta in res["metadatas"]:
-                meta = dict(meta)
-                # Chroma refuses empty arrays; None removes the key.
-                meta["tags"] = list(tags) or None
-                meta["groups"] = list(groups) or None
-                metas.append(meta)
-            col.update(ids=res["ids"], metadatas=metas)
 
     def set_speaker(self, rec: Recording, label: str, name: str) -> int:
         """Show `name` for every transcript segment of the speaker `label`; returns how many."""

@@ -81,8 +81,8 @@ def test_an_indexed_recording_that_breaks_keeps_its_groups_unless_new_ones_are_g
     rec = index.catalog.by_path(str(path))
     assert rec.status == "failed" and rec.gen == gen and rec.groups == ["staff"]
     assert not visible_recordings(index, Filters(groups=HR))
-    metas = index.collection("transcript").get(where={"gen": gen}, include=["metadatas"])
-    assert metas["ids"] and all(m["groups"] == ["staff"] for m in metas["metadatas"])
+    read = index.segments("transcript", [gen])  # as every search reads them
+    assert read and all(h.metadata["groups"] == ["staff"] for h in read)
 
 
 def test_the_cli_reports_a_failed_restricted_ingest_with_its_groups(broken: Path,

@@ -12,6 +12,8 @@ import io
 import json
 import shutil
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -223,3 +225,21 @@ def test_a_catalog_from_before_versions_gets_every_table(tmp_path: Path):
     index = Index(index_dir)
     assert version(db) == SCHEMA_VERSION and set(_tables(db)) == TABLES
     assert index.catalog.get("m").groups == ["(admins only)"]  # version 2 ran too
+
+
+def test_an_old_index_searches_with_the_wider_hnsw_candidate_list(legacy: Path):
+    """ef_search (Chroma's 100 when these collections were made) is raised to the schema's
+    when the index is opened; it is mutable, so no vector is rewritten."""
+    import chromadb
+
+    from clipcite.retrieval.schema import HNSW_EF_SEARCH, TRANSCRIPT
+
+    chroma = legacy / "chroma"
+    before = subprocess.run(
+        [sys.executable, "-c", "import chromadb, sys; c = chromadb.PersistentClient(sys.argv[1]);"
+         " print(c.get_collection('transcript').configuration['hnsw']['ef_search'])",
+         str(chroma)], capture_output=True, text=True, check=True).stdout.split()[-1]
+    assert int(before) < HNSW_EF_SEARCH
+    Index(legacy).collection(TRANSCRIPT).count()
+    hnsw = chromadb.PersistentClient(str(chroma)).get_collection(TRANSCRIPT).configuration["hnsw"]
+    assert hnsw["ef_search"] == HNSW_EF_SEARCH and hnsw["space"] == "cosine"

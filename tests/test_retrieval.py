@@ -365,3 +365,23 @@ def test_query_sets_split_by_recording_into_a_tuning_and_a_check_half():
         assert {split[q.expected[0]["media"]] for q in qs} == {half}
     # An absent-topic question expects nothing: its half comes from its id, fixed.
     assert half_of([], "absent-1", split) == "tune" and half_of([], "absent-2", split) == "check"
+
+
+def test_segments_store_their_own_fields_and_are_read_with_the_catalogs(small: Searcher):
+    """Chroma keeps a segment's own fields only (each stored value costs the write at scale);
+    every read adds its recording's from the catalog, so a change of access shows at once
+    and no segment is rewritten."""
+    index = small.index
+    rec = index.catalog.get("secret")
+    stored = index.collection(TRANSCRIPT).get(where={"gen": rec.gen}, include=["metadatas"])
+    assert stored["ids"] and all(set(m) == {"start", "end", "speaker", "speaker_label", "gen"}
+                                 for m in stored["metadatas"])
+    read = index.by_ids(TRANSCRIPT, stored["ids"])
+    assert {(h.metadata["media_id"], h.metadata["title"], h.metadata["path"],
+             tuple(h.metadata["groups"]), h.metadata["modality"]) for h in read.values()} \
+        == {("secret", "Secret", "/lib/secret.wav", ("board",), TRANSCRIPT)}
+    index.set_access(rec, ["legal"], ["board", "legal"])
+    assert all(h.metadata["groups"] == ["board", "legal"] and h.metadata["tags"] == ["legal"]
+               for h in index.segments(TRANSCRIPT, [rec.gen]))
+    after = index.collection(TRANSCRIPT).get(ids=stored["ids"], include=["metadatas"])
+    assert after["metadatas"] == stored["metadatas"]
