@@ -22,16 +22,15 @@ from tests.conftest import REPO
 from tests.fts5_index import Row, as_fts5_index, fts5_reference, fts5_top, stored_rows
 
 DEV_INDEX = REPO / "tests" / "artifacts" / "dev-index"
+DEV_ROWS = REPO / "tests" / "data" / "dev_keyword_rows.json"
 def _overlap(a: list[str], b: list[str]) -> float:
     return len(set(a) & set(b)) / max(len(a), len(b)) if a or b else 1.0
 
 
 @pytest.fixture(scope="module")
-def dev_rows(tmp_path_factory: pytest.TempPathFactory) -> list[Row]:
-    if not (DEV_INDEX / CATALOG_FILE).is_file():
-        pytest.skip("no development index: build it with eval/dev_eval.py")
-    copy = Path(shutil.copytree(DEV_INDEX, tmp_path_factory.mktemp("dev") / "index"))
-    return stored_rows(Index(copy))
+def dev_rows() -> list[Row]:
+    """The development index's text segments, exported to tests/data (see its README)."""
+    return [tuple(row) for row in json.loads(DEV_ROWS.read_text(encoding="utf-8"))]
 
 
 def test_rankings_agree_with_fts5_bm25_on_the_development_set(dev_rows: list[Row],
@@ -75,9 +74,12 @@ FTS5_FIGURES = {"keyword only (BM25)": (22 / 44, 40 / 44),
 
 
 @pytest.mark.slow
-def test_development_set_figures_do_not_drop(dev_rows: list[Row], tmp_path: Path):
+def test_development_set_figures_do_not_drop(tmp_path: Path):
     from clipcite.retrieval.archive import open_searcher_at
     from clipcite.retrieval.evaluation import ABLATIONS, evaluate, load_queries
+
+    if not (DEV_INDEX / CATALOG_FILE).is_file():
+        pytest.skip("no development index: build it with eval/dev_eval.py")
 
     copy = Path(shutil.copytree(DEV_INDEX, tmp_path / "index"))
     searcher = open_searcher_at(copy)
