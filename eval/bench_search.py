@@ -43,7 +43,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-CORPUS_VERSION = 3  # bump when the generator changes: a built index of another version is rebuilt
+CORPUS_VERSION = 4  # bump when the generator or stored format changes: other versions are rebuilt
 DIM = 384
 SLIDE_SHARE = 0.1
 WARMUP = 3

@@ -97,6 +97,7 @@ class Outcome:
     duration: float | None = None
     counts: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    write_seconds: float = 0.0  # of `seconds`, writing to the index (the single writer's share)
 
 
 class Reporter(Protocol):
@@ -294,6 +295,7 @@ def _finish(index: Index, job: _Job, extraction: Extraction) -> Outcome:
         rec.recorded_at = extraction.created_at
     # Read again (--again, or changed): names users confirmed stay where the new turns
     # overlap the old ones, whatever speaker model made either.
+    started = time.monotonic()
     carried = {} if extraction.named else carried_names(
         index.speakers.confirmed_turns(index.catalog.get(rec.media_id)), extraction.turns)
     write_recording(index, rec, extraction)
@@ -301,8 +303,9 @@ def _finish(index: Index, job: _Job, extraction: Extraction) -> Outcome:
         index.set_speaker(rec, label, name)
     for label in index.speakers.carry(rec, carried):
         index.set_speaker(rec, label, label)
+    now = time.monotonic()
     return Outcome(rec.path, INDEXED, "; ".join(extraction.notes), rec.media_id,
-                   extraction.duration, rec.counts, time.monotonic() - job.started)
+                   extraction.duration, rec.counts, now - job.started, now - started)
 
 
 def _write(index: Index, job: _Job, extraction: Extraction) -> Outcome:

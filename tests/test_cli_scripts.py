@@ -80,10 +80,11 @@ def test_ingest_json_prints_one_object_per_file_then_the_totals(ingested, librar
     assert set(by_name) == {"covid_4.vtt", BROKEN, "missing.vtt"}
     for f in files:
         assert f["type"] == "file"
-        assert {"path", "status", "reason", "segments", "seconds"} <= set(f)
+        assert {"path", "status", "reason", "segments", "seconds", "write_seconds"} <= set(f)
     good = by_name["covid_4.vtt"]
     assert good["status"] == "indexed" and good["segments"]["transcript"] == 2
     assert good["seconds"] > 0 and good["path"] == str(library / "covid_4.vtt")
+    assert 0 < good["write_seconds"] <= good["seconds"]  # the single writer's share
     assert by_name[BROKEN]["status"] == "failed" and "binary" in by_name[BROKEN]["reason"]
     assert by_name["missing.vtt"]["reason"] == "file or folder not found"
     assert totals["type"] == "totals" and totals["files"] == 3

@@ -157,7 +157,8 @@ class JsonLines:
         _json_line({"type": "file", "path": outcome.path, "status": outcome.status,
                     "reason": outcome.reason or None, "media_id": outcome.media_id or None,
                     "duration": outcome.duration, "segments": dict(outcome.counts),
-                    "seconds": round(outcome.seconds, 3)})
+                    "seconds": round(outcome.seconds, 3),
+                    "write_seconds": round(outcome.write_seconds, 3)})
 
     def totals(self, outcomes: Sequence, counts: dict[str, int], seconds: float,
                index_dir: Path) -> None:
@@ -670,7 +671,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", metavar="PATH")
     p.add_argument("--json", action="store_true",
                    help="JSON lines on stdout: one object per file (path, status, reason, "
-                        "segments per modality, seconds), then one with the totals")
+                        "segments per modality, seconds, of them writing), then the totals")
     p.add_argument("--tags", help="comma-separated tags for these recordings")
     p.add_argument("--groups", help="comma-separated access groups (default: everyone)")
     p.add_argument("--workers", type=int, help="files processed in parallel (default 1)")
