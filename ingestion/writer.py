@@ -47,6 +47,7 @@ def write_recording(index: Index, rec: Recording, extraction: Extraction) -> Rec
         if label in extraction.named else
         SpeakerInput(label, seconds, vec, *suggested.get(label, (None, None)))
         for label, (seconds, vec) in extraction.voices.items()])
+    speakers.map_segments(gen, [s.speaker or "" for s in extraction.segments.get(TRANSCRIPT, [])])
     rec.gen = gen
     rec.counts = counts
     rec.models = {k: v for k, v in extraction.models.items()

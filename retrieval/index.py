@@ -35,7 +35,7 @@ from clipcite.retrieval.keyword import KeywordIndex
 from clipcite.retrieval.tantivy_keywords import keyword_directory
 from clipcite.retrieval.schema import (MODALITIES, TEXT_MODALITIES, TRANSCRIPT, RecordingInfo,
                                        hnsw_configuration, media_id_of, recording_metadata,
-                                       widen_search)
+                                       segment_id, widen_search)
 from clipcite.retrieval.speakers import SpeakerStore
 
 CATALOG_FILE = "catalog.sqlite3"
@@ -161,6 +161,7 @@ class Index:
         self._collections: dict[str, Any] = {}
         self._reader: ThreadPoolExecutor | None = None
         self._restore_keywords()
+        self._map_speakers()
 
     def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """fn(*args, **kwargs), retried with backoff while the Chroma server is unreachable
@@ -358,6 +359,15 @@ class Index:
         (`where` alone) with head-room for the share it is, the other generations dropped here
         by the id; the pre-filter only when that leaves fewer than k of more.
         """
+        speaker = (where or {}).get("speaker") if where and len(where) == 1 else None
+        if isinstance(speaker, str):
+            if modality != TRANSCRIPT:
+                return []  # only transcript segments carry a speaker
+            said = self._said(speaker, allowed)
+            if said is not None:
+                found = self._among(modality, embedding, k, said)
+                if found is not None:
+                    return found
         share = self.generation_share(allowed)
         if share < 0.5 and _simple(where):
             ids = self.catalog.segment_ids(modality, allowed)
@@ -371,6 +381,32 @@ class Index:
                 return kept[:k]
         clause: dict[str, Any] = {"gen": {"$in": sorted(allowed)}}
         return self._query(modality, embedding, k, {"$and": [clause, where]} if where else clause)
+
+    def _said(self, speaker: str, gens: Collection[str]) -> list[str] | None:
+        """Ids of the transcript segments `speaker` said in these generations (the speaker
+        store's record), or None when one of them has no record."""
+        said = self.speakers.segments_of(speaker, gens)
+        if said is None:
+            return None
+        recs = self.catalog.by_gen()
+        return [segment_id(recs[gen].media_id, gen, TRANSCRIPT, int(i))
+                for gen, indices in said.items() if gen in recs for i in indices]
+
+    def _among(self, modality: str, embedding: np.ndarray, k: int,
+               ids: Sequence[str]) -> list[Hit] | None:
+        """The k nearest of these segments: scored exactly when few, else by an unfiltered
+        query with head-room for the share they are, the others dropped by id. None when
+        that leaves fewer than k of more (the caller filters in Chroma instead)."""
+        if len(ids) <= EXACT_SEGMENTS:
+            return self._exact(modality, embedding, k, ids, None)
+        total = self.catalog.segment_count(modality, self.catalog.by_gen())
+        fetch = int(OVERFETCH * k * total / len(ids)) + 2 * k + 10
+        if fetch > MAX_FETCH:
+            return None
+        found = self._query(modality, embedding, fetch, None)
+        wanted = set(ids)
+        kept = [h for h in found if h.id in wanted]
+        return kept[:k] if len(kept) >= k or len(found) < fetch else None
 
     def _exact(self, modality: str, embedding: np.ndarray, k: int, ids: Sequence[str],
                where: dict[str, Any] | None) -> list[Hit]:
@@ -519,4 +555,28 @@ class Index:
         if res["ids"]:
             col.update(ids=res["ids"],
                        metadatas=[{**meta, "speaker": name} for meta in res["metadatas"]])
+            self._map_generation(rec.gen)
         return len(res["ids"])
+
+    # -- who said which segment (retrieval/speakers.py speaker_segments) ----------------
+    def _map_generation(self, gen: str) -> None:
+        """Record who said each transcript segment of a generation, from what Chroma holds."""
+        ids = self.catalog.segment_ids(TRANSCRIPT, [gen])  # by id: no scan of the collection
+        res = self.collection(TRANSCRIPT).get(
+            **({"ids": ids} if ids else {"where": {"gen": gen}}), include=["metadatas"])
+        said: dict[int, str] = {}
+        for seg_id, meta in zip(res["ids"], res["metadatas"]):
+            said[int(seg_id.rsplit(":", 1)[1])] = (meta or {}).get("speaker") or ""
+        last = max(said, default=-1)
+        self.speakers.map_segments(gen, [said.get(i, "") for i in range(last + 1)])
+
+    def _map_speakers(self) -> None:
+        """Fill in who said which segment for searchable generations written before that was
+        recorded (once per index: a generation mapped stays mapped)."""
+        todo = self.speakers.unmapped(
+            [r.gen for r in self.catalog.visible() if r.gen and r.counts.get(TRANSCRIPT, 0)])
+        if not todo:
+            return
+        log.warning("recording who said which segment for %s recordings", f"{len(todo):,}")
+        for gen in todo:
+            self._map_generation(gen)

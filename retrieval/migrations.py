@@ -152,6 +152,19 @@ def _keyword_index_to_tantivy(db: sqlite3.Connection) -> None:
         log.warning("keyword index moved: %s segments", f"{total:,}")
 
 
+def _speaker_segments_table(db: sqlite3.Connection) -> None:
+    """Version 7: which transcript segments each shown speaker said, per generation (int32
+    segment indices), so a search for one speaker's words scores those segments instead of
+    filtering the whole collection by metadata. Generations written before have no rows until
+    the index is opened by code that fills them in (Index._map_speakers)."""
+    db.execute("""CREATE TABLE IF NOT EXISTS speaker_segments (
+    gen      TEXT NOT NULL,
+    speaker  TEXT NOT NULL,  -- the shown name ("" for lines nobody was assigned)
+    segments BLOB NOT NULL,  -- int32 indices into the generation's transcript segments
+    PRIMARY KEY (gen, speaker)
+) WITHOUT ROWID""")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     _catalog_tables,
     _failed_rows_admins_only,
@@ -159,6 +172,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     _keyword_joined_hyphenated_words,
     _speaker_tables,
     _keyword_index_to_tantivy,
+    _speaker_segments_table,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

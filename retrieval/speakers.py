@@ -102,6 +102,41 @@ class SpeakerStore:
             raise
         self._db.execute("COMMIT")
 
+    def map_segments(self, gen: str, speakers: Sequence[str]) -> None:
+        """Record who said each transcript segment of a generation (`speakers[i]`: segment i's
+        shown name, "" for none), replacing what was recorded for it."""
+        by_name: dict[str, list[int]] = {}
+        for i, name in enumerate(speakers):
+            by_name.setdefault(name or "", []).append(i)
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.execute("DELETE FROM speaker_segments WHERE gen=?", (gen,))
+            self._db.executemany(
+                "INSERT INTO speaker_segments (gen, speaker, segments) VALUES (?,?,?)",
+                [(gen, name, np.asarray(idx, dtype=np.int32).tobytes())
+                 for name, idx in by_name.items()])
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def segments_of(self, speaker: str, gens: Collection[str]) -> dict[str, np.ndarray] | None:
+        """The transcript segment indices `speaker` said in each of these generations (those
+        where they said none are absent); None when a generation has no record (written
+        before these were kept and not yet filled in)."""
+        wanted = set(gens)
+        mapped = {g for (g,) in self._db.execute("SELECT DISTINCT gen FROM speaker_segments")}
+        if not wanted <= mapped:
+            return None
+        rows = self._db.execute(
+            "SELECT gen, segments FROM speaker_segments WHERE speaker=?", (speaker,))
+        return {g: np.frombuffer(blob, dtype=np.int32) for g, blob in rows if g in wanted}
+
+    def unmapped(self, gens: Collection[str]) -> list[str]:
+        """Those of these generations with no record of who said which segment."""
+        mapped = {g for (g,) in self._db.execute("SELECT DISTINCT gen FROM speaker_segments")}
+        return [g for g in gens if g not in mapped]
+
     def forget_unused(self) -> int:
         """Delete rows of generations that are neither visible nor being written."""
         cur = self._db.execute(
@@ -110,9 +145,12 @@ class SpeakerStore:
             "SELECT gen FROM recordings WHERE gen IS NOT NULL"
             " UNION SELECT gen FROM garbage WHERE retired=0")}
         dead = [r[0] for r in cur.fetchall() if r[0] not in live]
+        dead += [g for (g,) in self._db.execute("SELECT DISTINCT gen FROM speaker_segments")
+                 if g not in live and g not in dead]
         for gen in dead:
             self._db.execute("DELETE FROM speaker_turns WHERE gen=?", (gen,))
             self._db.execute("DELETE FROM speakers WHERE gen=?", (gen,))
+            self._db.execute("DELETE FROM speaker_segments WHERE gen=?", (gen,))
         return len(dead)
 
     # -- reading -------------------------------------------------------------------------

@@ -114,3 +114,35 @@ def test_a_selection_whose_segments_were_deleted_meanwhile_is_still_searched(tmp
     hits = index.query(TRANSCRIPT, vector, 10, [rec.gen])
     assert sorted(h.id for h in hits) == sorted(
         set(index.catalog.segment_ids(TRANSCRIPT, [rec.gen])) - set(gone))
+
+
+def test_who_said_which_segment_is_recorded_follows_renames_and_is_filled_in_for_old_ones(
+        tmp_path: Path):
+    """A search for one speaker's words scores the segments the speaker store says they said
+    (retrieval/speakers.py speaker_segments), so the record must follow every rename, and an
+    index written before it was kept gets it when opened."""
+    index = Index(tmp_path / "index")
+    rec = _write(index, "rec00", [f"line {i} on the budget" for i in range(6)],
+                 speakers=["Ann", "Bo"])
+    _write(index, "rec01", [f"other line {i}" for i in range(4)], speakers=["Bo"])
+    said = index.speakers.segments_of("Ann", [rec.gen])
+    assert said is not None and said[rec.gen].tolist() == [0, 2, 4]
+
+    index.set_speaker(rec, "Bo", "Bea")
+    renamed = index.speakers.segments_of("Bea", [rec.gen])
+    assert renamed is not None and renamed[rec.gen].tolist() == [1, 3, 5]
+    assert index.speakers.segments_of("Bo", [rec.gen]) == {}
+    searcher = Searcher(index, _HashEncoder())
+    found = search(searcher, "budget", k=5, filters=Filters(speaker="Bea"))
+    assert found and all(m.media_id == "rec00" and m.speaker == "Bea" for m in found)
+
+    index.catalog.connection.execute("DELETE FROM speaker_segments")  # as an older index
+    gens = [r.gen for r in index.catalog.all() if r.gen]
+    assert index.speakers.segments_of("Bea", gens) is None  # unknown: Chroma filters instead
+    assert [m.start for m in search(searcher, "budget", k=5, filters=Filters(speaker="Bea"))] \
+        == [m.start for m in found]
+    reopened = Index(tmp_path / "index")
+    again = reopened.speakers.segments_of("Bea", gens)
+    assert again is not None and again[rec.gen].tolist() == [1, 3, 5]
+    assert reopened.speakers.segments_of("Bo", gens)[gens[1] if gens[0] == rec.gen
+                                                     else gens[0]].tolist() == [0, 1, 2, 3]

@@ -28,7 +28,8 @@ from clipcite.retrieval.migrations import MIGRATIONS, SCHEMA_VERSION, migrate, v
 from clipcite.retrieval.schema import TRANSCRIPT
 
 LEGACY = Path(__file__).resolve().parent / "fixtures" / "legacy_index_v2"
-TABLES = {"recordings", "garbage", "speaker_turns", "speakers"}  # keywords: in tantivy
+# The keyword index is in tantivy, beside the database.
+TABLES = {"recordings", "garbage", "speaker_turns", "speakers", "speaker_segments"}
 
 
 @pytest.fixture()

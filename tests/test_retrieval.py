@@ -171,7 +171,8 @@ def _write(index: Index, media_id: str, lines: list[str], groups: list[str] = ()
 
     enc = _HashEncoder()
     segments = {TRANSCRIPT: [Segment(TRANSCRIPT, 5.0 * i, 5.0 * i + 4, t,
-                                     speaker=speakers[i % len(speakers)])
+                                     speaker=speakers[i % len(speakers)],
+                                     speaker_label=speakers[i % len(speakers)])
                              for i, t in enumerate(lines)],
                 SLIDES: [Segment(SLIDES, 5.0 * i, 5.0 * i + 4, t) for i, t in enumerate(slides)]}
     vectors = {m: enc.embed_passages([s.text for s in segs]) if segs else np.zeros((0, 384))
