@@ -573,10 +573,13 @@ class Index:
     def _map_speakers(self) -> None:
         """Fill in who said which segment for searchable generations written before that was
         recorded (once per index: a generation mapped stays mapped)."""
-        todo = self.speakers.unmapped(
-            [r.gen for r in self.catalog.visible() if r.gen and r.counts.get(TRANSCRIPT, 0)])
+        todo = self.speakers.unmapped([r.gen for r in self.catalog.visible() if r.gen])
         if not todo:
             return
         log.warning("recording who said which segment for %s recordings", f"{len(todo):,}")
+        silent = {r.gen for r in self.catalog.visible() if not r.counts.get(TRANSCRIPT, 1)}
         for gen in todo:
-            self._map_generation(gen)
+            if gen in silent:  # no transcript segment (counted at commit): nothing to read
+                self.speakers.map_segments(gen, [])
+            else:
+                self._map_generation(gen)

@@ -105,7 +105,7 @@ class SpeakerStore:
     def map_segments(self, gen: str, speakers: Sequence[str]) -> None:
         """Record who said each transcript segment of a generation (`speakers[i]`: segment i's
         shown name, "" for none), replacing what was recorded for it."""
-        by_name: dict[str, list[int]] = {}
+        by_name: dict[str, list[int]] = {"": []}  # a row even without speech: it is recorded
         for i, name in enumerate(speakers):
             by_name.setdefault(name or "", []).append(i)
         self._db.execute("BEGIN IMMEDIATE")
@@ -114,7 +114,7 @@ class SpeakerStore:
             self._db.executemany(
                 "INSERT INTO speaker_segments (gen, speaker, segments) VALUES (?,?,?)",
                 [(gen, name, np.asarray(idx, dtype=np.int32).tobytes())
-                 for name, idx in by_name.items()])
+                 for name, idx in by_name.items() if idx or name == ""])
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
@@ -130,7 +130,8 @@ class SpeakerStore:
             return None
         rows = self._db.execute(
             "SELECT gen, segments FROM speaker_segments WHERE speaker=?", (speaker,))
-        return {g: np.frombuffer(blob, dtype=np.int32) for g, blob in rows if g in wanted}
+        return {g: np.frombuffer(blob, dtype=np.int32) for g, blob in rows
+                if g in wanted and blob}
 
     def unmapped(self, gens: Collection[str]) -> list[str]:
         """Those of these generations with no record of who said which segment."""

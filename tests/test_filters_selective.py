@@ -136,13 +136,18 @@ def test_who_said_which_segment_is_recorded_follows_renames_and_is_filled_in_for
     found = search(searcher, "budget", k=5, filters=Filters(speaker="Bea"))
     assert found and all(m.media_id == "rec00" and m.speaker == "Bea" for m in found)
 
+    silent = _write(index, "rec02", [], slides=["Agenda"])  # no speech, and still recorded
+    gens = {r.media_id: r.gen for r in index.catalog.all() if r.gen}
+    assert index.speakers.segments_of("Ann", gens.values()) is not None
+
     index.catalog.connection.execute("DELETE FROM speaker_segments")  # as an older index
-    gens = [r.gen for r in index.catalog.all() if r.gen]
-    assert index.speakers.segments_of("Bea", gens) is None  # unknown: Chroma filters instead
+    assert index.speakers.segments_of("Bea", gens.values()) is None  # Chroma filters instead
     assert [m.start for m in search(searcher, "budget", k=5, filters=Filters(speaker="Bea"))] \
         == [m.start for m in found]
     reopened = Index(tmp_path / "index")
-    again = reopened.speakers.segments_of("Bea", gens)
+    assert reopened.speakers.unmapped(gens.values()) == []
+    again = reopened.speakers.segments_of("Bea", gens.values())
     assert again is not None and again[rec.gen].tolist() == [1, 3, 5]
-    assert reopened.speakers.segments_of("Bo", gens)[gens[1] if gens[0] == rec.gen
-                                                     else gens[0]].tolist() == [0, 1, 2, 3]
+    assert reopened.speakers.segments_of("Bo", gens.values())[gens["rec01"]].tolist() \
+        == [0, 1, 2, 3]
+    assert silent.gen not in reopened.speakers.segments_of("Bo", gens.values())
