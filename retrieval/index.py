@@ -33,9 +33,9 @@ from clipcite.retrieval.catalog import Catalog, Recording
 from clipcite.retrieval.chroma_views import CatalogGens, LiveCollection, Views
 from clipcite.retrieval.keyword import KeywordIndex
 from clipcite.retrieval.tantivy_keywords import keyword_directory
-from clipcite.retrieval.schema import (MODALITIES, TEXT_MODALITIES, TRANSCRIPT, RecordingInfo,
-                                       hnsw_configuration, media_id_of, recording_metadata,
-                                       segment_id, widen_search)
+from clipcite.retrieval.schema import (MODALITIES, TEXT_MODALITIES, TRANSCRIPT,
+                                       hnsw_configuration, recording_metadata, segment_id,
+                                       split_segment_id, widen_search)
 from clipcite.retrieval.speakers import SpeakerStore
 
 CATALOG_FILE = "catalog.sqlite3"
@@ -75,8 +75,8 @@ class Hit:
 
 def segment_gen(seg_id: str) -> str | None:
     """The generation inside an id made by schema.segment_id (media:gen:modality:index)."""
-    parts = seg_id.rsplit(":", 3)
-    return parts[1] if len(parts) == 4 else None
+    parts = split_segment_id(seg_id)
+    return parts[1] if parts else None
 
 
 class ChromaUnavailableError(Exception):
@@ -359,7 +359,7 @@ class Index:
         (`where` alone) with head-room for the share it is, the other generations dropped here
         by the id; the pre-filter only when that leaves fewer than k of more.
         """
-        speaker = (where or {}).get("speaker") if where and len(where) == 1 else None
+        speaker = where.get("speaker") if where and len(where) == 1 else None
         if isinstance(speaker, str):
             if modality != TRANSCRIPT:
                 return []  # only transcript segments carry a speaker
@@ -399,7 +399,7 @@ class Index:
         that leaves fewer than k of more (the caller filters in Chroma instead)."""
         if len(ids) <= EXACT_SEGMENTS:
             return self._exact(modality, embedding, k, ids, None)
-        total = self.catalog.segment_count(modality, self.catalog.by_gen())
+        total = self.catalog.segment_count(modality, self.catalog.by_gen().keys())
         fetch = int(OVERFETCH * k * total / len(ids)) + 2 * k + 10
         if fetch > MAX_FETCH:
             return None
@@ -475,16 +475,18 @@ class Index:
         its recording's fields from the catalog (schema.recording_metadata). A generation the
         catalog does not show (being written, or just replaced) keeps what was stored."""
         recs = self.catalog.by_gen()
+        fields: dict[str, dict[str, Any]] = {}  # per generation, made once per call
         hits = []
         for seg_id, doc, stored in zip(res["ids"], res["documents"], res["metadatas"]):
             meta = dict(stored or {})
-            rec = recs.get(meta.get("gen", ""))
-            if rec is not None:
-                meta.update(recording_metadata(RecordingInfo(
-                    rec.media_id, rec.path, rec.title, rec.recorded_at or 0.0, rec.tags,
-                    rec.groups), modality))
+            gen = meta.get("gen", "")
+            if gen in recs:
+                if gen not in fields:
+                    fields[gen] = recording_metadata(recs[gen], modality)
+                meta.update(fields[gen])
             else:
-                meta.setdefault("media_id", media_id_of(seg_id))
+                parts = split_segment_id(seg_id)
+                meta.setdefault("media_id", parts[0] if parts else seg_id)
                 meta.setdefault("modality", modality)
             hits.append(Hit(id=seg_id, modality=modality, text=doc or "", metadata=meta,
                             distance=0.0))
@@ -566,20 +568,22 @@ class Index:
             **({"ids": ids} if ids else {"where": {"gen": gen}}), include=["metadatas"])
         said: dict[int, str] = {}
         for seg_id, meta in zip(res["ids"], res["metadatas"]):
-            said[int(seg_id.rsplit(":", 1)[1])] = (meta or {}).get("speaker") or ""
+            parts = split_segment_id(seg_id)
+            if parts:
+                said[parts[3]] = (meta or {}).get("speaker") or ""
         last = max(said, default=-1)
         self.speakers.map_segments(gen, [said.get(i, "") for i in range(last + 1)])
 
     def _map_speakers(self) -> None:
         """Fill in who said which segment for searchable generations written before that was
         recorded (once per index: a generation mapped stays mapped)."""
-        todo = self.speakers.unmapped([r.gen for r in self.catalog.visible() if r.gen])
+        searchable = {r.gen: r for r in self.catalog.visible() if r.gen}
+        todo = self.speakers.unmapped(searchable)
         if not todo:
             return
         log.warning("recording who said which segment for %s recordings", f"{len(todo):,}")
-        silent = {r.gen for r in self.catalog.visible() if not r.counts.get(TRANSCRIPT, 1)}
         for gen in todo:
-            if gen in silent:  # no transcript segment (counted at commit): nothing to read
+            if searchable[gen].counts.get(TRANSCRIPT, 1) == 0:  # counted at commit: no speech
                 self.speakers.map_segments(gen, [])
             else:
                 self._map_generation(gen)

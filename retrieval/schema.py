@@ -8,7 +8,7 @@ not allowed, so an unknown speaker is stored as "" and mapped back to None on re
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 TRANSCRIPT = "transcript"
 SLIDES = "slides"
@@ -57,21 +57,17 @@ class Segment:
     last: int | None = None
 
 
-@dataclass
-class RecordingInfo:
-    """What a segment's metadata says about its recording when read: filled in from the
-    catalog by generation (Index.by_ids), not stored with every segment."""
-
-    media_id: str
-    path: str
-    title: str
-    recorded_at: float
-    tags: list[str] = field(default_factory=list)
-    groups: list[str] = field(default_factory=list)
-
-
 def segment_id(media_id: str, gen: str, modality: str, index: int) -> str:
     return f"{media_id}:{gen}:{modality}:{index}"
+
+
+def split_segment_id(seg_id: str) -> tuple[str, str, str, int] | None:
+    """(media id, generation, modality, index) of an id made by segment_id (media ids hold no
+    colon), or None for any other string."""
+    parts = seg_id.rsplit(":", 3)
+    if len(parts) != 4 or not parts[3].isdigit():
+        return None
+    return parts[0], parts[1], parts[2], int(parts[3])
 
 
 def segment_metadata(seg: Segment, gen: str) -> dict[str, Any]:
@@ -91,21 +87,27 @@ def segment_metadata(seg: Segment, gen: str) -> dict[str, Any]:
     return meta
 
 
-def recording_metadata(rec: RecordingInfo, modality: str) -> dict[str, Any]:
-    """The recording's fields as a read segment's metadata carries them (segments written
-    before they were left out hold copies of these, which the catalog's values replace)."""
+class RecordingFields(Protocol):
+    """What a recording's catalog row (catalog.Recording) gives every one of its segments."""
+
+    media_id: str
+    path: str
+    title: str
+    recorded_at: float | None
+    tags: list[str]
+    groups: list[str]
+
+
+def recording_metadata(rec: RecordingFields, modality: str) -> dict[str, Any]:
+    """The recording's fields (from its catalog row) as a read segment's metadata carries them
+    (segments written before they were left out hold copies, which these replace)."""
     meta: dict[str, Any] = {"media_id": rec.media_id, "path": rec.path, "title": rec.title,
-                            "recorded_at": float(rec.recorded_at), "modality": modality}
+                            "recorded_at": float(rec.recorded_at or 0.0), "modality": modality}
     if rec.tags:
         meta["tags"] = list(rec.tags)
     if rec.groups:
         meta["groups"] = list(rec.groups)
     return meta
-
-
-def media_id_of(seg_id: str) -> str:
-    """The recording inside an id made by segment_id (media ids contain no colon)."""
-    return seg_id.rsplit(":", 3)[0]
 
 
 @dataclass

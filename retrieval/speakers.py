@@ -125,8 +125,7 @@ class SpeakerStore:
         where they said none are absent); None when a generation has no record (written
         before these were kept and not yet filled in)."""
         wanted = set(gens)
-        mapped = {g for (g,) in self._db.execute("SELECT DISTINCT gen FROM speaker_segments")}
-        if not wanted <= mapped:
+        if self.unmapped(wanted):
             return None
         rows = self._db.execute(
             "SELECT gen, segments FROM speaker_segments WHERE speaker=?", (speaker,))
