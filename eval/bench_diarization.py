@@ -163,6 +163,8 @@ def long_recording(meetings: list[Path], minutes: float, out: Path) -> Path:
     from clipcite.ingestion.media import SAMPLE_RATE, decode_audio
     import wave
 
+    if not meetings:
+        raise SystemExit("--long-minutes repeats the generated meetings: keep one in --only")
     parts, total = [], 0
     while total < minutes * 60 * SAMPLE_RATE:
         for m in meetings:

@@ -406,8 +406,10 @@ def label_words(words: Iterable[Word], turns: Sequence[Turn]) -> list[Word]:
             # Turns that can overlap the word begin before it ends; look at a few around it.
             i = int(np.searchsorted(starts, word.end))
             nearby = ordered[max(0, i - 8):i + 1]
+            # A word inside two people's overlapping turns goes to the longer turn: the
+            # voice that holds the floor, not the one heard over it for a moment.
             best = max(nearby, key=lambda t: (_overlap(word.start, word.end, t.start, t.end),
-                                              -_distance(word, t)))
+                                              -_distance(word, t), t.end - t.start))
             word.speaker = best.speaker
         out.append(word)
     return out

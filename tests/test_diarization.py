@@ -209,3 +209,7 @@ def test_label_words():
     assert [w.speaker for w in labelled] == ["Speaker 1", "Speaker 2", "Speaker 2",
                                              "Speaker 1", "Speaker 1"]
     assert label_words([Word(0.0, 1.0, "x")], [])[0].speaker is None
+    # Speaker 1 goes on under the start of Speaker 2's turn: the words there stay Speaker 2's.
+    both = [Turn(0.0, 5.0, "Speaker 1"), Turn(5.0, 6.0, "Speaker 1"),
+            Turn(5.0, 9.0, "Speaker 2")]
+    assert label_words([Word(5.2, 5.6, "well")], both)[0].speaker == "Speaker 2"
