@@ -16,8 +16,8 @@ import pytest
 from eval.der import read_rttm, score
 from eval.meetings import MeetingSpec, build_all
 from clipcite.ingestion.clustering import kmeans, similarity
-from clipcite.ingestion.diarization import (DiarizeOptions, Turn, _blend_cosine, _project_out, diarize,
-                                   label_words, match_voices)
+from clipcite.ingestion.diarization import (DiarizeOptions, Turn, _blend_cosine, _distinct,
+                                            _project_out, diarize, label_words, match_voices)
 from clipcite.ingestion.media import SAMPLE_RATE, decode_audio
 from clipcite.ingestion.segments import Word
 
@@ -178,6 +178,24 @@ def test_blend_of_two_voices_is_recognised():
     assert _blend_cosine(c, a, b) == pytest.approx(0.0)
     # Negative weights are not allowed: the opposite of a voice is no blend of it.
     assert _blend_cosine(-a, a, b) == pytest.approx(0.0)
+
+
+def test_a_blend_that_holds_turns_of_its_own_is_a_voice():
+    """A cluster between two voices is spurious when its windows sit at the others' turn
+    changes, a voice of its own (a third person who sounds like both) when it talks in turns."""
+    a, b = np.eye(3)[:2]
+    mix = (a + b) / np.linalg.norm(a + b)
+    seconds = np.full(100, 0.25)
+    # A A ... B B ... with two "mix" windows at each change: 5 s of it, half a second a time.
+    at_changes = np.array(([0] * 8 + [2] * 2 + [1] * 8 + [2] * 2) * 5)
+    # A, B and mix talking in turns of several seconds.
+    in_turns = np.repeat([0, 1, 2, 0, 1], 20)
+    options = DiarizeOptions()
+    for labels, distinct in ((at_changes, False), (in_turns, True)):
+        vectors = np.stack([(a, b, mix)[k] for k in labels])
+        assert _distinct(vectors, labels, seconds, options) is distinct
+    assert _distinct(np.stack([(a, b, mix)[k] for k in at_changes]), at_changes, seconds,
+                     DiarizeOptions(blend_turn=0.0))  # the turn check is what rejects it
 
 
 def test_kmeans_finds_separated_groups():
