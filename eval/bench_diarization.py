@@ -304,7 +304,7 @@ def main() -> None:
             label = f"{model} told {true}" if given else model
             r = {**run_timed(wav, args.threads, args.runs, model, true if given else None),
                  "model": label}
-            results.setdefault(label if given else model, {})[name] = r
+            results.setdefault(label, {})[name] = r
             row, der, miss = _table_row(name, kind, r, ref, args.runs)
             print(row, flush=True)
             key = f"{model} + count" if given else model

@@ -26,3 +26,4 @@ def test_models_command_reports_every_packaged_model(run_cli):
     out = run_cli("models").stdout
     assert "tiny.en (packaged)" in out and "sha256 checked" in out
     assert "384-d" in out and "tesseract" in out and "off (no weights configured)" in out
+    assert "overlap pyannote segmentation-3.0" in out  # the default labels overlapped speech

