@@ -22,7 +22,8 @@ from clipcite.assistant.evidence import (SUPPORT_THRESHOLD, Citation, CitationCh
                                 render_passages, snippet_parts)
 from clipcite.assistant.dates import recorded_period
 from clipcite.assistant.llm import LLMError, ServiceError
-from clipcite.assistant.named import KINDS, matching, named_recording, several, unavailable
+from clipcite.assistant.named import (KINDS, identified, matching, named_recording, several,
+                                      unavailable)
 from clipcite.assistant.parts import question_parts
 from clipcite.assistant.prompts import render, render_messages
 from clipcite.assistant.turns import Event, Reply, Route, Turn
@@ -457,7 +458,9 @@ class Assistant:
         if route.media_ids:  # the recordings the user named (Assistant.turn)
             filters = replace(filters, recordings=route.media_ids)
         elif route.recording:  # a title the router read, not written as a recording's name
-            filters = narrowed(self.searcher.index, filters, title=route.recording)
+            picked = identified(tools.list_recordings(self.searcher, filters), route.recording)
+            if picked:  # a topic word that is also in a title narrows nothing
+                filters = replace(filters, recordings=tuple(r.media_id for r in picked))
         filters = self._dated(filters, route)
         if self.example is not None:
             return tools.search_like(self.searcher, self.example, route.question, self.k, filters)

@@ -87,6 +87,15 @@ def matching(recs: Sequence[RecordingSummary], name: str) -> list[RecordingSumma
     return out
 
 
+def identified(recs: Sequence[RecordingSummary], name: str) -> list[RecordingSummary]:
+    """The recordings a loose reading of a title picks out: those `matching` the name that
+    holds most of their title's words. A topic word that is one word of a title ("budget" of
+    "Warehouse app budget", "planning" of "Offsite planning") picks none: narrowed to that
+    recording, a question about another recording's budget had been refused."""
+    wanted = len(words(name))
+    return [r for r in matching(recs, name) if 2 * wanted > len(words(r.title))]
+
+
 def unavailable(name: str) -> str:
     """The answer when no recording the caller may see has that name: the same whether it
     exists for others or not."""

@@ -422,3 +422,22 @@ def test_local_model_judges_whether_lines_answer_a_question(archive, local):
     answered = assistant.judge("Where is Sheila originally from?", call)
     unrelated = assistant.judge("How much did the company spend on the new warehouse roof?", call)
     assert 0.0 <= unrelated < answered <= 1.0, (answered, unrelated)
+
+
+def test_a_topic_word_that_is_also_in_a_title_does_not_narrow_the_search(archive, fake):
+    # The router read "planning" as a recording ("Offsite planning"); narrowed to it, the
+    # question about the phone call had nothing to cite (the Q3 budget question of the
+    # answer set was refused from "Warehouse app budget" this way).
+    question = "Where is Sheila from? I need it for the planning."
+    fake.replies = [route_reply(question=question, queries=["Sheila originally from"],
+                                recording="planning")]
+    fake.deltas = ["Sheila is originally from Chicago [{line:chicago}]."]
+    reply = Assistant(archive, remote(fake)).ask(question)
+    assert [c.title for c in reply.citations] == ["Phone call"], (reply.answer, [(m.title, m.text) for m in reply.found])
+    # A reading that names the recording still narrows to it.
+    fake.replies = [route_reply(question="What is the lunch?", queries=["lunch"],
+                                recording="offsite planning")]
+    fake.deltas = ["Pizza [{line:pizza}]."]
+    reply = Assistant(archive, remote(fake)).ask("What is the lunch at the offsite planning?")
+    assert [m.title for m in reply.found] and {m.title for m in reply.found} == {
+        "Offsite planning"}

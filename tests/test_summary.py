@@ -112,3 +112,15 @@ def test_a_recording_named_by_name_and_kind_matches_only_a_title_with_every_word
     # The router's reading counts when the message writes it as a recording's name.
     assert named_recording("what did Ken say in the board meeting?", "board") == "board meeting"
     assert named_recording("who is our security officer?", "security officer") is None
+
+
+def test_a_loose_title_reading_picks_a_recording_only_when_it_names_most_of_the_title():
+    from clipcite.assistant.named import identified
+
+    recs = [*RECS, _rec("w", "Warehouse app budget")]
+    assert identified(recs, "budget") == []  # a topic, one word of three
+    assert identified(recs, "call") == []  # a kind names nothing
+    assert [r.media_id for r in identified(recs, "warehouse budget")] == ["w"]
+    assert [r.media_id for r in identified(recs, "security training")] == ["b"]
+    assert [r.media_id for r in identified(recs, "Q3 planning")] == ["a"]
+    assert identified(recs, "planning meeting") == []  # half a title: could be a topic
