@@ -602,7 +602,7 @@ class Assistant:
         messages = render_messages("answer", evidence=render_passages(groups),
                                    question=_with_example(route.question, self.example))
         t = time.perf_counter()
-        checker = CitationChecker(lines, self.support, SUPPORT_THRESHOLD)
+        checker = CitationChecker(lines, self.support, SUPPORT_THRESHOLD, route.question)
         held, deciding, refused = "", True, False
         for delta in self.chat.stream(messages):
             if deciding:  # hold the first characters back until they cannot be a refusal

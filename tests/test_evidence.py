@@ -133,3 +133,37 @@ def test_a_part_the_recordings_do_not_mention_is_said_and_cites_nothing():
     out = check_citations("Who approved the portal launch on September 15th is not mentioned.",
                           EVIDENCE, words_support, 0.3)
     assert out.citations == []
+
+
+def test_quantities_read_alike_however_they_are_written():
+    from clipcite.assistant.quantities import quantities
+
+    for text in ("$45,000", "45 thousand dollars", "forty-five thousand", "45k"):
+        assert quantities(text) == {45000.0}, text
+    assert quantities("4.2%") == quantities("four point two percent") == {4.2}
+    assert quantities("one point two seconds") == {1.2}
+    assert quantities("a hundred persons") == quantities("100 persons") == {100.0}
+    assert quantities("twelve fifty, or 12,5 euros") >= {12.5}
+    assert quantities("the cheaper one, each one") == set()  # a pronoun, not a count
+    assert quantities("April 7th at 10:30") == {7.0, 10.0, 30.0}
+
+
+def test_a_line_stating_another_number_does_not_back_the_sentence():
+    said = [Moment("e", "/r/e.m4a", "Escalation", 31.0, 34.0, 0.1, "transcript",
+                   "They want a credit of $15,000."),
+            Moment("e", "/r/e.m4a", "Escalation", 8.8, 12.0, 0.1, "transcript",
+                   "They lost around 420 bookings during that time."),
+            Moment("e", "/r/e.m4a", "Escalation", 40.0, 43.0, 0.1, "transcript",
+                   "Julia will call the general manager tomorrow.")]
+    alike = lambda sentence, snippet: 0.9  # noqa: E731  (e5 finds short lines alike)
+    out = check_citations("The travel budget is five thousand euros [1]. They lost "
+                          "four hundred and twenty bookings [2]. Julia calls on 3 May [3].",
+                          said, alike, 0.35)
+    assert out.unsupported == ["The travel budget is five thousand euros."]
+    # The right number, however written, and a line with no number (the sentence's date may
+    # come from another line) still back their sentences.
+    assert [c.start for c in out.citations] == [8.8, 40.0]
+    # A number the question gives is not a claim of the answer.
+    checker = CitationChecker(said[1:2], alike, 0.35, question="What happened on 3 May?")
+    checker.sentence("On 3 May they lost 420 bookings [1].")
+    assert len(checker.result.citations) == 1
