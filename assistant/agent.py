@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from clipcite.assistant.evidence import (SUPPORT_THRESHOLD, Citation, CitationChecker, clock, label,
-                                render_passages, snippet_parts)
+                                render_passages, snippet_parts, word_overlap)
 from clipcite.assistant.dates import recorded_period
 from clipcite.assistant.llm import LLMError, ServiceError
 from clipcite.assistant.named import (KINDS, identified, matching, named_recording, several,
@@ -92,17 +92,10 @@ _REFERS_BACK = re.compile(
     r"|^\W*(and|but|so|also|what about|how about|why)\b", re.IGNORECASE)
 
 
-_WORD = re.compile(r"[a-z0-9]+")
 # Words that always mean a whole-recording summary; the 1.5B router sent "what were the action
 # items in the planning meeting?" to a top-5 answer, which cannot list them all.
 _SUMMARY_WORDS = re.compile(r"\b(summari[sz]e|summary|recap|action items|overview|key points)\b",
                             re.I)
-_STOP = frozenset("the a an and or of to in on at for is are was were be it this that with as "
-                  "by from we you they he she i our their his her will would can could".split())
-
-
-def _content_words(text: str) -> set[str]:
-    return {w[:6] for w in _WORD.findall(text.lower()) if w not in _STOP and len(w) > 1}
 
 
 # "What did she say next?", "and right after that?", "what came before that?": the answer is
@@ -269,8 +262,7 @@ class Assistant:
 
     def support(self, sentence: str, snippet: str) -> float:
         """How well a snippet backs a sentence: shared content words, or e5 similarity."""
-        words = _content_words(sentence)
-        overlap = len(words & _content_words(snippet)) / len(words) if words else 0.0
+        overlap = word_overlap(sentence, snippet)
         vectors = self.searcher.text.embed_passages([sentence, snippet])
         similarity = float(np.dot(vectors[0], vectors[1]))
         # e5 puts unrelated English pairs near 0.75 and paraphrases above 0.85.

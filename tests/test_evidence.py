@@ -167,3 +167,18 @@ def test_a_line_stating_another_number_does_not_back_the_sentence():
     checker = CitationChecker(said[1:2], alike, 0.35, question="What happened on 3 May?")
     checker.sentence("On 3 May they lost 420 bookings [1].")
     assert len(checker.result.citations) == 1
+
+
+def test_a_citation_of_the_line_beside_the_one_that_says_it_moves_there():
+    lines = [Moment("w", "/r/w.mp3", "Warehouse", 41.9, 48.0, 0.1, "transcript",
+                    "I suggest we run the pilot in the Leeds warehouse first, because it has "
+                    "the oldest stock system."),
+             Moment("w", "/r/w.mp3", "Warehouse", 49.1, 51.5, 0.1, "transcript",
+                    "We can start the Leeds pilot on April 7th.")]
+    alike = lambda sentence, snippet: 0.6  # noqa: E731  (both pass the support check)
+    out = check_citations("The pilot is there because it has the oldest stock system [2]. "
+                          "It starts on April 7th [2].", lines, alike, 0.35)
+    assert [(c.n, c.start) for c in out.citations] == [(1, 41.9), (2, 49.1)]
+    # A paraphrase that shares few words with any line keeps the model's citation.
+    out = check_citations("The trial begins in spring [2].", lines, alike, 0.35)
+    assert [c.start for c in out.citations] == [49.1]
