@@ -69,7 +69,7 @@ def run_one(wav: Path, threads: int, model: str = "resemblyzer",
     return {"duration": len(audio) / SAMPLE_RATE, "load": load, "wall": wall, "cpu": cpu,
             "turns": [(x.start, x.end, x.speaker) for x in result.turns],
             "prints": {k: v.tolist() for k, v in result.prints.items()},
-            "peak_mb": peak_mb()}
+            "speech": [list(r) for r in result.speech], "peak_mb": peak_mb()}
 
 
 def peak_mb() -> float:
@@ -183,6 +183,9 @@ def long_recording(meetings: list[Path], minutes: float, out: Path) -> Path:
 SPLIT = REPO / "eval" / "diarization_split.json"
 MATCH_THRESHOLDS = {"resemblyzer": THRESHOLDS,
                     "campplus": (0.7, 0.8, 0.85, 0.9, 0.92, 0.94, 0.96)}
+
+
+NAIVE = "naive: one speaker over the same speech"
 
 
 def _table_row(name: str, kind: str, r: dict, ref: list, runs: int) -> tuple[str, float, float]:
@@ -313,6 +316,16 @@ def main() -> None:
             if name in REAL_NAMES or half.get(name) == "check":
                 ders.setdefault((key, "real + check (issue #19 target)"), []).append(der)
             off.setdefault(key, []).append(abs(miss))
+            if model == models[0] and not given:
+                # The naive baseline on the same VAD, in the same run: one speaker over all
+                # speech (what a transcript without diarization says).
+                naive = [(a, b, "Speaker 1") for a, b in r.get("speech", [])]
+                der = score(ref, naive, 0.25, r["duration"]).der
+                for group in (half.get(name, "-"), kind) + (
+                        ("real + check (issue #19 target)",)
+                        if name in REAL_NAMES or half.get(name) == "check" else ()):
+                    ders.setdefault((NAIVE, group), []).append(der)
+                off.setdefault(NAIVE, []).append(abs(1 - true))
     print("\n| model | set | recordings | mean DER c0.25 |\n|---|---|---|---|")
     for (model, group), values in sorted(ders.items()):
         print(f"| {model} | {group} | {len(values)} | {np.mean(values):.3f} |")
