@@ -223,10 +223,17 @@ class CitationChecker:
         supports it well (ATTRIBUTE_THRESHOLD): a small model often answers from the lines
         and forgets the numbers, especially over several lines ("Summarize the discussion
         about ..."), or cites the line next to the one it read."""
-        if len(plain.split()) < 4 or not self.evidence:
+        if not self.evidence:
             return []
         # A line the program picks for a sentence that states a number must state it too.
         stated = quantities(plain) - self._asked
+        if len(plain.split()) < 4:
+            # Too short to judge by its words, unless it is a figure only one line states
+            # ("140 [1]", the line above "But only 140 of those sign-ups became paying
+            # customers" cited).
+            holders = [i + 1 for i, m in enumerate(self.evidence)
+                       if stated and stated <= quantities(snippet_text(m))]
+            return holders if len(holders) == 1 else []
         scores = [self.support(plain, snippet_text(m))
                   if not stated or stated & quantities(snippet_text(m)) else 0.0
                   for m in self.evidence]

@@ -182,3 +182,14 @@ def test_a_citation_of_the_line_beside_the_one_that_says_it_moves_there():
     # A paraphrase that shares few words with any line keeps the model's citation.
     out = check_citations("The trial begins in spring [2].", lines, alike, 0.35)
     assert [c.start for c in out.citations] == [49.1]
+
+
+def test_a_bare_figure_citing_the_wrong_line_goes_to_the_one_line_that_states_it():
+    lines = [Moment("s", "/r/s.mp3", "Spring review", 13.6, 18.0, 0.1, "transcript",
+                    "The landing page converted at 4.2%, the best we've ever had."),
+             Moment("s", "/r/s.mp3", "Spring review", 19.7, 24.2, 0.1, "transcript",
+                    "But only 140 of those sign-ups became paying customers.")]
+    out = check_citations("140 [1]", lines, words_support, 0.35)
+    assert [c.start for c in out.citations] == [19.7]
+    # A short reply no single line states stays uncited.
+    assert check_citations("Yes [1]", lines, words_support, 0.35).citations == []
