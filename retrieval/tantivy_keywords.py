@@ -152,6 +152,10 @@ class TantivyKeywords:
         """A tantivy writer (hold _write_lock), committed on success and dropped (its lock
         freed) either way."""
         writer = self._index.writer(heap_size=WRITER_HEAP, num_threads=1)
+        # A process killed inside a commit leaves that commit's files (a segment's
+        # "<id>.<opstamp>.del"), unreferenced by meta.json; the next commit reuses the opstamp
+        # and failed on "FileAlreadyExists" until they are gone (tests/test_crash.py).
+        writer.garbage_collect_files()
         try:
             yield writer
             writer.commit()

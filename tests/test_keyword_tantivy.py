@@ -350,3 +350,20 @@ def test_processes_opening_together_restore_once(tmp_path: Path):
     assert [p.returncode for p in openers] == [0, 0]
     assert [int(o.strip()) for o in outs] == [total, total]
     assert KeywordIndex(tmp_path / "index" / KEYWORD_DIR).count() == total
+
+
+def test_a_commit_after_one_killed_half_way_reuses_its_file_names(tmp_path: Path):
+    # What a process killed inside a delete's commit leaves: the next opstamp's ".del" file of
+    # a segment, registered with tantivy but not in meta.json. The next commit takes the same
+    # opstamp and failed on "FileAlreadyExists" (tests/test_crash.py hit it at random).
+    directory = tmp_path / KEYWORD_DIR
+    keywords = TantivyKeywords(directory)
+    keywords.add(_rows("g1", ["the budget is approved", "the pilot starts in April"]))
+    meta = json.loads((directory / "meta.json").read_text())
+    leftover = f"{meta['segments'][0]['segment_id'].replace('-', '')}.{meta['opstamp'] + 1}.del"
+    managed = json.loads((directory / ".managed.json").read_text())
+    (directory / ".managed.json").write_text(json.dumps([*managed, leftover]))
+    (directory / leftover).write_bytes(b"left by a killed commit")
+    again = TantivyKeywords(directory)
+    again.delete_generation("g1")
+    assert again.count("g1") == 0 and not (directory / leftover).exists()
