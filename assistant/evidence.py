@@ -201,6 +201,8 @@ class CitationChecker:
                  question: str = "") -> None:
         self.evidence, self.support, self.threshold = evidence, support, threshold
         self._asked = quantities(question)  # numbers the question gives are not claims
+        self._texts = [snippet_text(m) for m in evidence]  # read once per answer, not per
+        self._held = [quantities(t) for t in self._texts]  # sentence
         self.kept: dict[int, int] = {}  # evidence number -> citation number shown
         self.result = CheckedAnswer("")
         self._buffer = ""
@@ -218,50 +220,45 @@ class CitationChecker:
         rest, self._buffer = self._buffer.strip(), ""
         return [s for s in (self.sentence(rest),) if s] if rest else []
 
-    def _attributed(self, plain: str) -> list[int]:
+    def _attributed(self, plain: str, stated: set[float]) -> list[int]:
         """The line that best supports a sentence left without a valid citation, if it
         supports it well (ATTRIBUTE_THRESHOLD): a small model often answers from the lines
         and forgets the numbers, especially over several lines ("Summarize the discussion
         about ..."), or cites the line next to the one it read."""
         if not self.evidence:
             return []
-        # A line the program picks for a sentence that states a number must state it too.
-        stated = quantities(plain) - self._asked
         if len(plain.split()) < 4:
             # Too short to judge by its words, unless it is a figure only one line states
             # ("140 [1]", the line above "But only 140 of those sign-ups became paying
             # customers" cited).
-            holders = [i + 1 for i, m in enumerate(self.evidence)
-                       if stated and stated <= quantities(snippet_text(m))]
+            holders = [i + 1 for i, held in enumerate(self._held) if stated and stated <= held]
             return holders if len(holders) == 1 else []
-        scores = [self.support(plain, snippet_text(m))
-                  if not stated or stated & quantities(snippet_text(m)) else 0.0
-                  for m in self.evidence]
+        # A line the program picks for a sentence that states a number must state it too.
+        scores = [self.support(plain, text) if not stated or stated & held else 0.0
+                  for text, held in zip(self._texts, self._held)]
         best = max(range(len(scores)), key=scores.__getitem__)
         return [best + 1] if scores[best] >= ATTRIBUTE_THRESHOLD else []
 
-    def _repinned(self, plain: str, cited: list[int]) -> list[int]:
+    def _repinned(self, plain: str, stated: set[float], cited: list[int]) -> list[int]:
         """Each citation, or the line that says the sentence clearly more in its words
         (REPIN_MARGIN), with no other number than it states."""
-        stated = quantities(plain) - self._asked
-        shared = [word_overlap(plain, snippet_text(m)) for m in self.evidence]
+        shared = [word_overlap(plain, text) for text in self._texts]
         out: list[int] = []
         for n in cited:
-            free = [i for i in range(len(self.evidence))
-                    if i + 1 not in cited and i + 1 not in out and
-                    agree(stated, snippet_text(self.evidence[i]))]
+            free = [i for i, held in enumerate(self._held)
+                    if i + 1 not in cited and i + 1 not in out and agree(stated, held)]
             best = max(free, key=shared.__getitem__, default=None)
             moved = best is not None and shared[best] >= ATTRIBUTE_THRESHOLD and \
                 shared[best] - shared[n - 1] >= REPIN_MARGIN
             out.append(best + 1 if moved else n)
         return out
 
-    def _backs(self, plain: str, snippet: str) -> bool:
-        """A cited line backs its sentence: alike enough, and no other number than it states
-        ("five thousand euros" is not backed by "a credit of $15,000", however alike e5 finds
-        the two: the 1.5B model cited such lines for invented amounts)."""
-        return (self.support(plain, snippet) >= self.threshold and
-                agree(quantities(plain) - self._asked, snippet))
+    def _backs(self, plain: str, stated: set[float], n: int) -> bool:
+        """Evidence line n backs its sentence: alike enough, and no other number than it
+        states ("five thousand euros" is not backed by "a credit of $15,000", however alike
+        e5 finds the two: the 1.5B model cited such lines for invented amounts)."""
+        return (agree(stated, self._held[n - 1]) and
+                self.support(plain, self._texts[n - 1]) >= self.threshold)
 
     @property
     def pending(self) -> str:
@@ -277,14 +274,15 @@ class CitationChecker:
             self.result.dropped.extend(dict.fromkeys(numbers))
             self.result.text = f"{self.result.text} {plain}".strip()
             return plain
+        stated = quantities(plain) - self._asked
         supported = [n for n in dict.fromkeys(numbers) if 1 <= n <= len(self.evidence) and
-                     self._backs(plain, snippet_text(self.evidence[n - 1]))]
+                     self._backs(plain, stated, n)]
         self.result.dropped.extend(n for n in dict.fromkeys(numbers) if n not in supported)
         if not supported and plain:
             # No number, or none that holds: the line that does say it, if one clearly does
             # (the 1.5B model cites a neighbour of the line it read, or forgets the number).
-            supported = self._attributed(plain)
-        supported = self._repinned(plain, supported)
+            supported = self._attributed(plain, stated)
+        supported = self._repinned(plain, stated, supported)
         good = []
         for n in supported:
             if n not in self.kept:

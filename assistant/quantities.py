@@ -93,8 +93,8 @@ def quantities(text: str) -> set[float]:
     return found
 
 
-def agree(stated: set[float], line: str) -> bool:
-    """Whether a line can back a sentence that states these quantities: it states one of
-    them, or no number at all (the sentence's number may come from another cited line)."""
-    held = quantities(line)
+def agree(stated: set[float], held: set[float]) -> bool:
+    """Whether a line holding these quantities can back a sentence that states those: it
+    states one of them, or no number at all (the sentence's number may come from another
+    cited line)."""
     return not stated or not held or bool(stated & held)
