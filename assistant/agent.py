@@ -607,16 +607,16 @@ class Assistant:
                     refused = True
                     break  # stop generating: nothing more is needed
                 delta = held
-            for sentence in checker.feed(delta):
+            # Words show as they are written; a sentence's citations once it ends (checked).
+            for piece in checker.feed(delta):
                 timings.setdefault("first_token", time.perf_counter() - t0)
-                yield Event("token", sentence + " ")
+                yield Event("token", piece)
         if deciding and held.strip():
             refused = REFUSAL.startswith(" ".join(held.upper().split()))
-            if not refused:
-                checker.feed(held)
-        for sentence in checker.close():
+        pieces = checker.feed(held) if deciding and not refused else []
+        for piece in [*pieces, *checker.close()]:
             timings.setdefault("first_token", time.perf_counter() - t0)
-            yield Event("token", sentence)
+            yield Event("token", piece)
         timings["generate"] = time.perf_counter() - t
         checked = checker.result
         if refused or not checked.citations:

@@ -7,12 +7,15 @@ snippet does not support its sentence, so every citation shown points at real ev
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from clipcite.assistant.quantities import agree, quantities
 from clipcite.retrieval.schema import Moment, clock, label
+
+log = logging.getLogger(__name__)
 
 Support = Callable[[str, str], float]  # (sentence, snippet) -> 0..1
 # A citation stays only if its snippet supports the sentence at least this well (0..1).
@@ -206,19 +209,41 @@ class CitationChecker:
         self.kept: dict[int, int] = {}  # evidence number -> citation number shown
         self.result = CheckedAnswer("")
         self._buffer = ""
+        self._shown = ""  # the words of the sentence being written already shown
 
     def feed(self, delta: str) -> list[str]:
-        """Add generated text; return the checked sentences it completed."""
+        """Add generated text; return what can be shown of it now, in order: the words of the
+        sentence being written, each once it is complete (citation marks left out), and at a
+        sentence's end the rest of it with the citations checked. Joined, the pieces read as
+        the checked answer (`result.text`); a sentence's citations change, its words do not."""
         self._buffer += delta
-        done = []
+        out = []
         while (m := _COMPLETE.match(self._buffer)) is not None:
-            done.append(self.sentence(m.group(1)))
+            out += self._ended(self.sentence(m.group(1)), " ")
             self._buffer = self._buffer[m.end():]
-        return [s for s in done if s]
+        # Words are shown up to the last complete one before any unfinished mark ("[1,").
+        words = _plain(self._buffer[:self._buffer.rfind("[")] if self._buffer.rfind("[") >
+                       self._buffer.rfind("]") else self._buffer)
+        ready = words[:max(words.rfind(" "), 0)]
+        if len(ready) > len(self._shown) and ready.startswith(self._shown):
+            out.append(ready[len(self._shown):])
+            self._shown = ready
+        return out
 
     def close(self) -> list[str]:
+        """The rest of the answer, checked (see feed)."""
         rest, self._buffer = self._buffer.strip(), ""
-        return [s for s in (self.sentence(rest),) if s] if rest else []
+        return self._ended(self.sentence(rest), "") if rest else self._ended("", "")
+
+    def _ended(self, text: str, after: str) -> list[str]:
+        """What is left to show of a finished sentence, given the words already shown."""
+        shown, self._shown = self._shown, ""
+        if not text:
+            return []
+        if not text.startswith(shown):  # cannot happen: words shown are never rewritten
+            log.warning("streamed words %r do not start the checked sentence %r", shown, text)
+            return [" " + text + after]
+        return [text[len(shown):] + after]
 
     def _attributed(self, plain: str, stated: set[float]) -> list[int]:
         """The line that best supports a sentence left without a valid citation, if it
@@ -265,7 +290,7 @@ class CitationChecker:
         return self._buffer
 
     def sentence(self, sentence: str) -> str:
-        plain = _strip_space(_MARK.sub("", sentence))
+        plain = _plain(sentence)
         numbers = [int(x) for m in _MARK.finditer(sentence) for x in m.group(1).split(",")]
         if _ABSENCE.search(plain):
             # "The recordings do not mention who approved it." (prompts/answer.md asks for
@@ -314,6 +339,11 @@ def check_citations(answer: str, evidence: Sequence[Moment], support: Support,
     for sentence in split_sentences(answer):
         checker.sentence(sentence)
     return checker.result
+
+
+def _plain(sentence: str) -> str:
+    """A sentence's words without its citation marks, as the reply shows them."""
+    return _strip_space(_MARK.sub("", sentence))
 
 
 def _strip_space(text: str) -> str:

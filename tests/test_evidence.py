@@ -42,15 +42,29 @@ def test_invented_and_unsupported_citations_are_dropped():
     assert out.unsupported == ["The budget is 48,000 dollars.", "The cafeteria opens at noon."]
 
 
-def test_streaming_checker_emits_whole_sentences():
+def test_streaming_checker_shows_words_as_written_and_citations_once_checked():
     checker = CitationChecker(EVIDENCE, words_support, 0.3)
     emitted = []
     for delta in ["We can ", "launch the portal on Sept", "ember 15th [1]. The help", " desk is ext. 4417 [2]"]:
         emitted += checker.feed(delta)
-    assert emitted == ["We can launch the portal on September 15th [1]."]
+    assert emitted[:2] == ["We", " can launch the portal on"]  # before the sentence ended
+    assert "".join(emitted) == "We can launch the portal on September 15th [1]. The help desk is ext."
     emitted += checker.close()
-    assert emitted[-1] == "The help desk is ext. 4417 [2]"
+    assert "".join(emitted) == checker.result.text == (
+        "We can launch the portal on September 15th [1]. The help desk is ext. 4417 [2]")
     assert [c.n for c in checker.result.citations] == [1, 2]
+
+
+def test_streamed_words_leave_out_marks_the_check_moves_or_drops():
+    checker = CitationChecker(EVIDENCE, words_support, 0.3)
+    emitted = []
+    # "[7, 1]" arrives in pieces: its parts are never shown as words; 7 does not exist.
+    for delta in ["The portal ", "launches [7", ", ", "1] on September ", "15th", "."]:
+        emitted += checker.feed(delta)
+    assert not any("[" in piece for piece in emitted)
+    emitted += checker.close()
+    assert "".join(emitted) == checker.result.text == "The portal launches on September 15th [1]."
+    assert checker.result.dropped == [7]
 
 
 def test_prompt_messages_cannot_be_started_by_evidence() -> None:
