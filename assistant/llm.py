@@ -270,9 +270,10 @@ OPTIMISTIC_JSON_TOKENS = 200
 
 class LocalChatModel(ChatModel):
     def prefill(self, messages: list[Message]) -> None:
-        # One generated token stores the evaluated prompt in the model's prompt-state cache
+        # The evaluated prompt stays in the model's prompt-state cache for good
         # (assistant/prompt_cache.py); later prompts sharing its start skip that part.
-        self._chat.invoke(to_langchain(messages), max_tokens=1)
+        with _service_errors():
+            self._chat.keep_prompt(to_langchain(messages))
 
     def yes_probability(self, messages: list[Message]) -> float | None:
         with _service_errors():

@@ -220,6 +220,15 @@ class ChatLlamaCpp(BaseChatModel):
         p_yes, p_no = float(p[yes].sum()), float(p[no].sum())
         return p_yes / (p_yes + p_no) if p_yes + p_no > 0 else 0.5
 
+    def keep_prompt(self, messages: list[BaseMessage]) -> None:
+        """Evaluate a prompt (a fixed start of later prompts) and keep its state in the
+        prompt-state cache for good (assistant/prompt_cache.py)."""
+        request = self._request(messages, None, {"max_tokens": 1, "temperature": 0.0})
+        with self._lock:
+            self._llama.create_chat_completion(**request)
+            if hasattr(self._llama.cache, "pin_latest"):
+                self._llama.cache.pin_latest()
+
     def _first_tokens(self, words: tuple[str, ...]) -> list[int]:
         return sorted({self._llama.tokenize(w.encode(), add_bos=False)[0] for w in words})
 

@@ -5,7 +5,9 @@ instructions. llama.cpp reuses only the prefix of the prompt it evaluated last, 
 alternating, each call evaluated its ~200 instruction tokens again: 3-4 s per call at 62 tok/s on
 2 cores. This cache keeps the model state after the last few prompts, and llama.cpp restores the
 one sharing the longest prefix with the next prompt (measured: the router then evaluates 11
-tokens instead of 246).
+tokens instead of 246). The fixed starts evaluated at warm-up are pinned: a prompt used now and
+then (the follow-up router, after six other calls) had lost its state, and its ~300 tokens
+were read again (a follow-up's route took 6-8 s instead of 3-5).
 
 Import this module only after assistant.local_model (it sets OMP_WAIT_POLICY before llama_cpp).
 """
@@ -28,16 +30,25 @@ class PromptStateCache(LlamaRAMCache):
 
     def __init__(self, max_states: int = 6) -> None:
         super().__init__(capacity_bytes=0)
-        self.max_states = max_states
+        self.max_states = max_states  # besides the pinned ones
+        self.pinned: set[tuple[int, ...]] = set()
+        self._latest: tuple[int, ...] | None = None
 
     @property
     def cache_size(self) -> int:
         return sum(s.llama_state_size + s.scores.nbytes for s in self.cache_state.values())
+
+    def pin_latest(self) -> None:
+        """Keep the state stored last for good (a prompt's fixed start, at warm-up)."""
+        if self._latest is not None:
+            self.pinned.add(self._latest)
 
     def __setitem__(self, key: Sequence[int], value: LlamaState) -> None:
         value.scores = value.scores[-1:].copy()
         key = tuple(key)
         self.cache_state.pop(key, None)
         self.cache_state[key] = value
-        while len(self.cache_state) > self.max_states:
-            self.cache_state.popitem(last=False)
+        self._latest = key
+        unpinned = [k for k in self.cache_state if k not in self.pinned]  # oldest first
+        for old in unpinned[:max(0, len(unpinned) - self.max_states)]:
+            del self.cache_state[old]

@@ -305,6 +305,9 @@ def test_local_prompt_prefixes_survive_other_prompts(local_llm: LocalChatModel,
     fixed_b = "You name colours. " * 40 + "Colour: "
     local_llm.prefill([{"role": "user", "content": fixed_a}])
     local_llm.prefill([{"role": "user", "content": fixed_b}])
+    # More other prompts than the cache keeps states: the warmed-up starts are pinned.
+    for n in range(8):
+        local_llm.complete([{"role": "user", "content": fixed_b + f"sky {n}"}])
     evaluated.clear()
     local_llm.complete([{"role": "user", "content": fixed_a + "apple"}])
     first_eval = evaluated[0]
@@ -325,6 +328,25 @@ def test_prompt_state_cache_keeps_few_states_without_logits() -> None:
     assert len(cache.cache_state) == 2 and (0, 1, 2) not in cache.cache_state
     assert all(s.scores.shape == (1, 1000) for s in cache.cache_state.values())
     assert cache[[2, 1, 2, 5]].input_ids[0] == 2  # the longest shared prefix wins
+
+
+def test_pinned_prompt_states_outlive_the_others() -> None:
+    import numpy as np
+    from llama_cpp.llama import LlamaState
+
+    from clipcite.assistant.prompt_cache import PromptStateCache
+
+    def state(first: int) -> LlamaState:
+        return LlamaState(input_ids=np.array([first, 1]), scores=np.ones((4, 3), np.float32),
+                          n_tokens=2, llama_state=b"x", llama_state_size=1, seed=0)
+
+    cache = PromptStateCache(max_states=2)
+    cache[[9, 1]] = state(9)
+    cache.pin_latest()
+    for n in range(5):
+        cache[[n, 1]] = state(n)
+    assert set(cache.cache_state) == {(9, 1), (3, 1), (4, 1)}
+    assert cache[[9, 1, 7]].input_ids[0] == 9
 
 
 def test_a_rejected_json_shape_is_remembered_for_the_endpoint(fake_api: FakeOpenAI) -> None:
