@@ -222,8 +222,9 @@ class CitationChecker:
             out += self._ended(self.sentence(m.group(1)), " ")
             self._buffer = self._buffer[m.end():]
         # Words are shown up to the last complete one before any unfinished mark ("[1,").
-        words = _plain(self._buffer[:self._buffer.rfind("[")] if self._buffer.rfind("[") >
-                       self._buffer.rfind("]") else self._buffer)
+        opened = self._buffer.rfind("[")
+        settled = self._buffer[:opened] if opened > self._buffer.rfind("]") else self._buffer
+        words = _plain(settled)
         ready = words[:max(words.rfind(" "), 0)]
         if len(ready) > len(self._shown) and ready.startswith(self._shown):
             out.append(ready[len(self._shown):])
