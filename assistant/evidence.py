@@ -234,7 +234,7 @@ class CitationChecker:
     def close(self) -> list[str]:
         """The rest of the answer, checked (see feed)."""
         rest, self._buffer = self._buffer.strip(), ""
-        return self._ended(self.sentence(rest), "") if rest else self._ended("", "")
+        return self._ended(self.sentence(rest) if rest else "", "")
 
     def _ended(self, text: str, after: str) -> list[str]:
         """What is left to show of a finished sentence, given the words already shown."""

@@ -226,8 +226,7 @@ class ChatLlamaCpp(BaseChatModel):
         request = self._request(messages, None, {"max_tokens": 1, "temperature": 0.0})
         with self._lock:
             self._llama.create_chat_completion(**request)
-            if hasattr(self._llama.cache, "pin_latest"):
-                self._llama.cache.pin_latest()
+            self._llama.cache.pin_latest()  # load_llama gives every Llama a PromptStateCache
 
     def _first_tokens(self, words: tuple[str, ...]) -> list[int]:
         return sorted({self._llama.tokenize(w.encode(), add_bos=False)[0] for w in words})

@@ -48,7 +48,8 @@ def test_streaming_checker_shows_words_as_written_and_citations_once_checked():
     for delta in ["We can ", "launch the portal on Sept", "ember 15th [1]. The help", " desk is ext. 4417 [2]"]:
         emitted += checker.feed(delta)
     assert emitted[:2] == ["We", " can launch the portal on"]  # before the sentence ended
-    assert "".join(emitted) == "We can launch the portal on September 15th [1]. The help desk is ext."
+    assert "".join(emitted) == ("We can launch the portal on September 15th [1]. "
+                                "The help desk is ext.")
     emitted += checker.close()
     assert "".join(emitted) == checker.result.text == (
         "We can launch the portal on September 15th [1]. The help desk is ext. 4417 [2]")
