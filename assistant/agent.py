@@ -18,8 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from clipcite.assistant.evidence import (SUPPORT_THRESHOLD, Citation, CitationChecker, clock, label,
-                                render_passages, snippet_parts, word_overlap)
+from clipcite.assistant.evidence import (SUPPORT_THRESHOLD, Citation, CitationChecker, clock,
+                                         fit_groups, label, render_passages, snippet_parts,
+                                         word_overlap)
 from clipcite.assistant.dates import recorded_period
 from clipcite.assistant.llm import LLMError, ServiceError
 from clipcite.assistant.named import (KINDS, identified, matching, named_recording, several,
@@ -83,6 +84,11 @@ JUDGE_LINES = 3
 CONTEXT_LINES = 1  # lines either side of a hit
 CONTEXT_SECONDS = 20.0  # ...said this close to it
 MIN_CONTEXT_WORDS = 3  # "Mm-hmm." and "Yeah." carry nothing to cite
+# The answer prompt's evidence stops at about this many characters (~3 a prompt token), best
+# hits first: its tokens are read at ~100 a second on 2 cores before the first word, and on
+# long meetings' long lines they were most of the slowest first words (QMSum p95 11-12 s). On
+# the 90-question answer set's tuning half the p80 of the evidence was 1,240 characters.
+EVIDENCE_CHARS = 1200
 
 
 # A message that leans on the one before: a pronoun or "one" ("why do we need one?"), or an
@@ -589,7 +595,8 @@ class Assistant:
         # anyway, cost prompt time (~60 tokens each, ~1 s on 2 cores), and drew the 1.5B
         # model's answers away from the one that holds the fact.
         # Lines beside the last citation are the answer themselves: no context around them.
-        groups = self.with_context(relevant) if before is None else [[m] for m in relevant]
+        groups = (fit_groups(self.with_context(relevant), EVIDENCE_CHARS) if before is None
+                  else [[m] for m in relevant])
         lines = [m for group in groups for m in group]
         messages = render_messages("answer", evidence=render_passages(groups),
                                    question=_with_example(route.question, self.example))

@@ -99,6 +99,20 @@ def render_passages(groups: Sequence[Sequence[Moment]], max_chars: int = 220) ->
     return evidence_block("\n".join(out))
 
 
+def fit_groups(groups: Sequence[Sequence[Moment]], max_chars: int) -> list[list[Moment]]:
+    """The groups, best first, that render_passages shows in about `max_chars` (the first
+    always): a group that would not fit is left out, and a smaller one after it may still."""
+    kept: list[list[Moment]] = []
+    used = 0
+    for group in groups:
+        size = len(render_passages([group]))
+        if kept and used + size > max_chars:
+            continue
+        kept.append(list(group))
+        used += size
+    return kept
+
+
 def render_lines(lines: Sequence[tuple[int, Moment]], speakers: bool = True) -> str:
     """A recording's numbered lines ("[3] Maria: “text”") inside the evidence block, for the
     summary prompts (whole lines: a summary quotes them)."""

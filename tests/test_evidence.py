@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from clipcite.assistant.evidence import CitationChecker, check_citations, clock, label, render_evidence
+from clipcite.assistant.evidence import (CitationChecker, check_citations, clock, fit_groups, label,
+                                         render_evidence, render_passages)
 from clipcite.retrieval.schema import Moment
 
 EVIDENCE = [
@@ -208,3 +209,15 @@ def test_a_bare_figure_citing_the_wrong_line_goes_to_the_one_line_that_states_it
     assert [c.start for c in out.citations] == [19.7]
     # A short reply no single line states stays uncited.
     assert check_citations("Yes [1]", lines, words_support, 0.35).citations == []
+
+
+def test_evidence_stops_at_its_budget_best_hits_first():
+    def line(start: float, words: int) -> Moment:
+        return Moment("m1", "/r/q3.mp3", "Q3 planning meeting", start, start + 4, 0.1,
+                      "transcript", " ".join(["budget"] * words), "Sarah")
+
+    best, long, short = [line(10, 20)], [line(40, 200), line(44, 200)], [line(90, 10)]
+    budget = len(render_passages([best])) + len(render_passages([short])) + 5
+    assert fit_groups([best, long, short], budget) == [best, short]  # the long one left out
+    assert fit_groups([long, best], 10) == [long]  # the best hit's group is always read
+    assert fit_groups([best, long, short], 10_000) == [best, long, short]
