@@ -587,6 +587,7 @@ def run_answers(assistant: Any, queries: Sequence[Query], media: dict[str, str],
         out.append({"query": q.id, "system": "clipcite", "intent": reply.intent,
                     "answer": reply.answer, "citations": len(cites), "right": sum(right),
                     "first_token_s": first, "total_s": total,
+                    "timings": {k: round(v, 3) for k, v in reply.timings.items()},
                     **rouge(reply.answer, q.answer, ("rouge1", "rougeL"))})
         if progress is not None:  # a long run keeps what it has measured
             with progress.open("a", encoding="utf-8") as f:
