@@ -87,7 +87,7 @@ MIN_CONTEXT_WORDS = 3  # "Mm-hmm." and "Yeah." carry nothing to cite
 # The answer prompt's evidence stops at about this many characters (~3 a prompt token), best
 # hits first: its tokens are read at ~100 a second on 2 cores before the first word, and on
 # long meetings' long lines they were most of the slowest first words (QMSum p95 11-12 s). On
-# the 90-question answer set's tuning half the p80 of the evidence was 1,240 characters.
+# the 90-question answer set's tuning half the p80 of the evidence was 1,235 characters.
 EVIDENCE_CHARS = 1200
 
 

@@ -441,3 +441,36 @@ def test_a_topic_word_that_is_also_in_a_title_does_not_narrow_the_search(archive
     reply = Assistant(archive, remote(fake)).ask("What is the lunch at the offsite planning?")
     assert [m.title for m in reply.found] and {m.title for m in reply.found} == {
         "Offsite planning"}
+
+
+# Two stretches of one meeting, a minute apart, both about the launch date.
+LAUNCH_VTT = """WEBVTT
+
+00:00:01.000 --> 00:00:06.000
+<v Maria Lopez>The launch date for the Falcon app is the twelfth of March.
+
+00:01:10.000 --> 00:01:15.000
+<v Tom Becker>We moved the Falcon app launch date to the twelfth of April.
+"""
+
+
+def test_the_answer_prompt_reads_evidence_up_to_its_budget(tmp_path: Path, extract_options,
+                                                          fake, monkeypatch):
+    from clipcite.assistant import agent
+
+    (tmp_path / "launch review.vtt").write_text(LAUNCH_VTT, encoding="utf-8")
+    index = Index(tmp_path / "index")
+    run_batch([tmp_path / "launch review.vtt"], index, BatchOptions(extract=extract_options))
+    searcher = Searcher(index, load_text_encoder())
+
+    def stretches_read() -> int:
+        fake.replies = [route_reply(question="When is the Falcon app launch date?",
+                                    queries=["Falcon app launch date"])]
+        fake.deltas = ["It is the twelfth of April [{line:april}]."]
+        Assistant(searcher, remote(fake)).ask("When is the Falcon app launch date?")
+        prompt = fake.requests[-1]["body"]["messages"][-1]["content"]
+        return sum(line.startswith("Launch review, ") for line in prompt.splitlines())
+
+    assert stretches_read() == 2  # both stretches are read...
+    monkeypatch.setattr(agent, "EVIDENCE_CHARS", 1)
+    assert stretches_read() == 1  # ...but over the budget only the best hit's

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from clipcite.assistant.evidence import (CitationChecker, check_citations, clock, fit_groups, label,
-                                         render_evidence, render_passages)
+from clipcite.assistant.evidence import (CitationChecker, check_citations, clock, fit_groups,
+                                         label, render_evidence, render_passages)
 from clipcite.retrieval.schema import Moment
 
 EVIDENCE = [
