@@ -9,6 +9,7 @@ snippet numbers, and the program attaches each snippet's own recording and times
 from __future__ import annotations
 
 import logging
+import math
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -59,6 +60,7 @@ FIRST_ROUTE_SCHEMA: dict[str, Any] = {
     "required": [k for k in ROUTE_SCHEMA["required"] if k != "question"],
 }
 REFUSAL = "NOT MENTIONED"  # how prompts/answer.md asks the model to say "not in the snippets"
+REFUSAL_WORDS = ("Not", "NOT", "not", " Not")  # how that reply's first token may be written
 EVIDENCE_K = 5
 PART_K = 2  # moments searched for each part of a multi-part question (assistant/parts.py)
 MAX_MESSAGE_CHARS = 2000
@@ -72,13 +74,13 @@ RELEVANCE_THRESHOLD = 0.8425
 PASSAGE_GATE_K = 5  # top passages whose similarity counts for the moments inside them
 # Two methods where one is unsure: with a model that judges (the packaged local model), a
 # question whose best hit scores within JUDGE_BAND is decided by that score moved by
-# JUDGE_WEIGHT x (p - 0.5), p being the model's probability that the JUDGE_LINES best hits answer
-# it; it passes at GATE_THRESHOLD. Outside the band the judgement could not change the decision.
+# judged_shift(p, JUDGE_WEIGHT), p being the model's own readiness to answer from the evidence
+# it would read (one minus the probability that its answer starts "Not mentioned"); it passes
+# at GATE_THRESHOLD. Outside the band the judgement could not change the decision.
 # Chosen together by eval/gate.py --judge on the tuning halves (e5 alone: RELEVANCE_THRESHOLD).
-GATE_THRESHOLD = 0.82
-JUDGE_WEIGHT = 0.10
-JUDGE_BAND = (0.79, GATE_THRESHOLD + JUDGE_WEIGHT / 2)  # judged from 0.79 up (eval/gate.py BAND)
-JUDGE_LINES = 3
+GATE_THRESHOLD = 0.87
+JUDGE_WEIGHT = 0.11
+JUDGE_BAND = (0.79, 0.88)  # the band eval/gate.py judged (BAND) when it chose the two above
 # A hit is read with the lines around it that belong to it: the other half of a two-part
 # answer ("...and why?") is often the next line, by the same or another speaker.
 CONTEXT_LINES = 1  # lines either side of a hit
@@ -114,6 +116,24 @@ _BEFORE = re.compile(rf"\b{_SPOKEN}\b.*\b(before that|just before|right before|b
                      r"|^\W*(and\s+)?before that\W*$", re.I)
 _IMMEDIATELY = re.compile(r"\b(right|straight|just|immediately|directly) (after|before)\b", re.I)
 _OTHER_PERSON = re.compile(r"\b(the other|someone else|somebody else|the others)\b", re.I)
+def judged_shift(p: float, weight: float) -> float:
+    """How far the model's readiness to answer (p) moves a question's e5 score: weight x
+    (confidence - 0.5), the confidence being how many orders of magnitude, out of 3, the
+    refusal's probability lies below one. Read on a log scale because the readiness
+    saturates: on the answer set's tuning questions most answerable ones gave 0.97-1.00, the
+    absent ones 0.30-0.99."""
+    confidence = min(1.0, -math.log10(max(1.0 - p, 1e-3)) / 3)
+    return weight * (confidence - 0.5)
+
+
+def candidates(moments: Sequence[Moment], scores: Sequence[float]) -> list[Moment]:
+    """The moments a judged question would be answered from: those that pass on their own
+    score, else every one in or above JUDGE_BAND (search order kept: the judgement reads the
+    very prompt the answer is written from)."""
+    return ([m for m, s in zip(moments, scores) if s >= RELEVANCE_THRESHOLD]
+            or [m for m, s in zip(moments, scores) if s >= JUDGE_BAND[0]])
+
+
 _LABEL = re.compile(r"([^\[\]\n,]+?), (\d+(?::\d\d){1,2})–(\d+(?::\d\d){1,2})")
 NEIGHBOUR_LINES = 4
 
@@ -212,7 +232,6 @@ class Assistant:
         self.chat.prefill([{"role": "user", "content": render(
             "router", history="(none)", message="")}])
         self.chat.prefill(render_messages("answer", evidence="", question=""))
-        self.chat.prefill(render_messages("judge", evidence="", question=""))
 
     # -- decisions ---------------------------------------------------------------------------
     def route(self, message: str, history: Sequence[Turn]) -> Route:
@@ -277,32 +296,38 @@ class Assistant:
     def relevant(self, questions: Sequence[str], moments: Sequence[Moment]) -> list[Moment]:
         """The moments about one of the question's readings: those at RELEVANCE_THRESHOLD or
         above (e5). With a model that judges, a question whose best score is in JUDGE_BAND is
-        decided by the score and the model's judgement together (GATE_THRESHOLD); when it
-        passes and no moment reaches RELEVANCE_THRESHOLD, the moments that reach the gate
-        with the same judgement are the ones read."""
+        decided by the score and the model's judgement of the candidates together
+        (GATE_THRESHOLD); the candidates are then the moments read."""
         scores = self.relevance(questions, moments)
         best = max(scores, default=0.0)
         passing = [m for m, score in zip(moments, scores) if score >= RELEVANCE_THRESHOLD]
         if not JUDGE_BAND[0] <= best < JUDGE_BAND[1]:  # no judgement could change it
             return passing
-        ranked = sorted(zip(scores, range(len(moments))), reverse=True)
-        p = self.judge(questions[0], [moments[i] for _, i in ranked[:JUDGE_LINES]])
+        chosen = candidates(moments, scores)
+        p = self.judge(questions[0], chosen)
         if p is None:  # no model that judges: e5 alone
             return passing
-        shift = JUDGE_WEIGHT * (p - 0.5)
-        if best + shift < GATE_THRESHOLD:
-            return []
-        return passing or [m for m, score in zip(moments, scores)
-                           if score + shift >= GATE_THRESHOLD]
+        return chosen if best + judged_shift(p, JUDGE_WEIGHT) >= GATE_THRESHOLD else []
 
     def judge(self, question: str, moments: Sequence[Moment]) -> float | None:
-        """The model's probability that these moments answer the question (prompts/judge.md),
-        or None when the model does not give one."""
-        judging = getattr(self.chat, "yes_probability", None)
-        if judging is None or not moments:
+        """The model's readiness to answer the question from these moments: one minus the
+        probability that its answer starts with the refusal, read from the answer prompt it
+        would be given (the answer then reuses that prompt's evaluated state: the judgement
+        costs one token, not a prompt of its own). None when the model does not say."""
+        starting = getattr(self.chat, "first_word_probability", None)
+        if starting is None or not moments:
             return None
-        return judging(render_messages("judge", question=question,
-                                       evidence=render_passages([[m] for m in moments])))
+        p = starting(self._answer_messages(question, self.evidence(moments)), REFUSAL_WORDS)
+        return None if p is None else 1.0 - p
+
+    def evidence(self, moments: Sequence[Moment]) -> list[list[Moment]]:
+        """What the answer prompt reads of these moments: each with its lines around it, best
+        first, up to EVIDENCE_CHARS."""
+        return fit_groups(self.with_context(moments), EVIDENCE_CHARS)
+
+    def _answer_messages(self, question: str, groups: list[list[Moment]]) -> list[dict]:
+        return render_messages("answer", evidence=render_passages(groups),
+                               question=_with_example(question, self.example))
 
     def relevance(self, questions: Sequence[str], moments: Sequence[Moment],
                   contexts: Sequence[str] = ()) -> list[float]:
@@ -595,11 +620,9 @@ class Assistant:
         # anyway, cost prompt time (~60 tokens each, ~1 s on 2 cores), and drew the 1.5B
         # model's answers away from the one that holds the fact.
         # Lines beside the last citation are the answer themselves: no context around them.
-        groups = (fit_groups(self.with_context(relevant), EVIDENCE_CHARS) if before is None
-                  else [[m] for m in relevant])
+        groups = self.evidence(relevant) if before is None else [[m] for m in relevant]
         lines = [m for group in groups for m in group]
-        messages = render_messages("answer", evidence=render_passages(groups),
-                                   question=_with_example(route.question, self.example))
+        messages = self._answer_messages(route.question, groups)
         t = time.perf_counter()
         checker = CitationChecker(lines, self.support, SUPPORT_THRESHOLD, route.question)
         held, deciding, refused = "", True, False

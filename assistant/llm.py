@@ -16,7 +16,7 @@ import json
 import logging
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -210,10 +210,11 @@ class ChatModel(ABC):
     def prefill(self, messages: list[Message]) -> None:
         """Prepare for prompts that start like these messages (a no-op for remote APIs)."""
 
-    def yes_probability(self, messages: list[Message]) -> float | None:
-        """How likely the reply's first word is "yes" rather than "no" (0-1), or None when
-        this model does not say. Only the packaged local model does: a probability means
-        something only against a threshold calibrated for that model (eval/gate.py)."""
+    def first_word_probability(self, messages: list[Message],
+                               words: Sequence[str]) -> float | None:
+        """How likely the reply's first token starts one of `words` (0-1), or None when this
+        model does not say. Only the packaged local model does: a probability means something
+        only against a threshold calibrated for that model (eval/gate.py)."""
         return None
 
     # Whether call_tools works: native function calling (remote APIs). The local 1.5B model
@@ -275,9 +276,10 @@ class LocalChatModel(ChatModel):
         with _service_errors():
             self._chat.keep_prompt(to_langchain(messages))
 
-    def yes_probability(self, messages: list[Message]) -> float | None:
+    def first_word_probability(self, messages: list[Message],
+                               words: Sequence[str]) -> float | None:
         with _service_errors():
-            return self._chat.yes_probability(to_langchain(messages))
+            return self._chat.first_word_probability(to_langchain(messages), words)
 
     def _json_requests(self, messages: list[Message],
                        schema: dict) -> list[tuple[list[Message], dict[str, Any]]]:

@@ -16,7 +16,7 @@ import atexit
 import importlib.util
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,9 +37,6 @@ PART_COUNT = 22
 PART_VERSION = "0.2.0"
 
 _ROLES = {"system": "system", "human": "user", "ai": "assistant", "tool": "tool"}
-# The first word of a yes/no reply, as the model may write it.
-YES_WORDS = ("yes", "Yes", "YES", " yes", " Yes")
-NO_WORDS = ("no", "No", "NO", " no", " No")
 
 
 class LocalModelError(RuntimeError):
@@ -197,10 +194,12 @@ class ChatLlamaCpp(BaseChatModel):
         )
         return ChatResult(generations=[ChatGeneration(message=message)])
 
-    def yes_probability(self, messages: list[BaseMessage]) -> float:
-        """How likely the reply's first word is "yes" rather than "no": read from the
-        logits after the prompt (one sampling step, nothing else generated), through the same
-        chat template and prompt-state cache as any call."""
+    def first_word_probability(self, messages: list[BaseMessage],
+                               words: Sequence[str]) -> float:
+        """The probability that the reply's first token is the first token of one of `words`:
+        read from the logits after the prompt (one sampling step, nothing else generated),
+        through the same chat template and prompt-state cache as any call, so a reply to the
+        same messages afterwards reads no prompt token again."""
         seen: list[np.ndarray] = []
 
         def keep_first(_ids: Any, scores: np.ndarray) -> np.ndarray:
@@ -214,11 +213,9 @@ class ChatLlamaCpp(BaseChatModel):
         with self._lock:
             self._llama.create_chat_completion(**request,
                                                logits_processor=LogitsProcessorList([keep_first]))
-            yes, no = (self._first_tokens(w) for w in (YES_WORDS, NO_WORDS))
-        logits = seen[0]
-        p = np.exp(logits - logits.max())
-        p_yes, p_no = float(p[yes].sum()), float(p[no].sum())
-        return p_yes / (p_yes + p_no) if p_yes + p_no > 0 else 0.5
+            tokens = self._first_tokens(tuple(words))
+        p = np.exp(seen[0] - seen[0].max())
+        return float(p[tokens].sum() / p.sum())
 
     def keep_prompt(self, messages: list[BaseMessage]) -> None:
         """Evaluate a prompt (a fixed start of later prompts) and keep its state in the

@@ -27,16 +27,20 @@ lets 0.871 / 0.733 of answerable questions through and refuses 0.600 / 0.600 of 
 (the model refuses the rest: every absent check-half question was refused in the end).
 Reading each hit with its lines around it (--with-context; 2026-12-06: 0.790 / 0.798 on QMSum's
 tuning half) let two absent development questions reach the model, and was not kept.
-With --judge (2026-12-07) the local model also judges the questions whose best score lies in
-BAND (prompts/judge.md, its probability of "yes", cached in tests/artifacts/gate-judge.json),
-and a threshold and a weight for the judgement are chosen together (choose_combined): 0.82
-and 0.10, on every second QMSum query (--qmsum-every 2). Answerable let through / absent
-refused, e5 alone -> e5 + model: QMSum tune 0.812 / 0.875 -> 0.938 / 0.750, check 0.810 /
-0.897 -> 0.931 / 0.741; development 1.000 / 0.667 and 1.000 / 1.000 on both; answer set tune
-0.871 / 0.600 -> 0.968 / 0.600, check 0.733 / 0.600 -> 0.900 / 0.600. Separation (AUC)
-rises on both halves of QMSum and of the answer set (check: 0.927 -> 0.931, 0.820 -> 0.887;
-a second run: answer set check 0.700 / 0.600 -> 0.867 / 0.600, AUC 0.793 -> 0.867, as Chroma's
-HNSW answers differ slightly between processes).
+With --judge the local model also judges the questions whose best score lies in BAND, and a
+threshold and a weight for the judgement are chosen together (choose_combined), on every
+second QMSum query (--qmsum-every 2). Session 14's judge was a prompt of its own
+(prompts/judge.md: the three best hits, p("yes")); since session 15 the judgement is read from
+the answer prompt itself (Assistant.judge: one minus the probability that the answer starts
+"Not mentioned", moved on a log scale by agent.judged_shift; cached in
+tests/artifacts/gate-answerable.json), whose evaluated state the answer then reuses.
+Answerable let through / absent refused, e5 alone -> e5 + the answer prompt's judgement
+(0.87, 0.11), 2026-12-07: QMSum tune 0.812 / 0.875 -> 0.906 / 0.859, check 0.810 / 0.897 ->
+0.897 / 0.793; development tune 1.000 / 0.667 -> 1.000 / 1.000, check 1.000 / 1.000 -> 0.857
+/ 1.000; answer set tune 0.871 / 0.600 -> 0.871 / 1.000, check 0.733 / 0.400 -> 0.967 /
+1.000. Separation (AUC) answer set tune 0.865 -> 0.961, check 0.773 -> 0.967; QMSum 0.930 /
+0.927 on both. (Session 14's judge, same sets: QMSum 0.938 / 0.750 and 0.931 / 0.741, answer
+set 0.968 / 0.600 and 0.900 / 0.600.)
 The threshold is the one that best separates the two on the tuning halves (balanced accuracy:
 the mean of the share of answerable questions let through and of absent ones refused,
 averaged over the sets);
@@ -81,8 +85,9 @@ class Gated(NamedTuple):
 
 
 class Judge:
-    """The model's judgement (Assistant.judge) of a question's best hits, cached on disk by
-    set, question and scope: the local model takes seconds a question on 2 cores."""
+    """The model's judgement (Assistant.judge) of the moments a question would be answered
+    from, cached on disk by set, question and scope: the local model takes seconds a question
+    on 2 cores."""
 
     def __init__(self, cache: Path) -> None:
         from clipcite.assistant.llm import load_chat_model
@@ -107,7 +112,7 @@ def gated(assistant, key: str, half: str, answerable: bool, question: str,
           filters) -> Gated:
     """A question's gate inputs: its best moment's score, alone or with its lines around it,
     and the model's judgement of its best hits when --judge is on and the score is in BAND."""
-    from clipcite.assistant.agent import JUDGE_LINES
+    from clipcite.assistant.agent import candidates
     from clipcite.retrieval import tools
 
     assistant.filters = filters  # the gate reads passages as the caller may see them
@@ -120,8 +125,7 @@ def gated(assistant, key: str, half: str, answerable: bool, question: str,
     best = max(scores, default=0.0)
     judged = None
     if JUDGE is not None and BAND[0] <= best < BAND[1]:
-        top = [found[i] for _, i in sorted(zip(scores, range(len(found))), reverse=True)]
-        judged = JUDGE(assistant, key, question, top[:JUDGE_LINES])
+        judged = JUDGE(assistant, key, question, candidates(found, scores))
     return Gated(half, answerable, best, judged)
 
 
@@ -180,9 +184,11 @@ def answer_rows(index: Path, questions: Path, split_file: Path) -> list[Gated]:
 def passes(row: Gated, threshold: float, weight: float | None = None) -> bool:
     """The gate's decision: e5 alone at `threshold`, or with `weight` the e5 score moved by
     weight x (p(yes) - 0.5) where the model judged (Assistant.relevant)."""
+    from clipcite.assistant.agent import judged_shift
+
     score = row.score
     if weight is not None and row.judged is not None:
-        score += weight * (row.judged - 0.5)
+        score += judged_shift(row.judged, weight)
     return score >= threshold
 
 
@@ -205,9 +211,11 @@ def _tune_score(sets: dict[str, Sequence[Gated]], threshold: float,
 def separation(rows: Sequence[Gated], weight: float | None = None) -> float:
     """How well the gate's score orders answerable above absent questions, whatever the
     threshold: the chance that a random answerable one outscores a random absent one (AUC)."""
+    from clipcite.assistant.agent import judged_shift
+
     def score(r: Gated) -> float:
         judged = weight is not None and r.judged is not None
-        return r.score + (weight * (r.judged - 0.5) if judged else 0.0)
+        return r.score + (judged_shift(r.judged, weight) if judged else 0.0)
 
     yes = np.array([score(r) for r in rows if r.answerable])
     no = np.array([score(r) for r in rows if not r.answerable])
@@ -257,7 +265,7 @@ def main() -> int:
                         help="also ask the local model about questions in the judged band and "
                              "choose the two-method gate (Assistant.relevant)")
     parser.add_argument("--judge-cache", type=Path,
-                        default=REPO / "tests" / "artifacts" / "gate-judge.json")
+                        default=REPO / "tests" / "artifacts" / "gate-answerable.json")
     parser.add_argument("--qmsum-every", type=int, default=1, metavar="N",
                         help="only every N-th query of each QMSum meeting (the model is slow)")
     args = parser.parse_args()
@@ -286,7 +294,7 @@ def main() -> int:
         print(f"e5 + model chosen on the tuning halves: threshold {threshold:.4f}, weight "
               f"{weight:.3f} (in force: {GATE_THRESHOLD}, {JUDGE_WEIGHT}; judged band "
               f"{JUDGE_BAND})")
-        policies += [(f"e5 + {w:.2f} x (p - 0.5) >= {t:.4f}", t, w) for t, w in
+        policies += [(f"e5 + judged_shift(p, {w:.2f}) >= {t:.4f}", t, w) for t, w in
                      dict.fromkeys([(threshold, weight), (GATE_THRESHOLD, JUDGE_WEIGHT)])]
     print("| set | half | answerable | absent | gate | answerable let through | "
           "absent refused | judged |")

@@ -381,18 +381,19 @@ def test_every_reply_says_how_long_it_took(archive, fake):
 
 
 class _Judging:
-    """The remote model (tests/fake_openai.py) with a fixed judgement, to test the gate's
-    decision in the judged band apart from any model (the slow test below runs the real one)."""
+    """The remote model (tests/fake_openai.py) with a fixed probability of refusing, to test
+    the gate's decision in the judged band apart from any model (the slow test below runs
+    the real one)."""
 
-    def __init__(self, chat, p: float) -> None:
-        self._chat, self.p, self.asked = chat, p, []
+    def __init__(self, chat, refusing: float) -> None:
+        self._chat, self.refusing, self.asked = chat, refusing, []
 
     def __getattr__(self, name: str):
         return getattr(self._chat, name)
 
-    def yes_probability(self, messages) -> float:
-        self.asked.append(messages)
-        return self.p
+    def first_word_probability(self, messages, words) -> float:
+        self.asked.append((messages, words))
+        return self.refusing
 
 
 def test_in_the_judged_band_the_models_judgement_decides(archive, fake, monkeypatch):
@@ -405,14 +406,29 @@ def test_in_the_judged_band_the_models_judgement_decides(archive, fake, monkeypa
     monkeypatch.setattr(agent, "JUDGE_BAND", (0.0, 1.01))  # every score is judged
     monkeypatch.setattr(agent, "JUDGE_WEIGHT", 1.0)  # and the judgement decides
     assert plain.relevant([question], call) == by_e5
-    yes, no = _Judging(remote(fake), 0.9), _Judging(remote(fake), 0.1)
-    assert Assistant(archive, yes).relevant([question], call)
-    assert Assistant(archive, no).relevant([question], call) == []
-    shown = no.asked[0][-1]["content"]
-    assert question in shown and "<evidence>" in shown
-    assert shown.count("\n[") == agent.JUDGE_LINES  # the best hits, numbered
+    ready, refusing = _Judging(remote(fake), 0.001), _Judging(remote(fake), 0.9)
+    judged = Assistant(archive, ready)
+    read = judged.relevant([question], call)
+    assert read and Assistant(archive, refusing).relevant([question], call) == []
+    # The judgement is read from the very prompt the answer is then written from (its
+    # evaluated state is reused), for the refusal's first word.
+    messages, words = ready.asked[0]
+    assert messages == judged._answer_messages(question, judged.evidence(read))
+    assert question in messages[-1]["content"] and "<evidence>" in messages[-1]["content"]
+    assert agent.REFUSAL.startswith(words[0].upper())
     monkeypatch.setattr(agent, "JUDGE_BAND", (0.0, 0.0))  # outside the band: e5 alone
-    assert Assistant(archive, no).relevant([question], call) == by_e5 and len(no.asked) == 1
+    assert Assistant(archive, refusing).relevant([question], call) == by_e5
+    assert len(refusing.asked) == 1
+
+
+def test_the_judgements_shift_reads_the_refusal_on_a_log_scale():
+    from clipcite.assistant.agent import judged_shift
+
+    # Readiness saturates near one: 0.99 and 0.999 must still be told apart.
+    assert judged_shift(0.999, 0.1) == pytest.approx(0.05)
+    assert judged_shift(0.99, 0.1) == pytest.approx(0.1 * (2 / 3 - 0.5))
+    assert judged_shift(0.9, 0.1) < judged_shift(0.99, 0.1) < judged_shift(0.999, 0.1)
+    assert judged_shift(0.0, 0.1) == pytest.approx(-0.05)
 
 
 @pytest.mark.slow
