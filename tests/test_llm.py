@@ -314,6 +314,33 @@ def test_local_prompt_prefixes_survive_other_prompts(local_llm: LocalChatModel,
     assert first_eval < 20, f"evaluated {first_eval} prompt tokens: the fixed start was not reused"
 
 
+@pytest.mark.slow
+def test_local_first_word_probability_leaves_the_prompt_read_for_the_reply(
+        local_llm: LocalChatModel, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The gate's judgement is read from the answer prompt (Assistant.judge): the reply that
+    follows must not read that prompt again, or the judgement costs a whole prompt."""
+    llama = local_llm.langchain._llama
+    evaluated: list[int] = []
+    real_eval = llama.eval
+    monkeypatch.setattr(llama, "eval", lambda tokens: (evaluated.append(len(tokens)),
+                                                        real_eval(tokens))[1])
+    facts = " ".join(f"Room {n} holds the {c} chairs." for n, c in enumerate(
+        ("red", "blue", "green", "grey", "white", "black", "pink", "brown"), 1))
+    asked = [{"role": "user", "content": facts + " Which room holds the grey chairs? If no "
+              "room does, reply only: Not mentioned"}]
+    absent = [{"role": "user", "content": facts + " Which room holds the gold chairs? If no "
+               "room does, reply only: Not mentioned"}]
+    refusing = local_llm.first_word_probability(absent, ("Not", "NOT"))
+    evaluated.clear()
+    answering = local_llm.first_word_probability(asked, ("Not", "NOT"))
+    assert 0.0 <= answering < refusing <= 1.0, (answering, refusing)
+    assert sum(evaluated) > 10  # the end of this prompt (its question) was read here...
+    evaluated.clear()
+    reply = "".join(local_llm.stream(asked))
+    assert "4" in reply or "four" in reply.lower()
+    assert evaluated[0] <= 2, f"the reply read {evaluated[0]} prompt tokens again"
+
+
 def test_prompt_state_cache_keeps_few_states_without_logits() -> None:
     import numpy as np
     from llama_cpp.llama import LlamaState
