@@ -642,6 +642,27 @@ def answer_row(system: str, split: str, rows: Sequence[dict[str, Any]]) -> dict[
             "answer_p95_s": percentile([r["total_s"] for r in rows], 95)}
 
 
+LATENCY_HEADER = ("kind", "split", "answers", "first words p50 s", "first words p95 s",
+                  "whole answer p50 s", "whole answer p95 s")
+# The assistant's intents as the kinds of question a reader asks.
+KINDS = {"answer": "question", "find": "question", "summarize": "topic summary"}
+
+
+def latency_rows(rows: Sequence[dict[str, Any]], half: dict[str, str]) -> list[list[Any]]:
+    """clipcite's first-words and whole-answer p50 / p95 by kind of question (a question, or a
+    summary of one topic of the meeting) and half: a kind's slow replies are not averaged away
+    by the other's."""
+    table = []
+    for kind in dict.fromkeys(KINDS.values()):
+        mine = [r for r in rows if r["system"] == "clipcite"
+                and KINDS.get(r["intent"], "question") == kind]
+        for split, part in by_half(mine, half, lambda r: r["query"].split("#")[0]):
+            table.append([kind, split, len(part),
+                          *(percentile([r[key] for r in part], p)
+                            for key in ("first_token_s", "total_s") for p in (50, 95))])
+    return table
+
+
 # -- summaries --------------------------------------------------------------------------------
 _BULLET = re.compile(r"^\s*(?:[-*\u2022]|\d+[.)])\s+")
 _HEADING = re.compile(r"^[A-Z][A-Za-z ]{0,40}:$")
@@ -945,6 +966,8 @@ def main() -> int:
             "answers_with_right_citation", "uncited_answers", "rouge1", "rougeL",
             "first_token_p50_s",
             "first_token_p95_s", "answer_p50_s", "answer_p95_s")] for r in table]))
+        print("\nclipcite's latency by kind of question:\n")
+        print(markdown(LATENCY_HEADER, latency_rows(rows, half)))
     if args.summaries:
         order = interleave_halves([m for m in scored if m in media], half, str, str)
         chosen_meetings = [meetings[m] for m in order[:args.summaries]]
