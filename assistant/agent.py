@@ -116,12 +116,14 @@ _BEFORE = re.compile(rf"\b{_SPOKEN}\b.*\b(before that|just before|right before|b
                      r"|^\W*(and\s+)?before that\W*$", re.I)
 _IMMEDIATELY = re.compile(r"\b(right|straight|just|immediately|directly) (after|before)\b", re.I)
 _OTHER_PERSON = re.compile(r"\b(the other|someone else|somebody else|the others)\b", re.I)
+
+
 def judged_shift(p: float, weight: float) -> float:
     """How far the model's readiness to answer (p) moves a question's e5 score: weight x
     (confidence - 0.5), the confidence being how many orders of magnitude, out of 3, the
     refusal's probability lies below one. Read on a log scale because the readiness
-    saturates: on the answer set's tuning questions most answerable ones gave 0.97-1.00, the
-    absent ones 0.30-0.99."""
+    saturates: on the 90-question set most answerable questions gave 0.97-1.00, the absent
+    ones 0.30-0.99."""
     confidence = min(1.0, -math.log10(max(1.0 - p, 1e-3)) / 3)
     return weight * (confidence - 0.5)
 
