@@ -305,6 +305,8 @@ class Assistant:
         passing = [m for m, score in zip(moments, scores) if score >= RELEVANCE_THRESHOLD]
         if not JUDGE_BAND[0] <= best < JUDGE_BAND[1]:  # no judgement could change it
             return passing
+        if best + judged_shift(1.0, JUDGE_WEIGHT) < GATE_THRESHOLD:
+            return []  # not even the surest judgement would lift it to the gate: none is asked
         chosen = candidates(moments, scores)
         p = self.judge(questions[0], chosen)
         if p is None:  # no model that judges: e5 alone

@@ -416,6 +416,9 @@ def test_in_the_judged_band_the_models_judgement_decides(archive, fake, monkeypa
     assert messages == judged._answer_messages(question, judged.evidence(read))
     assert question in messages[-1]["content"] and "<evidence>" in messages[-1]["content"]
     assert agent.REFUSAL.startswith(words[0].upper())
+    monkeypatch.setattr(agent, "GATE_THRESHOLD", 1.6)  # no judgement could reach the gate:
+    assert Assistant(archive, ready).relevant([question], call) == []  # refused, none asked
+    assert len(ready.asked) == 1
     monkeypatch.setattr(agent, "JUDGE_BAND", (0.0, 0.0))  # outside the band: e5 alone
     assert Assistant(archive, refusing).relevant([question], call) == by_e5
     assert len(refusing.asked) == 1
