@@ -111,7 +111,8 @@ BAND = (0.79, 0.88)  # the scores judged here (the assistant judges within agent
 def gated(assistant, key: str, half: str, answerable: bool, question: str,
           filters) -> Gated:
     """A question's gate inputs: its best moment's score, alone or with its lines around it,
-    and the model's judgement of its best hits when --judge is on and the score is in BAND."""
+    and the model's judgement of the moments it would be answered from (agent.candidates)
+    when --judge is on and the score is in BAND."""
     from clipcite.assistant.agent import candidates
     from clipcite.retrieval import tools
 
@@ -183,7 +184,7 @@ def answer_rows(index: Path, questions: Path, split_file: Path) -> list[Gated]:
 
 def passes(row: Gated, threshold: float, weight: float | None = None) -> bool:
     """The gate's decision: e5 alone at `threshold`, or with `weight` the e5 score moved by
-    weight x (p(yes) - 0.5) where the model judged (Assistant.relevant)."""
+    judged_shift(p, weight) where the model judged (Assistant.relevant)."""
     from clipcite.assistant.agent import judged_shift
 
     score = row.score
